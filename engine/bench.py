@@ -1,0 +1,83 @@
+"""``python main.py bench``: speed figures of the live path, measured in one run so ratios are fair.
+
+Figures (medians over ``blocks`` blocks, default settings, the embedded default style):
+
+* ``ort_ms_per_block`` / ``torch_ms_per_block`` — the block optimiser alone (the default iterations
+  per block), ONNX Runtime vs the torch autograd reference, on identical inputs; ``ort_speedup``.
+* ``block_seconds`` — audio duration of one block; ``realtime_factor`` = block_seconds / ORT seconds
+  per block (the optimiser's headroom).
+* ``stream_realtime_factor`` — the whole streaming engine (optimiser + phase + output chain) rendering
+  to a null sink, audio seconds per compute second.
+* ``phase_ms_per_block``, ``provider``, ``iterations_per_block``, ``block_frames``, ``hop``,
+  ``sample_rate``.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from engine.params import PARAM_SPECS, ParamStore
+from engine.phase import StreamingPhase
+from engine.runtime import BlockStepper
+from engine.sinks import NullSink
+from engine.step_graph import BlockConfig, example_inputs
+from engine.stream import Engine
+from engine.styles import StyleLibrary
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000.0)
+
+
+def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Measure and return the figures of the module doc."""
+    iterations = int(PARAM_SPECS["iterations"].default)
+    calls = int(np.ceil(iterations / config.steps_per_call))
+    feed = example_inputs(config)
+    ort_stepper = BlockStepper(config, backend="ort", log=log)
+    torch_stepper = BlockStepper(config, backend="torch", threads=ort_stepper.threads)
+
+    def block_of(stepper: BlockStepper) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(calls):
+                stepper.run(feed)
+        return run
+
+    log(f"timing {blocks} blocks of {iterations} steps on ORT and torch")
+    ort_ms = _median_ms(block_of(ort_stepper), blocks)
+    torch_ms = _median_ms(block_of(torch_stepper), blocks)
+    phase = StreamingPhase(n_fft=config.spectral.n_fft, hop=config.spectral.hop)
+    phase.prepare()
+    mags = np.expm1(feed["frames"].astype(np.float64))
+    phase_ms = _median_ms(lambda: phase.process(mags), blocks)
+    block_seconds = config.block_frames * config.spectral.hop / config.spectral.sample_rate
+
+    library = StyleLibrary(config)
+    library.add_default()
+    engine = Engine(library, ParamStore(), ort_stepper, NullSink(config.spectral.sample_rate), adaptive=False)
+    log("rendering through the whole streaming engine")
+    stream = engine.render(blocks * block_seconds)
+    return {
+        "provider": ort_stepper.provider,
+        "threads": ort_stepper.threads,
+        "iterations_per_block": iterations,
+        "block_frames": config.block_frames,
+        "context_frames": config.context_frames,
+        "hop": config.spectral.hop,
+        "sample_rate": config.spectral.sample_rate,
+        "block_seconds": block_seconds,
+        "ort_ms_per_block": ort_ms,
+        "torch_ms_per_block": torch_ms,
+        "ort_speedup": torch_ms / ort_ms,
+        "realtime_factor": block_seconds * 1000.0 / ort_ms,
+        "phase_ms_per_block": phase_ms,
+        "stream_realtime_factor": stream.realtime_factor,
+    }

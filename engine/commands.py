@@ -1,0 +1,274 @@
+"""The bodies of the CLI commands (``main.py`` parses and dispatches here).
+
+Nothing here imports gui/ or the MIDI module (house rule: only main.py and gui/ do); ``play`` gets
+MIDI through the ``midi_starter`` that main.py hands in, and main.py opens the GUI itself.
+
+Each command returns an exit status; user errors raise :class:`engine.errors.TextureError`, which
+``main.py`` prints as one line. Long work shows a progress bar on stderr (tqdm, hidden when stderr
+is not a terminal).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from engine.audio_io import load_audio, save_audio
+from engine.errors import ParameterError, TextureError
+from engine.params import ParamStore
+from engine.spectral import SpectralConfig
+from engine.step_graph import BlockConfig
+from engine.styles import StyleLibrary
+
+
+#: Attaches MIDI input to a store and library for ``--midi PORT``; returns the function that detaches it.
+MidiStarter = Callable[[ParamStore, StyleLibrary, "str | None"], Callable[[], None]]
+
+
+def log(message: str) -> None:
+    """One line for the user on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _bar(total: int, desc: str, unit: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(),
+                dynamic_ncols=True)
+
+
+def parse_blend(text: str | None, n: int) -> list[float] | None:
+    """``"0.7,0.3"`` → ``[0.7, 0.3]``; ParameterError unless there are ``n`` finite weights in [0, 1]."""
+    if text is None:
+        return None
+    try:
+        weights = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ParameterError(f"--blend must be comma-separated numbers. Found: {text!r}") from None
+    if len(weights) != n:
+        raise ParameterError(f"--blend needs {n} weights, one per --style. Found {len(weights)}: {text!r}")
+    if not all(0.0 <= w <= 1.0 for w in weights) or sum(weights) <= 0:
+        raise ParameterError(f"--blend weights must be in [0, 1] and not all 0. Found: {text!r}")
+    return weights
+
+
+def live_config(sample_rate: int = 22050) -> BlockConfig:
+    """The live engine's block configuration at ``sample_rate``."""
+    return BlockConfig(spectral=SpectralConfig(sample_rate=sample_rate))
+
+
+def build_params(args: argparse.Namespace) -> ParamStore:
+    """A parameter store with the CLI's live settings applied (validated)."""
+    params = ParamStore()
+    for name, attr in (("receptive_field", "receptive_field"), ("iterations", "iterations"), ("gain", "gain"),
+                       ("variation", "seed")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            params.set(name, value)
+    return params
+
+
+def build_library(config: BlockConfig, styles: list[str] | None, blend: str | None, params: ParamStore) -> StyleLibrary:
+    """Load the styles (the embedded default when none) and set their blend weights."""
+    library = StyleLibrary(config)
+    weights = parse_blend(blend, len(styles or []))
+    if not styles:
+        library.add_default()
+        return library
+    for i, path in enumerate(styles):
+        style = library.add_file(path)
+        if weights is not None:
+            params.set_blend(style.slot_id, weights[i])
+    return library
+
+
+def _stepper(config: BlockConfig, backend: str):
+    from engine.runtime import BlockStepper
+    return BlockStepper(config, backend=backend, log=log)
+
+
+def _write_json(path: str | None, data: dict) -> None:
+    if path:
+        try:
+            Path(path).write_text(json.dumps(data, indent=2, default=float))
+        except OSError as exc:
+            raise TextureError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) -> int:
+    """Play from the terminal until Ctrl-C or ``--seconds``; ``midi_starter`` (from main.py) attaches MIDI input."""
+    from engine.sinks import SoundDeviceSink
+    from engine.stream import Engine
+    params = build_params(args)
+    config = live_config(args.sample_rate)
+    if args.seconds is not None and not args.seconds > 0:
+        raise ParameterError(f"--seconds must be > 0. Found: {args.seconds}")
+    sink = SoundDeviceSink(args.device)
+    library = build_library(config, args.style, args.blend, params)
+    engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
+    stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
+    log(f"playing {', '.join(s.name for s in library.slots)} on {sink.name} at {sink.rate} Hz; Ctrl-C stops")
+    engine.start()
+    t0 = time.monotonic()
+    try:
+        while args.seconds is None or time.monotonic() - t0 < args.seconds:
+            time.sleep(0.5)
+            t = engine.telemetry()
+            if t.error:
+                raise TextureError(t.error)
+            if sys.stderr.isatty() and t.last is not None:
+                print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.iterations} it  "
+                      f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
+    finally:
+        engine.stop()
+        if stop_midi is not None:
+            stop_midi()
+    t = engine.telemetry()
+    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    if not args.seconds > 0 or not np.isfinite(args.seconds):
+        raise ParameterError(f"--seconds must be > 0. Found: {args.seconds}")
+    if args.offline:
+        return _render_offline(args)
+    from engine.sinks import FileSink
+    from engine.stream import Engine
+    params = build_params(args)
+    config = BlockConfig(spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis))
+    library = build_library(config, args.style, args.blend, params)
+    sink = FileSink(args.out, config.spectral.sample_rate)
+    engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, log=log)
+    total = int(round(args.seconds * sink.rate))
+    with _bar(total, "render", "sample") as bar:
+        stats = engine.render(args.seconds, progress=lambda n: bar.update(n - bar.n))
+    log(f"wrote {args.out}: {stats.seconds:.2f} s in {stats.wall_seconds:.2f} s "
+        f"({stats.realtime_factor:.1f}x real time, {stats.blocks} blocks, provider {stats.provider})")
+    _write_json(args.stats, stats.to_dict())
+    return 0
+
+
+def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
+    from engine.offline import OfflineSettings
+    kwargs = dict(network=args.network, seed=args.seed,
+                  spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis))
+    if getattr(args, "iterations", None) is not None:
+        kwargs["iterations"] = args.iterations
+    if getattr(args, "receptive_field", None) is not None:
+        kwargs["receptive_field"] = args.receptive_field
+    kwargs.update(extra)
+    return OfflineSettings(**kwargs)
+
+
+def _run_offline(settings, run) -> "OfflineResult":
+    with _bar(settings.iterations, "optimise", "it") as bar:
+        def progress(done: int, loss: float) -> None:
+            bar.update(done - bar.n)
+            bar.set_postfix(loss=f"{loss:.3g}")
+        with _bar(settings.griffin_lim_iterations, "phase", "it") as phase_bar:
+            return run(progress, lambda i: phase_bar.update(i - phase_bar.n))
+
+
+def _render_offline(args: argparse.Namespace) -> int:
+    from engine.offline import synthesize
+    settings = _offline_settings(args)
+    parse_blend(args.blend, len(args.style))
+    need = int(settings.spectral.sample_rate * 0.5)
+    styles = [load_audio(p, sample_rate=settings.spectral.sample_rate, min_samples=need) for p in args.style]
+    t0 = time.perf_counter()
+    result = _run_offline(settings, lambda prog, phase: synthesize(
+        styles, seconds=args.seconds, blend_weights=parse_blend(args.blend, len(styles)), settings=settings,
+        progress=prog, phase_progress=phase))
+    wall = time.perf_counter() - t0
+    save_audio(args.out, result.audio, sample_rate=settings.spectral.sample_rate)
+    log(f"wrote {args.out}: {args.seconds:.2f} s in {wall:.1f} s ({wall / args.seconds:.2f} s of compute per "
+        f"second of output); final loss {result.final_loss:.4g}; spectral convergence "
+        f"{result.spectral_convergence_db:.1f} dB")
+    _write_json(args.stats, {"realtime_factor": args.seconds / wall, "blocks": 1, "seconds": args.seconds,
+                             "iterations_per_block": settings.iterations, "provider": "torch",
+                             "sample_rate": settings.spectral.sample_rate, "underruns": 0,
+                             "final_loss": result.final_loss, "loss_terms": result.loss_terms,
+                             "spectral_convergence_db": result.spectral_convergence_db, "wall_seconds": wall})
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from engine.losses import LossWeights
+    from engine.offline import TRANSFER_WEIGHTS, transfer
+    weights = LossWeights.parse(args.weights, base=TRANSFER_WEIGHTS) if args.weights else TRANSFER_WEIGHTS
+    settings = _offline_settings(args, weights=weights, receptive_field=0.5)
+    need = int(settings.spectral.sample_rate * 0.5)
+    content = load_audio(args.content, sample_rate=settings.spectral.sample_rate, min_samples=need)
+    style = load_audio(args.style, sample_rate=settings.spectral.sample_rate, min_samples=need)
+    t0 = time.perf_counter()
+    result = _run_offline(settings, lambda prog, phase: transfer(content, style, settings=settings, progress=prog,
+                                                                 phase_progress=phase))
+    save_audio(args.out, result.audio, sample_rate=settings.spectral.sample_rate)
+    terms = ", ".join(f"{k} {v:.3g}" for k, v in result.loss_terms.items())
+    log(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s; loss terms: {terms}; "
+        f"spectral convergence {result.spectral_convergence_db:.1f} dB")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.metrics import METRIC_KEYS, evaluate, format_table, min_samples
+    need = max(min_samples(k, sample_rate=args.sample_rate) for k in METRIC_KEYS)
+    ref = load_audio(args.reference, sample_rate=args.sample_rate, min_samples=need)
+    cands = [load_audio(p, sample_rate=args.sample_rate, min_samples=need) for p in args.candidates]
+    rows = evaluate(ref, cands, sample_rate=args.sample_rate)
+    print(format_table(rows, [Path(p).name for p in args.candidates]))
+    _write_json(args.json, {"reference": args.reference,
+                            "candidates": [dict(file=p, **r) for p, r in zip(args.candidates, rows)]})
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench import run_bench
+    figures = run_bench(live_config(), blocks=args.blocks, log=log)
+    print(json.dumps(figures, indent=2))
+    _write_json(args.json, figures)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    import onnxruntime as ort
+    import sounddevice as sd
+    print("Audio outputs:")
+    default_out = sd.default.device[1]
+    apis = sd.query_hostapis()
+    outputs = [d for d in sd.query_devices() if d["max_output_channels"] > 0]
+    for d in outputs:
+        mark = "*" if d["index"] == default_out else " "
+        print(f" {mark}{d['index']:3d}  {d['name']}  ({apis[d['hostapi']]['name']}, "
+              f"{d['max_output_channels']} ch, {d['default_samplerate']:.0f} Hz)")
+    if not outputs:
+        print("   none (play runs on a null sink in the GUI)")
+    print(f"ONNX Runtime {ort.__version__} providers available: {', '.join(ort.get_available_providers())}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.graph_cache import export_graph, export_manifest_summary
+    try:
+        graph = export_graph(live_config(), args.out)
+    except OSError as exc:
+        raise TextureError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
+    manifest = export_manifest_summary(graph)
+    log(f"wrote {graph} and {graph.parent / 'manifest.json'} (code {manifest['code_version']}, opset {manifest['opset']})")
+    return 0
+
+
+COMMANDS = {"play": cmd_play, "render": cmd_render, "transfer": cmd_transfer,
+            "evaluate": cmd_evaluate, "bench": cmd_bench, "devices": cmd_devices, "export-onnx": cmd_export}
+
+
+def run(args: argparse.Namespace, *, midi_starter: MidiStarter | None = None) -> int:
+    """Dispatch a parsed command line (MIDI-free: main.py owns the MIDI commands and hands in ``midi_starter``)."""
+    if args.command == "play":
+        return cmd_play(args, midi_starter)
+    return COMMANDS[args.command](args)

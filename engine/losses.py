@@ -1,0 +1,125 @@
+"""Loss terms of texture synthesis and style transfer (torch, differentiable).
+
+With ``s`` the log-magnitude being optimised ``(bins, frames)``, ``a_b`` the ReLU maps of bank or
+layer ``b`` of the network on ``M s`` (``M`` the frequency map), hats the target's statistics, and
+``w_b`` per-bank weights (the receptive-field control):
+
+* style (β):      ``Ls = Σ_b w_b ‖G(a_b) − Ĝ_b‖² / ‖Ĝ_b‖²`` — normalised Gram distance.
+* spectral (γ):   ``Le = ‖μ(s) − μ̂‖² / ‖μ̂‖²`` — spectral energy envelope (per-bin mean over time).
+* temporal (δ):   ``Lt = ‖(m_e, σ_e) − (m̂_e, σ̂_e)‖² / ‖(m̂_e, σ̂_e)‖²`` — moments of the per-frame
+  energy (temporal energy envelope).
+* content (α):    ``Lc = Σ_b ‖a_b − â_b‖² / ‖â_b‖²`` — feature maps of the content sound (transfer).
+* autocorr (ε):   ``La = Σ_b w_b ‖R(a_b) − R̂_b‖² / ‖R̂_b‖²`` — feature-map autocorrelation (rhythm).
+* seam (ζ):       ``Lz = max(0, f − f̂)² / f̂²`` with ``f = mean_f (s[:, k] − s[:, k−1])²`` the flux across
+  the seam at frame ``k`` between fixed context and new frames, ``f̂`` the style's mean flux — only in
+  the streaming engine, where it keeps block boundaries no rougher than the inside of the style.
+
+``L = α Lc + β Ls + γ Le + δ Lt + ε La + ζ Lz``. Every term is relative (divided by the target's energy),
+so the defaults below need no per-sound scaling. Defaults were chosen on the corpus by ear and by
+``evaluate``; see README.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from engine import statistics as st
+from engine.errors import ParameterError
+from engine.targets import StyleTarget, feature_input
+
+EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights α (content), β (style), γ (spectral envelope), δ (temporal envelope), ε (autocorrelation), ζ (seam)."""
+
+    content: float = 0.0
+    style: float = 1.0
+    spectral: float = 1.0
+    temporal: float = 0.1
+    autocorr: float = 0.3
+    seam: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not (value >= 0 and value < float("inf")):
+                raise ParameterError(f"loss weight {name} must be finite and >= 0. Found: {value}")
+
+    @classmethod
+    def parse(cls, text: str, *, base: "LossWeights | None" = None) -> "LossWeights":
+        """Parse ``"a,b,g,d"`` (content, style, spectral, temporal) over ``base``'s other weights."""
+        try:
+            vals = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise ParameterError(f"--weights must be four numbers a,b,g,d. Found: {text!r}") from None
+        if len(vals) != 4:
+            raise ParameterError(f"--weights must be four numbers a,b,g,d. Found: {text!r}")
+        b = base or cls()
+        return cls(*vals, autocorr=b.autocorr, seam=b.seam)
+
+
+def relative_sq(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``‖x − target‖² / ‖target‖²``."""
+    return ((x - target) ** 2).sum() / ((target ** 2).sum() + EPS)
+
+
+def style_loss(feats: list[torch.Tensor], target: StyleTarget, bank_weights: torch.Tensor) -> torch.Tensor:
+    """Ls: weighted normalised Gram distance over banks."""
+    return sum(bank_weights[i] * relative_sq(st.gram(a), target.grams[i]) for i, a in enumerate(feats))
+
+
+def autocorr_loss(feats: list[torch.Tensor], target: StyleTarget, bank_weights: torch.Tensor) -> torch.Tensor:
+    """La: weighted normalised autocorrelation distance over banks."""
+    return sum(bank_weights[i] * relative_sq(st.autocorrelation(a, target.autocorr[i].shape[1]), target.autocorr[i])
+               for i, a in enumerate(feats))
+
+
+def spectral_loss(s: torch.Tensor, target: StyleTarget) -> torch.Tensor:
+    """Le: relative distance of the mean log-magnitude spectrum."""
+    return relative_sq(st.mean_spectrum(s), target.mean_spectrum)
+
+
+def temporal_loss(s: torch.Tensor, target: StyleTarget) -> torch.Tensor:
+    """Lt: relative distance of the per-frame energy moments."""
+    return relative_sq(st.temporal_envelope_stats(s), target.temporal)
+
+
+def seam_loss(s: torch.Tensor, target: StyleTarget, seam_at: int) -> torch.Tensor:
+    """Lz: how far the flux across frames ``seam_at − 1 → seam_at`` exceeds the style's mean flux."""
+    f = ((s[:, seam_at] - s[:, seam_at - 1]) ** 2).mean()
+    return torch.relu(f - target.flux) ** 2 / (target.flux ** 2 + EPS)
+
+
+def content_loss(feats: list[torch.Tensor], content_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Lc: relative distance of the feature maps to the content sound's."""
+    return sum(relative_sq(a, c) for a, c in zip(feats, content_feats))
+
+
+def total_loss(s: torch.Tensor, network: torch.nn.Module, feature_map: torch.Tensor, target: StyleTarget,
+               weights: LossWeights, bank_weights: torch.Tensor,
+               content_feats: list[torch.Tensor] | None = None,
+               seam_at: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """``α Lc + β Ls + γ Le + δ Lt + ε La + ζ Lz`` and each term's value.
+
+    ``s`` is the log-magnitude ``(bins, frames)`` being optimised; ``bank_weights`` ``(n_banks,)``;
+    ``seam_at`` the first new frame after fixed context (streaming only). Terms with weight 0 are
+    not computed.
+    """
+    feats = network(feature_input(s, feature_map))
+    terms: dict[str, torch.Tensor] = {}
+    if weights.style:
+        terms["style"] = weights.style * style_loss(feats, target, bank_weights)
+    if weights.autocorr:
+        terms["autocorr"] = weights.autocorr * autocorr_loss(feats, target, bank_weights)
+    if weights.spectral:
+        terms["spectral"] = weights.spectral * spectral_loss(s, target)
+    if weights.temporal:
+        terms["temporal"] = weights.temporal * temporal_loss(s, target)
+    if weights.seam and seam_at:
+        terms["seam"] = weights.seam * seam_loss(s, target, seam_at)
+    if weights.content and content_feats is not None:
+        terms["content"] = weights.content * content_loss(feats, content_feats)
+    total = sum(terms.values())
+    return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,95 @@
+"""Output stage after the phase: DC blocker, gain ramp, resampling to the device rate, limiter, fades.
+
+Lifecycle: :meth:`OutputChain.prepare` → :meth:`process` per block → (:meth:`start_fade_out`, more
+:meth:`process` until :attr:`faded_out`). Runs in the producer thread, never in the audio callback.
+
+* DC blocker: one-pole high-pass ``y[n] = x[n] − x[n−1] + R·y[n−1]``, corner ``dc_hz`` (10 Hz).
+* Gain: linear 0..1, ramped across the block from the previous block's value, so moves never click.
+* Resampling: soxr streaming resampler (high quality), engine rate → device rate.
+* Limiter: identity below ``threshold`` (−1.9 dBFS); above it a tanh knee that approaches but never
+  reaches full scale, then a hard clip at ±1 as the last guarantee: ``|sample| ≤ 1`` always.
+* Fades: a raised-cosine fade-in of ``fade_ms`` at start; :meth:`start_fade_out` fades to silence.
+"""
+from __future__ import annotations
+
+import numpy as np
+import soxr
+from scipy import signal
+
+
+def soft_limit(x: np.ndarray, *, threshold: float = 0.8) -> np.ndarray:
+    """Bounded soft limiter (see module doc); returns float32 with ``|y| <= 1``. Pure."""
+    a = np.abs(x)
+    over = a > threshold
+    y = np.array(x, dtype=np.float32)
+    knee = 1.0 - threshold
+    y[over] = np.sign(x[over]) * (threshold + knee * np.tanh((a[over] - threshold) / knee))
+    return np.clip(y, -1.0, 1.0)
+
+
+class OutputChain:
+    """Engine-rate samples in, bounded device-rate float32 samples out (see module doc)."""
+
+    def __init__(self, engine_rate: int, device_rate: int, *, dc_hz: float = 10.0, fade_ms: float = 50.0) -> None:
+        self.engine_rate = int(engine_rate)
+        self.device_rate = int(device_rate)
+        self._r = float(np.exp(-2 * np.pi * dc_hz / engine_rate))
+        self._fade_len = max(1, int(fade_ms * 1e-3 * device_rate))
+
+    def prepare(self) -> None:
+        """Reset filter, resampler and fades."""
+        self._zi = np.zeros(1)
+        self._x_prev = 0.0
+        self._gain = None
+        self._resampler = (soxr.ResampleStream(self.engine_rate, self.device_rate, 1, dtype="float32", quality="HQ")
+                           if self.engine_rate != self.device_rate else None)
+        self._fade_in_pos = 0
+        self._fade_out_pos: int | None = None
+
+    @property
+    def fade_samples(self) -> int:
+        """Length of the fades at the device rate."""
+        return self._fade_len
+
+    @property
+    def faded_out(self) -> bool:
+        """True once a fade-out has reached silence."""
+        return self._fade_out_pos is not None and self._fade_out_pos >= self._fade_len
+
+    def start_fade_out(self) -> None:
+        """From the next :meth:`process` on, fade to silence over ``fade_ms``."""
+        if self._fade_out_pos is None:
+            self._fade_out_pos = 0
+
+    def _dc_block(self, x: np.ndarray) -> np.ndarray:
+        diff = np.empty_like(x)
+        diff[0] = x[0] - self._x_prev
+        diff[1:] = x[1:] - x[:-1]
+        self._x_prev = x[-1]
+        y, self._zi = signal.lfilter([1.0], [1.0, -self._r], diff, zi=self._zi)
+        return y
+
+    def _ramp(self, n: int, pos: int, rising: bool) -> tuple[np.ndarray, int]:
+        idx = np.clip(np.arange(pos, pos + n) / self._fade_len, 0.0, 1.0)
+        ramp = 0.5 - 0.5 * np.cos(np.pi * idx)
+        return (ramp if rising else 1.0 - ramp), pos + n
+
+    def process(self, x: np.ndarray, gain: float) -> np.ndarray:
+        """One block: ``x`` at the engine rate (any length ≥ 0), ``gain`` linear 0..1."""
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) == 0:
+            return np.zeros(0, dtype=np.float32)
+        y = self._dc_block(x)
+        start = gain if self._gain is None else self._gain
+        y = y * np.linspace(start, gain, len(y), endpoint=False)
+        self._gain = gain
+        if self._resampler is not None:
+            y = self._resampler.resample_chunk(y.astype(np.float32))
+        y = np.asarray(y, dtype=np.float64)
+        if self._fade_in_pos < self._fade_len:
+            ramp, self._fade_in_pos = self._ramp(len(y), self._fade_in_pos, True)
+            y = y * ramp
+        if self._fade_out_pos is not None:
+            ramp, self._fade_out_pos = self._ramp(len(y), self._fade_out_pos, False)
+            y = y * ramp
+        return soft_limit(y)

@@ -1,0 +1,88 @@
+"""ONNX Runtime session for the block-step graph: providers, threads, preallocated buffers.
+
+Providers are tried in the order CUDA, CPU; the provider that really runs is read back from the
+session (``session.get_providers()[0]``), not from the list of available ones. On a machine without a
+GPU, onnxruntime-gpu's failed CUDA load is silenced (logger severity 4, fatal only) and the CPU provider runs.
+
+Two backends share one interface, :class:`BlockStepper`: ``"ort"`` (the live path) and ``"torch"``
+(the autograd reference, :func:`engine.step_graph.autograd_step`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.errors import ParameterError, TextureError
+from engine.graph_cache import cached_graph
+from engine.step_graph import GRAPH_OUTPUT_NAMES, BlockConfig, autograd_step, graph_input_names
+
+BACKENDS = ("ort", "torch")
+
+
+def default_threads() -> int:
+    """Intra-op threads: all cores but one for the audio/phase side, at least one."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class BlockStepper:
+    """Runs K guarded Adam steps on a block, by ONNX Runtime or by the torch reference.
+
+    Parameters
+    ----------
+    config : BlockConfig
+    backend : {"ort", "torch"}
+    threads : int or None
+        Intra-op threads (ORT) or torch threads; default :func:`default_threads`.
+    graph : path or None
+        An exported graph to load; default: the per-user cache (exported on first use).
+    log : callable
+        Receives one-line messages (which provider runs, cache rebuilds).
+
+    Attributes
+    ----------
+    provider : str
+        ``"CUDAExecutionProvider"``, ``"CPUExecutionProvider"`` or ``"torch"``.
+    """
+
+    def __init__(self, config: BlockConfig, *, backend: str = "ort", threads: int | None = None,
+                 graph: str | os.PathLike | None = None, log: Callable[[str], None] = lambda m: None) -> None:
+        if backend not in BACKENDS:
+            raise ParameterError(f"backend must be one of {BACKENDS}. Found: {backend!r}")
+        self.config = config
+        self.backend = backend
+        self.threads = threads or default_threads()
+        self.input_names = graph_input_names(len(config.banks))
+        if backend == "torch":
+            import torch
+            torch.set_num_threads(self.threads)
+            self._network = config.network()
+            self.provider = "torch"
+            self._session = None
+        else:
+            self._session = self._make_session(Path(graph) if graph else cached_graph(config, log=log))
+            self.provider = self._session.get_providers()[0]
+        log(f"block optimiser: backend {backend}, provider {self.provider}, {self.threads} threads")
+
+    def _make_session(self, graph: Path):
+        import onnxruntime as ort
+        ort.set_default_logger_severity(4)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 4
+        wanted = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            return ort.InferenceSession(str(graph), sess_options=opts, providers=wanted)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors for bad graphs
+            raise TextureError(f"cannot load ONNX graph {graph}: {str(exc).splitlines()[0]}") from None
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One call: ``steps_per_call`` steps. ``feed`` uses the graph's input names; returns its outputs by name."""
+        if self._session is None:
+            return autograd_step(self.config, self._network, feed)
+        outs = self._session.run(GRAPH_OUTPUT_NAMES, {n: feed[n] for n in self.input_names})
+        return dict(zip(GRAPH_OUTPUT_NAMES, outs))

@@ -1,0 +1,225 @@
+"""Where the samples go: a sound device, a file, or nowhere — behind one interface.
+
+Every sink has ``rate`` (Hz it wants), ``realtime`` (whether :meth:`write` paces the producer at the
+sample rate), ``underruns`` and the lifecycle ``prepare() → write(samples)… → release()``. Sinks are
+context managers.
+
+:class:`SoundDeviceSink` real-time contract: the PortAudio callback (``_callback``) only copies from
+a preallocated :class:`engine.ringbuffer.RingBuffer` into ``outdata`` — no allocation of buffers, no
+lock, no I/O, no exception escapes. When the ring runs dry it fills the rest with zeros and counts an
+underrun (after the first samples arrived, and not while draining at stop). PortAudio's own
+``output_underflow`` flags are counted apart in ``xruns``. The producer blocks in :meth:`write`
+(sleeping in its own thread) until the ring has room, which paces it at the device rate.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from engine.audio_io import WRITE_FORMATS
+from engine.errors import AudioFileError, TextureError
+from engine.ringbuffer import RingBuffer
+
+
+class Sink:
+    """Interface of all sinks (see module doc)."""
+
+    rate: int
+    realtime: bool = False
+    underruns: int = 0
+
+    @property
+    def queue_seconds(self) -> float:
+        """Most audio queued between a write and the listener (ring + device), in seconds."""
+        return 0.0
+
+    def prepare(self) -> None:
+        """Open the output."""
+
+    def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
+        """Take float32 mono samples at :attr:`rate`; a real-time sink returns early if ``stop`` is set."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Finish and close the output."""
+
+    def __enter__(self) -> "Sink":
+        self.prepare()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class NullSink(Sink):
+    """Discards samples; with ``realtime`` it sleeps as a device would, so a GUI runs at speed without one."""
+
+    def __init__(self, rate: int = 48000, *, realtime: bool = False) -> None:
+        self.rate = int(rate)
+        self.realtime = realtime
+        self.samples_written = 0
+
+    def prepare(self) -> None:
+        self._t0 = time.monotonic()
+        self.samples_written = 0
+
+    def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
+        self.samples_written += len(samples)
+        if self.realtime:
+            ahead = self.samples_written / self.rate - (time.monotonic() - self._t0) - 0.1
+            if ahead > 0:
+                (stop or threading.Event()).wait(ahead)
+
+
+class FileSink(Sink):
+    """Writes a wav (float) or flac (24-bit) file; the name appears only when :meth:`release` finishes it."""
+
+    def __init__(self, path: str | os.PathLike, rate: int) -> None:
+        self.path = Path(path)
+        self.rate = int(rate)
+        fmt = WRITE_FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise AudioFileError(self.path, f"cannot write '{self.path.suffix}' files; use one of {', '.join(WRITE_FORMATS)}")
+        self._format = fmt
+        self._file: sf.SoundFile | None = None
+        self.samples_written = 0
+
+    def prepare(self) -> None:
+        self._tmp = self.path.with_name(f".{self.path.name}.partial")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = sf.SoundFile(str(self._tmp), "w", self.rate, 1, self._format[1], format=self._format[0])
+        except (OSError, sf.LibsndfileError) as exc:
+            raise AudioFileError(self.path, f"cannot write: {exc}") from None
+        self.samples_written = 0
+
+    def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
+        self._file.write(np.asarray(samples, dtype=np.float32))
+        self.samples_written += len(samples)
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            os.replace(self._tmp, self.path)
+
+
+def find_output_device(device: str | int | None) -> tuple[int, dict]:
+    """Index and info of an output device by index, (part of a) name, or the default.
+
+    Raises
+    ------
+    TextureError
+        No output device at all, or none matching ``device``.
+    """
+    import sounddevice as sd
+    try:
+        if device is None:
+            info = sd.query_devices(kind="output")
+        else:
+            key = int(device) if isinstance(device, str) and device.isdigit() else device
+            info = sd.query_devices(key, kind="output")
+    except (ValueError, sd.PortAudioError) as exc:
+        what = "no default audio output device" if device is None else f"audio output device {device!r} not found"
+        raise TextureError(f"{what} ({str(exc).splitlines()[0]}); see `python main.py devices`") from None
+    if info["max_output_channels"] < 1:
+        raise TextureError(f"audio device {info['name']!r} has no output channels")
+    return int(info["index"]), info
+
+
+class SoundDeviceSink(Sink):
+    """Real-time output through PortAudio (python-sounddevice); see the module doc for the callback contract.
+
+    Parameters
+    ----------
+    device : int, str or None
+        Output device index or name; None for the default.
+    buffer_seconds : float
+        Ring capacity in seconds: the most audio queued ahead of the device (it bounds control latency).
+    latency : str or float
+        PortAudio's suggested latency ("low", "high" or seconds).
+    """
+
+    realtime = True
+
+    def __init__(self, device: str | int | None = None, *, buffer_seconds: float = 0.12,
+                 latency: str | float = "low") -> None:
+        self.device = device
+        self.buffer_seconds = buffer_seconds
+        self.latency = latency
+        self.index, info = find_output_device(device)
+        self.name = info["name"]
+        self.rate = int(info["default_samplerate"])
+        self.channels = min(2, int(info["max_output_channels"]))
+        self.underruns = 0
+        self.xruns = 0
+        self._stream = None
+
+    def prepare(self) -> None:
+        import sounddevice as sd
+        self._ring = RingBuffer(int(self.buffer_seconds * self.rate))
+        self._scratch = np.zeros(max(8192, int(0.5 * self.rate)), dtype=np.float32)
+        self._primed = False
+        self._draining = False
+        self.underruns = 0
+        self.xruns = 0
+        try:
+            self._stream = sd.OutputStream(device=self.index, samplerate=self.rate, channels=self.channels,
+                                           dtype="float32", latency=self.latency, callback=self._callback)
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            raise TextureError(f"cannot open audio device {self.name!r}: {exc}") from None
+
+    @property
+    def queue_seconds(self) -> float:
+        return self.buffer_seconds + self.device_latency_seconds
+
+    @property
+    def device_latency_seconds(self) -> float:
+        """PortAudio's reported output latency."""
+        return float(self._stream.latency) if self._stream is not None else 0.0
+
+    @property
+    def queued_samples(self) -> int:
+        """Samples waiting in the ring."""
+        return self._ring.available
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
+        if status.output_underflow:
+            self.xruns += 1
+        mono = self._scratch[:frames]
+        n = self._ring.read_into(mono)
+        if n < frames:
+            mono[n:] = 0.0
+            if self._primed and not self._draining:
+                self.underruns += 1
+        elif not self._primed:
+            self._primed = True
+        outdata[:] = mono[:, None]
+
+    def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
+        pos = 0
+        nap = min(0.005, 0.25 * self.buffer_seconds)
+        while pos < len(samples):
+            pos += self._ring.write(samples[pos:])
+            if pos < len(samples):
+                if stop is not None and stop.is_set():
+                    return
+                time.sleep(nap)
+
+    def release(self) -> None:
+        if self._stream is None:
+            return
+        self._draining = True
+        deadline = time.monotonic() + self.buffer_seconds + 1.0
+        while self._ring.available > 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(self.device_latency_seconds)
+        self._stream.stop()
+        self._stream.close()
+        self._stream = None

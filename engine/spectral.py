@@ -1,0 +1,246 @@
+"""Spectral front end: STFT / ISTFT, log1p magnitude, and the pseudo-CQT (log-frequency) map.
+
+All functions are pure and work on numpy arrays. Shapes follow librosa: a spectrogram is
+``(n_bins, n_frames)`` with ``n_bins = n_fft // 2 + 1``. Frames are ``hop`` samples apart; at the
+defaults (22050 Hz, ``n_fft`` 1024, ``hop`` 256) a frame is 46.4 ms long and frames are 11.6 ms apart.
+
+The STFT is centred (the signal is reflect-padded by ``n_fft // 2``), the window is a periodic Hann,
+and ``istft(stft(x))`` reconstructs ``x`` to float precision (tested).
+
+The pseudo-CQT follows Huzaifah & Wyse's code: a fixed linear map from linear-frequency bins onto a
+log-frequency axis (triangular weights between neighbouring log-spaced centres), with the
+Moore-Penrose pseudo-inverse as its inverse map.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from engine.errors import ParameterError
+
+DEFAULT_SAMPLE_RATE = 22050
+DEFAULT_N_FFT = 1024
+DEFAULT_HOP = 256
+
+
+@dataclass(frozen=True)
+class SpectralConfig:
+    """STFT settings shared by every stage.
+
+    Parameters
+    ----------
+    sample_rate : int > 0
+        Engine sample rate in Hz.
+    n_fft : int, power of two >= 64
+        FFT size in samples (1024 at 22050 Hz is 46.4 ms).
+    hop : int, 0 < hop <= n_fft // 2
+        Frame advance in samples (256 at 22050 Hz is 11.6 ms).
+    frequency_axis : {"linear", "cqt"}
+        Axis on which the networks see the spectrum: the linear bins themselves, or the pseudo-CQT map.
+    cqt_bins_per_octave : int
+        Resolution of the pseudo-CQT axis.
+    cqt_fmin : float
+        Lowest centre frequency of the pseudo-CQT axis in Hz.
+    """
+
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    n_fft: int = DEFAULT_N_FFT
+    hop: int = DEFAULT_HOP
+    frequency_axis: str = "linear"
+    cqt_bins_per_octave: int = 24
+    cqt_fmin: float = 40.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.sample_rate, int) and 4000 <= self.sample_rate <= 192000):
+            raise ParameterError(f"sample_rate must be an integer in [4000, 192000] Hz. Found: {self.sample_rate}")
+        if self.n_fft < 64 or self.n_fft & (self.n_fft - 1):
+            raise ParameterError(f"n_fft must be a power of two >= 64. Found: {self.n_fft}")
+        if not 0 < self.hop <= self.n_fft // 2:
+            raise ParameterError(f"hop must be in (0, n_fft/2]. Found: {self.hop}")
+        if self.frequency_axis not in ("linear", "cqt"):
+            raise ParameterError(f"frequency_axis must be 'linear' or 'cqt'. Found: {self.frequency_axis!r}")
+
+    @property
+    def n_bins(self) -> int:
+        """Linear-frequency bins per frame: ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between frames (hop / sample_rate)."""
+        return self.hop / self.sample_rate
+
+    @property
+    def n_channels(self) -> int:
+        """Channels the networks see: linear bins, or pseudo-CQT bins."""
+        return self.feature_map().shape[0]
+
+    def feature_map(self) -> np.ndarray:
+        """The ``(n_channels, n_bins)`` float32 matrix from linear bins to network channels."""
+        if self.frequency_axis == "linear":
+            return np.eye(self.n_bins, dtype=np.float32)
+        return pseudo_cqt_matrix(
+            sample_rate=self.sample_rate, n_fft=self.n_fft,
+            bins_per_octave=self.cqt_bins_per_octave, fmin=self.cqt_fmin,
+        ).copy()
+
+    def frames_for_seconds(self, seconds: float) -> int:
+        """Number of frames that cover ``seconds`` of audio."""
+        return int(np.ceil(seconds * self.sample_rate / self.hop)) + 1
+
+
+@lru_cache(maxsize=8)
+def hann_window(n_fft: int) -> np.ndarray:
+    """Periodic Hann window of ``n_fft`` samples (float64, read-only)."""
+    w = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    w.setflags(write=False)
+    return w
+
+
+def _check_audio(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ParameterError(f"audio must be mono, shape (n,). Found shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.floating):
+        raise ParameterError(f"audio must be floating point. Found dtype {y.dtype}")
+    if not np.all(np.isfinite(y)):
+        raise ParameterError("audio contains NaN or Inf samples")
+    return y
+
+
+def frame_count(n_samples: int, *, hop: int = DEFAULT_HOP) -> int:
+    """Frames a centred STFT gives for ``n_samples`` samples: ``1 + n_samples // hop``."""
+    return 1 + n_samples // hop
+
+
+def stft(y: np.ndarray, *, n_fft: int = DEFAULT_N_FFT, hop: int = DEFAULT_HOP) -> np.ndarray:
+    """Centred short-time Fourier transform.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], floating, finite
+        Mono audio.
+    n_fft, hop : int
+        FFT size and frame advance in samples.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_fft // 2 + 1, 1 + n // hop)], complex128
+
+    Raises
+    ------
+    ParameterError
+        If ``y`` is not 1-D floating and finite.
+    """
+    y = _check_audio(y).astype(np.float64, copy=False)
+    pad = n_fft // 2
+    mode = "reflect" if len(y) > pad else "constant"
+    yp = np.pad(y, pad, mode=mode)
+    n_frames = frame_count(len(y), hop=hop)
+    need = (n_frames - 1) * hop + n_fft
+    if len(yp) < need:
+        yp = np.pad(yp, (0, need - len(yp)))
+    frames = np.lib.stride_tricks.sliding_window_view(yp, n_fft)[::hop][:n_frames]
+    return np.fft.rfft(frames * hann_window(n_fft), axis=1).T
+
+
+def istft(spec: np.ndarray, *, hop: int = DEFAULT_HOP, length: int | None = None) -> np.ndarray:
+    """Inverse of :func:`stft` by windowed overlap-add with squared-window normalisation.
+
+    Parameters
+    ----------
+    spec : np.ndarray [shape=(n_bins, n_frames)], complex
+    hop : int
+        Frame advance in samples.
+    length : int or None
+        Output length in samples; default ``(n_frames - 1) * hop``.
+
+    Returns
+    -------
+    np.ndarray [shape=(length,)], float64
+    """
+    n_bins, n_frames = spec.shape
+    n_fft = 2 * (n_bins - 1)
+    frames = np.fft.irfft(spec.T, n=n_fft, axis=1) * hann_window(n_fft)
+    total = (n_frames - 1) * hop + n_fft
+    out = np.zeros(total)
+    norm = np.zeros(total)
+    w2 = hann_window(n_fft) ** 2
+    for i in range(n_frames):
+        out[i * hop:i * hop + n_fft] += frames[i]
+        norm[i * hop:i * hop + n_fft] += w2
+    out /= np.maximum(norm, 1e-8)
+    pad = n_fft // 2
+    if length is None:
+        length = (n_frames - 1) * hop
+    y = out[pad:pad + length]
+    if len(y) < length:
+        y = np.pad(y, (0, length - len(y)))
+    return y
+
+
+def log_magnitude(spec: np.ndarray) -> np.ndarray:
+    """``log1p(|spec|)`` as float32: the representation every network and loss works on."""
+    return np.log1p(np.abs(spec)).astype(np.float32)
+
+
+def magnitude_from_log(log_mag: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`log_magnitude` on magnitudes: ``expm1`` clipped at zero."""
+    return np.maximum(np.expm1(np.asarray(log_mag, dtype=np.float64)), 0.0)
+
+
+def spectral_convergence_db(y: np.ndarray, target_mag: np.ndarray, *, hop: int = DEFAULT_HOP) -> float:
+    """Spectral convergence ``20 log10(‖|STFT y| − S‖ / ‖S‖)`` in dB (lower is better).
+
+    ``target_mag`` is a linear magnitude ``(n_bins, n_frames)``; the STFT of ``y`` is cut or
+    zero-padded to the same number of frames.
+    """
+    n_fft = 2 * (target_mag.shape[0] - 1)
+    mag = np.abs(stft(np.asarray(y, dtype=np.float64), n_fft=n_fft, hop=hop))
+    t = target_mag.shape[1]
+    if mag.shape[1] < t:
+        mag = np.pad(mag, ((0, 0), (0, t - mag.shape[1])))
+    mag = mag[:, :t]
+    return float(20 * np.log10(np.linalg.norm(mag - target_mag) / max(np.linalg.norm(target_mag), 1e-12) + 1e-12))
+
+
+@lru_cache(maxsize=8)
+def pseudo_cqt_matrix(*, sample_rate: int = DEFAULT_SAMPLE_RATE, n_fft: int = DEFAULT_N_FFT,
+                      bins_per_octave: int = 24, fmin: float = 40.0) -> np.ndarray:
+    """Linear map from ``n_fft // 2 + 1`` linear bins to log-spaced bins (pseudo-CQT).
+
+    Log centres run from ``fmin`` to Nyquist, ``bins_per_octave`` per octave. Each log bin is a
+    triangle on the linear axis spanning its neighbours' centres, normalised to unit sum, and never
+    narrower than one linear bin (so low log bins interpolate, high ones average). Frequencies below
+    ``fmin`` fold into the first log bin.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_log, n_fft // 2 + 1)], float32, read-only
+    """
+    if fmin <= 0 or fmin >= sample_rate / 2:
+        raise ParameterError(f"fmin must be in (0, sample_rate/2). Found: {fmin}")
+    n_bins = n_fft // 2 + 1
+    freqs = np.arange(n_bins) * sample_rate / n_fft
+    n_log = int(np.floor(bins_per_octave * np.log2((sample_rate / 2) / fmin))) + 1
+    centres = fmin * 2.0 ** (np.arange(-1, n_log + 1) / bins_per_octave)
+    df = sample_rate / n_fft
+    m = np.zeros((n_log, n_bins))
+    for k in range(n_log):
+        lo, c, hi = centres[k], centres[k + 1], centres[k + 2]
+        lo, hi = min(lo, c - df), max(hi, c + df)
+        up = (freqs - lo) / (c - lo)
+        down = (hi - freqs) / (hi - c)
+        m[k] = np.clip(np.minimum(up, down), 0.0, None)
+    m[0, freqs < fmin] = 1.0
+    m /= m.sum(axis=1, keepdims=True)
+    out = m.astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def pseudo_cqt_inverse(matrix: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse ``(n_bins, n_log)`` of a :func:`pseudo_cqt_matrix`, float32."""
+    return np.linalg.pinv(matrix.astype(np.float64), rcond=1e-4).astype(np.float32)

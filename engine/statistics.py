@@ -1,0 +1,46 @@
+"""Texture statistics of feature maps and spectrograms (torch, differentiable).
+
+Shapes: a feature map ``a`` is ``(filters, positions)``; a log-magnitude spectrogram ``s`` is
+``(bins, frames)``. All statistics are averages, so they do not depend on the length of the sound:
+a 48-frame window and a 10 s file give comparable values.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def gram(a: torch.Tensor) -> torch.Tensor:
+    """Gram matrix ``a aᵀ / positions`` ``(filters, filters)`` (Gatys; Ulyanov & Lebedev)."""
+    return a @ a.T / a.shape[1]
+
+
+def autocorrelation(a: torch.Tensor, lags: int) -> torch.Tensor:
+    """Per-filter autocorrelation at lags 1..``lags`` frames, ``(filters, lags)``.
+
+    ``R[f, τ-1] = Σ_t a[f, t] a[f, t+τ] / (positions − τ)`` (Antognini et al.: keeps rhythm).
+    Lags beyond ``positions - 1`` are not allowed.
+    """
+    n = a.shape[1]
+    if not 1 <= lags < n:
+        raise ValueError(f"lags must be in [1, {n - 1}] for {n} positions. Found: {lags}")
+    return torch.stack([(a[:, :-t] * a[:, t:]).sum(dim=1) / (n - t) for t in range(1, lags + 1)], dim=1)
+
+
+def mean_spectrum(s: torch.Tensor) -> torch.Tensor:
+    """Spectral energy envelope: per-bin mean of the log-magnitude over frames, ``(bins,)``."""
+    return s.mean(dim=1)
+
+
+def mean_flux(s: torch.Tensor) -> torch.Tensor:
+    """Spectral flux: mean over frame pairs of ``mean_f (s[f, t+1] − s[f, t])²``, a scalar."""
+    return ((s[:, 1:] - s[:, :-1]) ** 2).mean()
+
+
+def temporal_envelope_stats(s: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over frames of the per-frame energy ``e_t = mean_f s[f, t]``, ``(2,)``.
+
+    The temporal energy envelope of Verma & Smith, reduced to its first two moments so that sounds
+    of different length compare.
+    """
+    e = s.mean(dim=0)
+    return torch.stack([e.mean(), torch.sqrt(((e - e.mean()) ** 2).mean() + 1e-12)])

@@ -1,0 +1,246 @@
+"""The producer: parameter snapshot → block synthesis → output chain → sink, and the telemetry of it.
+
+:class:`Engine` runs the loop either in its own thread against a real-time sink (:meth:`start` /
+:meth:`stop`, live playback) or in the caller's thread as fast as it can (:meth:`render`, files).
+Both run the very same per-block code. The GUI and MIDI never call into the loop: they write the
+:class:`engine.params.ParamStore` and read :meth:`Engine.telemetry`, which returns an immutable
+snapshot without waiting on anything.
+
+An exception inside the producer thread does not kill the process: it is kept in
+``telemetry().error``, logged once, and the output fades to silence.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from engine.block_synth import BlockStats, BlockSynth
+from engine.output_chain import OutputChain
+from engine.params import ParamStore
+from engine.runtime import BlockStepper
+from engine.sinks import Sink
+from engine.styles import StyleLibrary
+
+#: Blocks of history kept for the GUI (about a minute at 93 ms a block).
+HISTORY_BLOCKS = 700
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """A snapshot of the engine's state for displays (all fields plain values)."""
+
+    running: bool
+    blocks: int
+    provider: str
+    engine_rate: int
+    device_rate: int
+    underruns: int
+    quality_drops: int
+    iterations: int
+    last: BlockStats | None
+    loss_history: np.ndarray
+    load_history: np.ndarray
+    peak: float
+    rms: float
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RenderStats:
+    """What a render did; ``to_dict`` gives the ``--stats`` JSON."""
+
+    seconds: float
+    wall_seconds: float
+    blocks: int
+    block_frames: int
+    hop: int
+    sample_rate: int
+    iterations_per_block: float
+    provider: str
+    underruns: int
+    mean_loss: float
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of audio per second of compute."""
+        return self.seconds / max(self.wall_seconds, 1e-9)
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["realtime_factor"] = self.realtime_factor
+        return d
+
+
+class Engine:
+    """Block engine bound to a style library, a parameter store, an optimiser and a sink.
+
+    Parameters
+    ----------
+    library, params, stepper, sink
+        See :class:`engine.block_synth.BlockSynth` and :mod:`engine.sinks`.
+    adaptive : bool
+        Adaptive quality (drop iterations under load); on for live playback, off for renders.
+    log : callable
+        One-line messages for the user.
+
+    Attributes
+    ----------
+    taps : list of callable
+        Each is called in the producer thread with every output block (float32, device rate);
+        it must return quickly (hand the data to another thread, e.g. a recorder's queue).
+    """
+
+    def __init__(self, library: StyleLibrary, params: ParamStore, stepper: BlockStepper, sink: Sink, *,
+                 adaptive: bool = True, look_ahead: int = 3, phase_iterations: int = 5,
+                 log: Callable[[str], None] = lambda m: None) -> None:
+        self.library = library
+        self.params = params
+        self.stepper = stepper
+        self.sink = sink
+        self.log = log
+        self.synth = BlockSynth(library, stepper, look_ahead=look_ahead, phase_iterations=phase_iterations,
+                                adaptive=adaptive)
+        self.taps: list[Callable[[np.ndarray], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._history: collections.deque = collections.deque(maxlen=HISTORY_BLOCKS)
+        self._last: BlockStats | None = None
+        self._peak = self._rms = 0.0
+        self._error: str | None = None
+        self._prepared = False
+
+    @property
+    def engine_rate(self) -> int:
+        """Synthesis sample rate in Hz."""
+        return self.library.config.spectral.sample_rate
+
+    @property
+    def control_latency_seconds(self) -> float:
+        """Worst-case delay from a parameter write to its full effect at the listener, in seconds.
+
+        A write just after a block read its snapshot waits for that block (1), the next block moves the
+        smoothed weights half-way and the one after three quarters (2 more), then come the streaming
+        phase's latency and the sink's queue (ring buffer and device).
+        """
+        cfg = self.library.config
+        block = cfg.block_frames * cfg.spectral.hop / cfg.spectral.sample_rate
+        return 3 * block + self.synth.latency_samples / cfg.spectral.sample_rate + self.sink.queue_seconds
+
+    @property
+    def running(self) -> bool:
+        """Whether the producer thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _prepare(self) -> None:
+        self.synth.prepare(int(self.params.get("variation")))
+        self.chain = OutputChain(self.engine_rate, self.sink.rate)
+        self.chain.prepare()
+        self.sink.prepare()
+        self._history.clear()
+        self._error = None
+        self._prepared = True
+
+    def _one_block(self) -> np.ndarray:
+        snap = self.params.snapshot()
+        x = self.synth.process_block(snap)
+        y = self.chain.process(x, float(snap["gain"]))
+        stats = self.synth.latest
+        if stats is not None and stats is not self._last:
+            self._last = stats
+            self._history.append((stats.loss, stats.load))
+        if len(y):
+            self._peak = float(np.max(np.abs(y)))
+            self._rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+        for tap in self.taps:
+            tap(y)
+        return y
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.sink.write(self._one_block(), self._stop)
+            self.chain.start_fade_out()
+            while not self.chain.faded_out:
+                self.sink.write(self._one_block(), None)
+        except Exception as exc:  # noqa: BLE001 - the audio must survive anything the producer hits
+            self._error = f"{type(exc).__name__}: {exc}"
+            self.log(f"engine stopped after an internal error: {self._error}")
+
+    def start(self) -> None:
+        """Prepare synthesis, output chain and sink, and start the producer thread (non-blocking)."""
+        if self.running:
+            return
+        self._prepare()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="texture-producer", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        """Fade out, stop the producer and release the sink (waits at most ``timeout`` seconds)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout)
+            self._thread = None
+        if self._prepared:
+            self.sink.release()
+            self.synth.release()
+            self._prepared = False
+
+    def set_sink(self, sink: Sink) -> None:
+        """Switch output (e.g. another device): stops with a fade, swaps, restarts if it was running."""
+        was_running = self.running
+        self.stop()
+        self.sink = sink
+        if was_running:
+            self.start()
+
+    def render(self, seconds: float, *, progress: Callable[[int], None] | None = None) -> RenderStats:
+        """Run the same loop in this thread, as fast as it can, for ``seconds`` of output.
+
+        The last 50 ms fade out so the file ends without a click. ``progress`` gets the number of
+        output samples written so far after each block.
+        """
+        self._prepare()
+        total = int(round(seconds * self.sink.rate))
+        written = blocks = 0
+        iterations = 0
+        losses = []
+        t0 = time.perf_counter()
+        try:
+            while written < total:
+                if total - written <= self.chain.fade_samples:
+                    self.chain.start_fade_out()
+                y = self._one_block()[: total - written]
+                self.sink.write(y)
+                written += len(y)
+                blocks += 1
+                iterations += self.synth.latest.iterations if self.synth.latest else 0
+                if self.synth.latest is not None:
+                    losses.append(self.synth.latest.loss)
+                if progress:
+                    progress(written)
+        finally:
+            self.sink.release()
+            self.synth.release()
+            self._prepared = False
+        cfg = self.library.config
+        return RenderStats(seconds=written / self.sink.rate, wall_seconds=time.perf_counter() - t0, blocks=blocks,
+                           block_frames=cfg.block_frames, hop=cfg.spectral.hop, sample_rate=self.sink.rate,
+                           iterations_per_block=iterations / max(blocks, 1), provider=self.stepper.provider,
+                           underruns=self.sink.underruns, mean_loss=float(np.nanmean(losses)) if losses else float("nan"))
+
+    def telemetry(self) -> Telemetry:
+        """Immutable snapshot of the engine's state (never blocks)."""
+        hist = np.array(list(self._history), dtype=np.float64).reshape(-1, 2)
+        last = self._last
+        return Telemetry(
+            running=self.running, blocks=last.index + 1 if last else 0, provider=self.stepper.provider,
+            engine_rate=self.engine_rate, device_rate=self.sink.rate, underruns=self.sink.underruns,
+            quality_drops=last.quality_drops if last else 0, iterations=last.iterations if last else 0,
+            last=last, loss_history=hist[:, 0], load_history=hist[:, 1], peak=self._peak, rms=self._rms,
+            error=self._error)

@@ -1,0 +1,105 @@
+"""The loaded styles: audio → log-magnitude → target statistics, in numbered slots.
+
+A :class:`StyleLibrary` may be changed from any thread (GUI, CLI) while the engine plays: the slots
+are an immutable tuple replaced whole on each add/remove, so the engine's once-per-block read is a
+single atomic attribute load and never sees a half-made style. Loading and analysing a style (about
+0.1-0.5 s) happens in the caller's thread, never in the engine's.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio_io import load_audio
+from engine.default_style import DEFAULT_STYLE_NAME, default_style
+from engine.errors import AudioFileError
+from engine.spectral import log_magnitude, stft
+from engine.step_graph import BlockConfig
+from engine.targets import StyleTarget, compute_target
+
+
+@dataclass(frozen=True)
+class Style:
+    """One loaded style.
+
+    Attributes
+    ----------
+    slot_id : int
+        Stable id (blend weights and MIDI refer to it); slot order is load order.
+    name : str
+        File name, or the default style's name.
+    path : str or None
+        Source file (None for the embedded default).
+    log_mag : np.ndarray [shape=(bins, frames)], float32
+        log1p |STFT| at the engine rate.
+    target : StyleTarget
+        Statistics under the live network.
+    spectrum_db : np.ndarray [shape=(bins,)]
+        Mean power spectrum in dB (for pictures).
+    """
+
+    slot_id: int
+    name: str
+    path: str | None
+    log_mag: np.ndarray
+    target: StyleTarget
+    spectrum_db: np.ndarray
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Per-bin ceiling for optimised frames: the style's maximum plus 0.5 (log1p units)."""
+        return self.log_mag.max(axis=1) + 0.5
+
+
+class StyleLibrary:
+    """Numbered style slots analysed for one :class:`BlockConfig` (see module doc)."""
+
+    def __init__(self, config: BlockConfig) -> None:
+        self.config = config
+        self._network = config.network()
+        self._fmap = config.spectral.feature_map()
+        self._ids = itertools.count()
+        self._write_lock = threading.Lock()
+        self.slots: tuple[Style, ...] = ()
+
+    @property
+    def min_samples(self) -> int:
+        """Fewest samples a style needs: enough frames for the longest bank, the lags and one block."""
+        frames = self._network.max_span + self.config.lags + self.config.window_frames + 2
+        return frames * self.config.spectral.hop
+
+    def add_audio(self, y: np.ndarray, name: str, path: str | None = None) -> Style:
+        """Analyse mono audio at the engine rate and append it as a new slot."""
+        spec = self.config.spectral
+        if len(y) < self.min_samples:
+            raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
+        log_mag = log_magnitude(stft(np.asarray(y, dtype=np.float64), n_fft=spec.n_fft, hop=spec.hop))
+        target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags)
+        power = np.mean(np.expm1(log_mag.astype(np.float64)) ** 2, axis=1)
+        with self._write_lock:
+            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10))
+            self.slots = self.slots + (style,)
+        return style
+
+    def add_file(self, path: str | os.PathLike) -> Style:
+        """Load a sound file (see :func:`engine.audio_io.load_audio` for the errors) and add it."""
+        y = load_audio(path, sample_rate=self.config.spectral.sample_rate, min_samples=self.min_samples)
+        return self.add_audio(y, Path(path).name, str(path))
+
+    def add_default(self) -> Style:
+        """Add the embedded default style."""
+        return self.add_audio(default_style(sample_rate=self.config.spectral.sample_rate), DEFAULT_STYLE_NAME)
+
+    def remove(self, slot_id: int) -> None:
+        """Remove a slot (no error if it is already gone)."""
+        with self._write_lock:
+            self.slots = tuple(s for s in self.slots if s.slot_id != slot_id)
+
+    def ids(self) -> list[int]:
+        """Slot ids in slot order."""
+        return [s.slot_id for s in self.slots]

@@ -1,0 +1,156 @@
+"""Command line of the neural texture instrument: parses, then hands over to engine/ or gui/.
+
+Run ``python main.py --help`` (or ``python main.py COMMAND --help``) for the commands. Any failure
+prints one line on stderr and exits with a non-zero status; set ``TEXTURE_DEBUG=1`` to see the
+traceback of an internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _add_style_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--style", action="append", required=required, metavar="FILE",
+                   help="style sound (any format libsndfile reads); repeat for several")
+    p.add_argument("--blend", metavar="W1,W2,..", help="blend weights, one per --style (default: equal)")
+
+
+def _add_live_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--receptive-field", type=float, default=None, metavar="X",
+                   help="0 = short/grainy .. 1 = long/structured (default 0.5)")
+    p.add_argument("--iterations", type=int, default=None, help="optimiser steps per block (live) or L-BFGS iterations (offline)")
+    p.add_argument("--seed", type=int, default=0, help="variation seed (default 0)")
+    p.add_argument("--backend", choices=("ort", "torch"), default="ort", help="block optimiser backend (default ort)")
+    p.add_argument("--sample-rate", type=int, default=22050, help="engine sample rate in Hz (default 22050)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command (the CLI contract of DESIGN.md)."""
+    parser = argparse.ArgumentParser(prog="python main.py", description="Live neural audio texture instrument.")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("gui", help="open the window and play (the default when no command is given)")
+    _add_style_args(p, required=False)
+    p.add_argument("--device", help="audio output device (index or name)")
+    p.add_argument("--midi", help="MIDI input port (index or name) besides the virtual 'texture in' port")
+
+    p = sub.add_parser("play", help="play an endless texture")
+    _add_style_args(p, required=False)
+    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)")
+    p.add_argument("--device", help="audio output device (index or name)")
+    p.add_argument("--no-gui", action="store_true", help="play from the terminal, no window")
+    p.add_argument("--midi", help="MIDI input port (index or name) besides the virtual 'texture in' port")
+    p.add_argument("--gain", type=float, default=None, help="output gain, linear 0..1 (default 0.7)")
+    _add_live_args(p)
+
+    p = sub.add_parser("render", help="render a texture to a file, faster than real time")
+    _add_style_args(p, required=True)
+    p.add_argument("--seconds", type=float, required=True, help="duration of the output in seconds")
+    p.add_argument("--out", required=True, help="output file (.wav or .flac)")
+    p.add_argument("--offline", action="store_true", help="whole-file L-BFGS synthesis instead of the streaming engine")
+    p.add_argument("--stats", metavar="FILE.json", help="write run statistics as JSON")
+    p.add_argument("--network", choices=("random1d", "random2d"), default="random1d", help="offline network")
+    p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear", help="linear bins or pseudo-CQT")
+    p.add_argument("--gain", type=float, default=None, help="output gain for streaming renders, linear 0..1")
+    _add_live_args(p)
+
+    p = sub.add_parser("transfer", help="offline style transfer: content of one sound, style of another")
+    p.add_argument("--content", required=True, help="content sound")
+    p.add_argument("--style", required=True, help="style sound")
+    p.add_argument("--out", required=True, help="output file (.wav or .flac)")
+    p.add_argument("--weights", metavar="A,B,G,D", help="content, style, spectral and temporal envelope weights (default 1,1,0.5,0.1)")
+    p.add_argument("--iterations", type=int, default=200, help="L-BFGS iterations (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--network", choices=("random1d", "random2d"), default="random1d")
+    p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear")
+    p.add_argument("--sample-rate", type=int, default=22050)
+
+    p = sub.add_parser("evaluate", help="texture-quality metrics of candidates against a reference")
+    p.add_argument("reference")
+    p.add_argument("candidates", nargs="+")
+    p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    p.add_argument("--sample-rate", type=int, default=22050)
+
+    p = sub.add_parser("bench", help="block optimiser speed, ONNX Runtime vs torch, and streaming figures")
+    p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    p.add_argument("--blocks", type=int, default=30, help="blocks per measurement (default 30)")
+
+    sub.add_parser("devices", help="list audio outputs, MIDI inputs and ONNX Runtime providers")
+
+    p = sub.add_parser("export-onnx", help="write the block-step graph and its manifest")
+    p.add_argument("--out", required=True, metavar="DIR")
+
+    p = sub.add_parser("midi-learn", help="map the next MIDI CC you move to a parameter")
+    p.add_argument("param", help="parameter name (morph, receptive_field, gain, iterations, ...)")
+    p.add_argument("--midi", help="MIDI input port (index or name); the virtual 'texture in' port is always open")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a CC (default 30)")
+    return parser
+
+
+def start_midi(params, library, port: str | None):
+    """Open MIDI input for ``play``: the virtual 'texture in' port plus ``port``; returns the stop function.
+
+    Without ``--midi`` a machine with no working MIDI API only gets a note on stderr.
+    """
+    from engine.commands import log
+    from engine.errors import TextureError
+    from engine.midi import MidiController
+    try:
+        controller = MidiController(params, slot_ids=library.ids, port=port, log=log)
+        controller.start()
+    except TextureError as exc:
+        if port is not None:
+            raise
+        log(f"MIDI unavailable: {exc}")
+        return lambda: None
+    return controller.stop
+
+
+def midi_command(args: argparse.Namespace) -> int:
+    """``devices`` (MIDI part) and ``midi-learn``."""
+    from engine import midi
+    if args.command == "midi-learn":
+        from engine.params import ParamStore
+        ParamStore.spec(args.param)
+        midi.cli_learn(None, args.param, timeout=args.timeout, port=args.midi)
+        return 0
+    print("MIDI inputs (index: name, for --midi):")
+    for api, ports in midi.list_midi_ports().items():
+        listed = ", ".join(f"{i}: {p}" for i, p in enumerate(ports)) if ports else "(no ports)"
+        print(f"   {api}: {listed}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["gui", *argv]
+    args = build_parser().parse_args(argv)
+    from engine import commands
+    from engine.errors import TextureError
+    try:
+        if args.command == "gui" or (args.command == "play" and not args.no_gui):
+            from gui.app import run_gui
+            return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi)
+        status = commands.run(args, midi_starter=start_midi) if args.command != "midi-learn" else 0
+        if args.command in ("devices", "midi-learn") and status == 0:
+            status = midi_command(args)
+        return status
+    except TextureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        if os.environ.get("TEXTURE_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (set TEXTURE_DEBUG=1 for details)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

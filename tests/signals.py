@@ -1,0 +1,28 @@
+"""Test signals generated in code (the tests never read ../shared)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+SR = 22050
+
+
+def bursts_and_drone(seconds: float = 4.0, *, seed: int = 0, sample_rate: int = SR) -> np.ndarray:
+    """Band-passed noise bursts (1.5-4 kHz, ~6 per second) over a 110 Hz drone; peak 0.5, float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    nyq = sample_rate / 2
+    sos = signal.butter(4, [1500 / nyq, 4000 / nyq], "band", output="sos")
+    noise = signal.sosfilt(sos, rng.standard_normal(n))
+    env = np.zeros(n)
+    for start in rng.integers(0, n - 2000, size=int(6 * seconds)):
+        env[start:start + 2000] += np.exp(-np.arange(2000) / 300.0)
+    y = noise * env + 0.3 * np.sin(2 * np.pi * 110 * t) + 0.15 * np.sin(2 * np.pi * 220.5 * t)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def tone(seconds: float = 2.0, freq: float = 440.0, *, sample_rate: int = SR) -> np.ndarray:
+    """A sine at ``freq`` Hz, amplitude 0.5, float32."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)

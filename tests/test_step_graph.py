@@ -1,0 +1,99 @@
+"""The exported ONNX block step on a real ONNX Runtime session against the torch reference; the cache."""
+import json
+
+import numpy as np
+import pytest
+
+from engine.graph_cache import GRAPH_FILE, MANIFEST_FILE, cache_root, cached_graph, check_cached, config_key, export_graph
+from engine.runtime import BlockStepper
+from engine.step_graph import BlockConfig, example_inputs, receptive_field_weights
+from models.random_banks import BankSpec
+
+CFG = BlockConfig(banks=(BankSpec(5, 1, 64), BankSpec(5, 2, 64), BankSpec(5, 8, 64)), steps_per_call=2)
+
+
+@pytest.fixture(scope="module")
+def steppers():
+    return BlockStepper(CFG, backend="ort"), BlockStepper(CFG, backend="torch")
+
+
+def _rel(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def test_ort_session_runs_on_a_real_provider(steppers):
+    ort_s, _ = steppers
+    assert ort_s.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+def test_ort_matches_torch_on_the_same_block(steppers):
+    ort_s, torch_s = steppers
+    feed = example_inputs(CFG)
+    a, b = ort_s.run(feed), torch_s.run(feed)
+    assert _rel(a["frames_out"], b["frames_out"]) <= 1e-3
+    assert abs(float(a["loss"]) - float(b["loss"])) <= 1e-3 * float(b["loss"])
+    assert float(a["step_out"]) == 2.0
+    assert not np.allclose(a["frames_out"], feed["frames"])  # it really moved
+    assert a["frames_out"].min() >= 0.0
+    assert np.all(a["frames_out"] <= feed["upper"][:, None] + 1e-6)
+
+
+def test_blend_and_bank_weight_changes_act_like_the_reference(steppers):
+    ort_s, torch_s = steppers
+    base = example_inputs(CFG)
+    other = example_inputs(CFG, np.random.default_rng(5))
+    variants = []
+    for i, bank_rf in enumerate((0.0, 1.0)):
+        feed = dict(base)
+        feed["bank_weights"] = receptive_field_weights(bank_rf, len(CFG.banks))
+        if i:  # a different blended target as well
+            for k in other:
+                if k.startswith(("gram_", "acorr_")) or k == "mean_spectrum":
+                    feed[k] = 0.5 * base[k] + 0.5 * other[k]
+        a, b = ort_s.run(feed), torch_s.run(feed)
+        assert _rel(a["frames_out"], b["frames_out"]) <= 1e-3
+        variants.append(a["frames_out"])
+    assert not np.allclose(variants[0], variants[1], atol=1e-4)
+
+
+def test_non_finite_input_never_leaves_the_graph(steppers):
+    ort_s, _ = steppers
+    feed = example_inputs(CFG)
+    feed["frames"] = feed["frames"].copy()
+    feed["frames"][3, 2] = np.nan
+    out = ort_s.run(feed)
+    assert np.all(np.isfinite(out["frames_out"]))
+
+
+def test_cache_rebuilds_corrupt_and_stale_graphs(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTURE_CACHE_DIR", str(tmp_path))
+    messages = []
+    graph = cached_graph(CFG, log=messages.append)
+    assert graph.parent == cache_root() / config_key(CFG) and graph.exists()
+    assert check_cached(CFG, graph.parent) is None
+    assert cached_graph(CFG, log=messages.append) == graph and len(messages) == 1  # reused
+
+    graph.write_bytes(graph.read_bytes()[:1000])  # corrupt: truncated
+    assert "corrupt" in check_cached(CFG, graph.parent)
+    cached_graph(CFG, log=messages.append)
+    assert "corrupt" in messages[-1] and check_cached(CFG, graph.parent) is None
+    BlockStepper(CFG, graph=graph)  # the rebuilt file loads in ORT
+
+    manifest = json.loads((graph.parent / MANIFEST_FILE).read_text())
+    manifest["code_version"] = "0000"
+    (graph.parent / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert "stale" in check_cached(CFG, graph.parent)
+    cached_graph(CFG, log=messages.append)
+    assert "stale" in messages[-1] and check_cached(CFG, graph.parent) is None
+
+    (graph.parent / MANIFEST_FILE).write_text("{not json")
+    assert "unreadable" in check_cached(CFG, graph.parent)
+
+
+def test_export_writes_graph_and_manifest(tmp_path):
+    graph = export_graph(CFG, tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())
+    assert graph.name == GRAPH_FILE
+    assert manifest["config"]["block_frames"] == CFG.block_frames
+    assert manifest["inputs"]["frames"] == [513, CFG.block_frames]
+    assert manifest["config"]["banks"][2] == {"width": 5, "dilation": 8, "filters": 64}
