@@ -86,8 +86,16 @@ def min_samples(metric: str, *, sample_rate: int) -> int:
     raise ParameterError(f"unknown metric {metric!r}; expected one of {METRIC_KEYS}")
 
 
+#: Seconds left out at each end of a sound when it is long enough: fades in and out are not part of
+#: a texture, and the envelope statistics (skewness, kurtosis) react strongly to a 50 ms fade.
+EDGE_SECONDS = 0.25
+
+
 def _spectrogram(y: np.ndarray, *, sample_rate: int, metrics: Sequence[str], role: str) -> np.ndarray:
-    """Validated centred STFT ``(513, frames)`` of one sound; ``role`` names it in errors."""
+    """Validated centred STFT ``(513, frames)`` of one sound, edges trimmed; ``role`` names it in errors.
+
+    :data:`EDGE_SECONDS` are dropped at both ends when what remains is still long enough.
+    """
     SpectralConfig(sample_rate=sample_rate)
     y = np.asarray(y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
@@ -96,6 +104,9 @@ def _spectrogram(y: np.ndarray, *, sample_rate: int, metrics: Sequence[str], rol
     if len(y) < need:
         raise ParameterError(f"{role} is too short: {len(y) / sample_rate:.3f} s, "
                              f"{'/'.join(metrics)} needs at least {need / sample_rate:.3f} s")
+    edge = int(EDGE_SECONDS * sample_rate)
+    if len(y) - 2 * edge >= need:
+        y = y[edge:len(y) - edge]
     return stft(y, n_fft=DEFAULT_N_FFT, hop=DEFAULT_HOP)
 
 

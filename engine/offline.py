@@ -28,7 +28,7 @@ from models.random_banks import BankSpec, Random2DCNN, RandomBanks1D
 
 #: Offline banks, short to long: spans of 5, 9, 17, 33 and 65 frames (58 ms to 755 ms).
 OFFLINE_BANKS: tuple[BankSpec, ...] = tuple(BankSpec(5, d, 256) for d in (1, 2, 4, 8, 16))
-NETWORKS = ("random1d", "random2d")
+NETWORKS = ("random1d", "random2d", "trained2d", "trained1d")
 #: Transfer defaults (α, β, γ, δ): content, style, spectral and temporal envelope.
 TRANSFER_WEIGHTS = losses.LossWeights(content=1.0, style=1.0, spectral=0.5, temporal=0.1, autocorr=0.0)
 
@@ -73,6 +73,12 @@ class OfflineSettings:
         """The network these settings name (seeded)."""
         if self.network == "random2d":
             return Random2DCNN(seed=self.seed)
+        if self.network in ("trained2d", "trained1d"):
+            from models.trained import load_trained
+            if self.network == "trained1d" and self.spectral.n_channels != 513:
+                raise ParameterError("trained1d was trained on the 513 linear bins of n_fft 1024; "
+                                     "use --frequency-axis linear")
+            return load_trained(self.network)
         return RandomBanks1D(self.spectral.n_channels, OFFLINE_BANKS, self.seed)
 
     def bank_weights(self, network: torch.nn.Module) -> torch.Tensor:
@@ -101,7 +107,7 @@ def _optimise(init: np.ndarray, target: StyleTarget, network: torch.nn.Module, s
               progress: Callable[[int, float], None] | None) -> tuple[np.ndarray, float, dict]:
     fmap = torch.from_numpy(settings.spectral.feature_map())
     bank_w = settings.bank_weights(network)
-    u = torch.tensor(init, dtype=torch.float32, requires_grad=True)
+    u = torch.tensor(np.ascontiguousarray(init), dtype=torch.float32, requires_grad=True)
     inner = 10
     opt = torch.optim.LBFGS([u], lr=1.0, max_iter=inner, history_size=20, line_search_fn="strong_wolfe")
     state = {"loss": float("nan"), "terms": {}}

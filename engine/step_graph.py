@@ -38,6 +38,8 @@ from models.random_banks import DEFAULT_BANKS, BankSpec, RandomBanks1D
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+#: Largest move of one element in one step, in units of the learning rate.
+MAX_STEP = 2.0
 EPS = 1e-12
 
 
@@ -114,15 +116,22 @@ def finite(x: torch.Tensor) -> torch.Tensor:
 
 def adam_update(x: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor,
                 lr: torch.Tensor, upper: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """One guarded Adam step: non-finite gradients zeroed, result clamped to ``[0, upper]``."""
+    """One guarded Adam step: non-finite gradients zeroed, result clamped to ``[0, upper]``.
+
+    The second moment is the block's mean squared gradient (one value broadcast over ``v``), not
+    per element: plain Adam moves every bin by about ``lr`` per step whatever its gradient, which
+    lifts near-silent bins by tens of dB within a few steps; a global scale keeps Adam's invariance
+    to the loss scale while bins with small gradients move little. No element moves more than
+    ``MAX_STEP * lr`` per step, so a few large gradients (the seam) cannot overshoot.
+    """
     g = finite(g)
     b1, b2 = ADAM_BETAS
     m = b1 * m + (1 - b1) * g
-    v = b2 * v + (1 - b2) * g * g
+    v = b2 * v + (1 - b2) * (g * g).mean()
     step = (step + 1).reshape(())
     m_hat = m / (1 - b1 ** step)
     v_hat = v / (1 - b2 ** step)
-    x = x - lr * m_hat / (torch.sqrt(v_hat) + ADAM_EPS)
+    x = x - lr * torch.clamp(m_hat / (torch.sqrt(v_hat) + ADAM_EPS), -MAX_STEP, MAX_STEP)
     x = torch.minimum(torch.clamp(x, min=0.0), upper.unsqueeze(1))
     return x, m, v, step
 

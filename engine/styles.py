@@ -52,8 +52,8 @@ class Style:
 
     @property
     def upper(self) -> np.ndarray:
-        """Per-bin ceiling for optimised frames: the style's maximum plus 0.5 (log1p units)."""
-        return self.log_mag.max(axis=1) + 0.5
+        """Per-bin ceiling for optimised frames (log1p units): the style's per-bin maximum + 3 dB."""
+        return np.log1p(np.sqrt(2.0) * np.expm1(self.log_mag.max(axis=1).astype(np.float64))).astype(np.float32)
 
 
 class StyleLibrary:

@@ -223,8 +223,8 @@ def test_envelope_shape_statistics_ignore_level(sounds):
 @pytest.mark.parametrize("rate", [8000, 44100])
 def test_metrics_work_at_other_sample_rates(rate):
     rng = np.random.default_rng(0)
-    ref = (0.1 * rng.standard_normal(3 * rate)).astype(np.float32)
-    cand = (0.1 * rng.standard_normal(2 * rate)).astype(np.float32)
+    ref = (0.1 * rng.standard_normal(4 * rate)).astype(np.float32)
+    cand = (0.1 * rng.standard_normal(3 * rate)).astype(np.float32)
     (self_row,) = metrics.evaluate(ref, [ref], sample_rate=rate)
     (row,) = metrics.evaluate(ref, [cand], sample_rate=rate)
     assert all(self_row[k] == 0.0 for k in metrics.METRIC_KEYS)
