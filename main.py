@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+
+_START = time.monotonic()
 
 
 def _add_style_args(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -51,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file (.wav or .flac)")
     p.add_argument("--offline", action="store_true", help="whole-file L-BFGS synthesis instead of the streaming engine")
     p.add_argument("--stats", metavar="FILE.json", help="write run statistics as JSON")
-    p.add_argument("--network", choices=("random1d", "random2d"), default="random1d", help="offline network")
+    p.add_argument("--network", choices=("random1d", "random2d", "trained2d", "trained1d"), default="random1d", help="offline network")
     p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear", help="linear bins or pseudo-CQT")
     p.add_argument("--gain", type=float, default=None, help="output gain for streaming renders, linear 0..1")
     _add_live_args(p)
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="A,B,G,D", help="content, style, spectral and temporal envelope weights (default 1,1,0.5,0.1)")
     p.add_argument("--iterations", type=int, default=200, help="L-BFGS iterations (default 200)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--network", choices=("random1d", "random2d"), default="random1d")
+    p.add_argument("--network", choices=("random1d", "random2d", "trained2d", "trained1d"), default="random1d")
     p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear")
     p.add_argument("--sample-rate", type=int, default=22050)
 
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["gui", *argv]
     args = build_parser().parse_args(argv)
     from engine import commands
+    commands.START_TIME = _START
     from engine.errors import TextureError
     try:
         if args.command == "gui" or (args.command == "play" and not args.no_gui):

@@ -211,7 +211,7 @@ class BlockSynth:
             feed["frames"], feed["adam_m"], feed["adam_v"], feed["step"] = (
                 out["frames_out"], out["adam_m_out"], out["adam_v_out"], out["step_out"])
             loss = float(out["loss"])
-        frames = feed["frames"]
+        frames = feed["frames"].copy()  # the stepper reuses its output buffers
         if not np.all(np.isfinite(frames)):  # last-resort guard: never let NaN reach the phase
             frames = self._initial_frames(styles, weights, False, float(target.flux))
         self._context = np.concatenate([self._context, frames], axis=1)[:, -self.config.context_frames:]

@@ -27,6 +27,9 @@ from engine.step_graph import BlockConfig
 from engine.styles import StyleLibrary
 
 
+#: When this module was imported (the process's start, for "first sound" figures), time.monotonic().
+START_TIME = time.monotonic()
+
 #: Attaches MIDI input to a store and library for ``--midi PORT``; returns the function that detaches it.
 MidiStarter = Callable[[ParamStore, StyleLibrary, "str | None"], Callable[[], None]]
 
@@ -128,7 +131,8 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
         if stop_midi is not None:
             stop_midi()
     t = engine.telemetry()
-    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}")
+    first = f", first sound {sink.first_audio_time - START_TIME:.2f} s after start" if sink.first_audio_time else ""
+    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}{first}")
     return 0
 
 

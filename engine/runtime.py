@@ -64,6 +64,8 @@ class BlockStepper:
         else:
             self._session = self._make_session(Path(graph) if graph else cached_graph(config, log=log))
             self.provider = self._session.get_providers()[0]
+            self._bindings = [self._bind_outputs() for _ in range(2)]
+            self._turn = 0
         log(f"block optimiser: backend {backend}, provider {self.provider}, {self.threads} threads")
 
     def _make_session(self, graph: Path):
@@ -80,9 +82,29 @@ class BlockStepper:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors for bad graphs
             raise TextureError(f"cannot load ONNX graph {graph}: {str(exc).splitlines()[0]}") from None
 
+    def _bind_outputs(self) -> tuple[object, dict[str, np.ndarray]]:
+        """An IO binding whose outputs land in preallocated float32 arrays (allocated once, here)."""
+        bins, b = self.config.spectral.n_bins, self.config.block_frames
+        shapes = {"frames_out": (bins, b), "adam_m_out": (bins, b), "adam_v_out": (bins, b),
+                  "step_out": (), "loss": ()}
+        arrays = {name: np.zeros(shapes[name], dtype=np.float32) for name in GRAPH_OUTPUT_NAMES}
+        binding = self._session.io_binding()
+        for name, arr in arrays.items():
+            binding.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
+        return binding, arrays
+
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One call: ``steps_per_call`` steps. ``feed`` uses the graph's input names; returns its outputs by name."""
+        """One call: ``steps_per_call`` steps. ``feed`` uses the graph's input names; returns its outputs by name.
+
+        ORT writes into one of two preallocated output sets, used in turn, so the outputs of one call
+        can be fed straight into the next; they are overwritten by the call after that (copy what
+        must live longer).
+        """
         if self._session is None:
             return autograd_step(self.config, self._network, feed)
-        outs = self._session.run(GRAPH_OUTPUT_NAMES, {n: feed[n] for n in self.input_names})
-        return dict(zip(GRAPH_OUTPUT_NAMES, outs))
+        binding, arrays = self._bindings[self._turn]
+        self._turn ^= 1
+        for name in self.input_names:
+            binding.bind_cpu_input(name, feed[name])
+        self._session.run_with_iobinding(binding)
+        return arrays

@@ -158,6 +158,7 @@ class SoundDeviceSink(Sink):
         self.channels = min(2, int(info["max_output_channels"]))
         self.underruns = 0
         self.xruns = 0
+        self.first_audio_time: float | None = None
         self._stream = None
 
     def prepare(self) -> None:
@@ -165,6 +166,7 @@ class SoundDeviceSink(Sink):
         self._ring = RingBuffer(int(self.buffer_seconds * self.rate))
         self._scratch = np.zeros(max(8192, int(0.5 * self.rate)), dtype=np.float32)
         self._primed = False
+        self.first_audio_time: float | None = None
         self._draining = False
         self.underruns = 0
         self.xruns = 0
@@ -200,6 +202,7 @@ class SoundDeviceSink(Sink):
                 self.underruns += 1
         elif not self._primed:
             self._primed = True
+            self.first_audio_time = time.monotonic()
         outdata[:] = mono[:, None]
 
     def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:

@@ -52,7 +52,7 @@ def test_blend_and_bank_weight_changes_act_like_the_reference(steppers):
                     feed[k] = 0.5 * base[k] + 0.5 * other[k]
         a, b = ort_s.run(feed), torch_s.run(feed)
         assert _rel(a["frames_out"], b["frames_out"]) <= 1e-3
-        variants.append(a["frames_out"])
+        variants.append(a["frames_out"].copy())
     assert not np.allclose(variants[0], variants[1], atol=1e-4)
 
 
