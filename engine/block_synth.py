@@ -9,8 +9,9 @@ Each block:
 
 1. The blend weights and receptive field are smoothed towards the snapshot (one-pole, half-way per
    block), the styles' targets are blended and cached while the weights hold still.
-2. New frames are initialised with a statistics-consistent guess: a random segment of B frames of
-   one style (picked by blend weight). Where the jump from the last committed frame is more than
+2. New frames are initialised with a statistics-consistent guess: B frames of one style (picked by
+   blend weight), read on from where the previous block's segment ended with a probability that
+   grows with the receptive field (:func:`continuation_probability`), else from a random place. Where the jump from the last committed frame is more than
    ``SEAM_TOLERANCE`` times the style's mean flux (a note change, say), the first ``CROSSFADE``
    frames are crossfaded in the log domain from the last committed frame; smaller seams are left to
    the optimiser's seam term. (Choosing the segment whose start best matches the last frame was
@@ -41,13 +42,24 @@ from engine.styles import Style, StyleLibrary
 from engine.targets import StyleTarget, blend
 
 #: (style, spectral, temporal, autocorr, seam) loss weights of the live graph.
-LIVE_LOSS_WEIGHTS = np.array([1.0, 1.0, 0.1, 0.3, 1.0], dtype=np.float32)
+LIVE_LOSS_WEIGHTS = np.array([1.0, 1.0, 0.1, 0.3, 0.3], dtype=np.float32)
 SMOOTHING = 0.5
 #: New frames fade in from the last committed frame over this many frames (log-magnitude crossfade).
 CROSSFADE = 2
+#: Continuation probability at receptive field 0 and 1 (mean segment of 2 and 10 blocks).
+CONTINUE_MIN, CONTINUE_MAX = 0.5, 0.9
 #: A seam whose flux exceeds this many times the style's mean flux gets the crossfade.
 SEAM_TOLERANCE = 4.0
 HIGH_LOAD, LOW_LOAD = 0.6, 0.3
+
+
+def continuation_probability(receptive_field: float) -> float:
+    """Chance that a block continues reading its style where the last block stopped.
+
+    ``CONTINUE_MIN + (CONTINUE_MAX − CONTINUE_MIN) · receptive_field``: grainy settings jump every
+    block or two, structured ones keep segments of many blocks, so slow swells survive.
+    """
+    return CONTINUE_MIN + (CONTINUE_MAX - CONTINUE_MIN) * float(receptive_field)
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,7 @@ class BlockSynth:
         self._rng = np.random.default_rng(self._seed)
         self._weights: dict[int, float] = {}
         self._rf: float | None = None
+        self._cursor: tuple[int, int] | None = None
         self._blend_key: tuple | None = None
         self._target: StyleTarget | None = None
         self._upper: np.ndarray | None = None
@@ -157,10 +170,11 @@ class BlockSynth:
                         flux: float) -> np.ndarray:
         b = self.config.block_frames
         if freeze and self._context is not None and self._context.shape[1] > b + 1:
+            self._cursor = None
             source = self._context
+            start = int(self._rng.integers(0, source.shape[1] - b + 1))
         else:
-            source = styles[int(self._rng.choice(len(styles), p=weights))].log_mag
-        start = int(self._rng.integers(0, source.shape[1] - b + 1))
+            start, source = self._next_segment(styles, weights)
         frames = np.array(source[:, start:start + b], dtype=np.float32)
         if self._context is not None:
             last = self._context[:, -1:]
@@ -169,6 +183,26 @@ class BlockSynth:
                 fade = (np.arange(1, n + 1, dtype=np.float32) / (n + 1))[None, :]
                 frames[:, :n] = (1.0 - fade) * last + fade * frames[:, :n]
         return frames
+
+    def _next_segment(self, styles: tuple[Style, ...], weights: np.ndarray) -> tuple[int, np.ndarray]:
+        """Start frame and log-magnitude of the style to read the next B frames from.
+
+        Reading continues where the last block's segment ended with probability
+        :func:`continuation_probability` of the receptive field (while that style is still in the
+        blend), otherwise it jumps to a random place of a style drawn by blend weight.
+        """
+        b = self.config.block_frames
+        by_id = {s.slot_id: (s, w) for s, w in zip(styles, weights)}
+        if self._cursor is not None and self._rng.random() < continuation_probability(self._rf):
+            slot_id, pos = self._cursor
+            style, w = by_id.get(slot_id, (None, 0.0))
+            if style is not None and w > 0 and pos + b <= style.log_mag.shape[1]:
+                self._cursor = (slot_id, pos + b)
+                return pos, style.log_mag
+        style = styles[int(self._rng.choice(len(styles), p=weights))]
+        start = int(self._rng.integers(0, style.log_mag.shape[1] - b + 1))
+        self._cursor = (style.slot_id, start + b)
+        return start, style.log_mag
 
     def _initial_context(self, styles: tuple[Style, ...], weights: np.ndarray) -> np.ndarray:
         c = self.config.context_frames

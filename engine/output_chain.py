@@ -4,7 +4,8 @@ Lifecycle: :meth:`OutputChain.prepare` → :meth:`process` per block → (:meth:
 :meth:`process` until :attr:`faded_out`). Runs in the producer thread, never in the audio callback.
 
 * DC blocker: one-pole high-pass ``y[n] = x[n] − x[n−1] + R·y[n−1]``, corner ``dc_hz`` (10 Hz).
-* Gain: linear 0..1, ramped across the block from the previous block's value, so moves never click.
+* Gain: linear 0..1, ramped over the first 10 ms of a block from the previous value, so moves
+  never click and land quickly.
 * Resampling: soxr streaming resampler (high quality), engine rate → device rate.
 * Limiter: identity below ``threshold`` (−1.9 dBFS); above it a tanh knee that approaches but never
   reaches full scale, then a hard clip at ±1 as the last guarantee: ``|sample| ≤ 1`` always.
@@ -14,6 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import soxr
+
+
+#: Length of a gain change's ramp.
+GAIN_RAMP_SECONDS = 0.01
 
 
 def soft_limit(x: np.ndarray, *, threshold: float = 0.8) -> np.ndarray:
@@ -34,6 +39,7 @@ class OutputChain:
         self.device_rate = int(device_rate)
         self._r = float(np.exp(-2 * np.pi * dc_hz / engine_rate))
         self._fade_len = max(1, int(fade_ms * 1e-3 * device_rate))
+        self._gain_ramp = max(1, int(GAIN_RAMP_SECONDS * engine_rate))
 
     def prepare(self) -> None:
         """Reset filter, resampler and fades."""
@@ -91,7 +97,10 @@ class OutputChain:
             return np.zeros(0, dtype=np.float32)
         y = self._dc_block(x)
         start = gain if self._gain is None else self._gain
-        y = y * np.linspace(start, gain, len(y), endpoint=False)
+        ramp = np.full(len(y), gain)
+        n = min(len(y), self._gain_ramp)
+        ramp[:n] = np.linspace(start, gain, n, endpoint=False)
+        y = y * ramp
         self._gain = gain
         if self._resampler is not None:
             y = self._resampler.resample_chunk(y.astype(np.float32))

@@ -66,7 +66,7 @@ PARAM_SPECS: dict[str, ParamSpec] = {s.name: s for s in (
     ParamSpec("gain", 0.0, 1.0, 0.7, unit=" (linear)", doc="output gain, linear 0..1 (0 dB at 1)"),
     ParamSpec("variation", 0, 2 ** 31 - 1, 0, kind="int", doc="seed of the frame initialisation"),
     ParamSpec("freeze", 0, 1, 0, kind="bool", doc="keep re-using the current texture instead of new style material"),
-    ParamSpec("learning_rate", 0.001, 0.5, 0.05, doc="Adam step size, log-magnitude units per step"),
+    ParamSpec("learning_rate", 0.001, 0.5, 0.02, doc="Adam step size on log(s + 0.1) per step (relative change)"),
 )}
 
 BLEND_MODES = ("weights", "morph")

@@ -140,14 +140,15 @@ class SoundDeviceSink(Sink):
     device : int, str or None
         Output device index or name; None for the default.
     buffer_seconds : float
-        Ring capacity in seconds: the most audio queued ahead of the device (it bounds control latency).
+        Ring capacity in seconds: the most audio queued ahead of the device. It bounds control latency
+        from above and the producer's slack from below; 0.1 s is one 93 ms block plus a little.
     latency : str or float
         PortAudio's suggested latency ("low", "high" or seconds).
     """
 
     realtime = True
 
-    def __init__(self, device: str | int | None = None, *, buffer_seconds: float = 0.12,
+    def __init__(self, device: str | int | None = None, *, buffer_seconds: float = 0.1,
                  latency: str | float = "low") -> None:
         self.device = device
         self.buffer_seconds = buffer_seconds

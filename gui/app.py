@@ -1,0 +1,120 @@
+"""The application: QApplication, the instrument, the window; ``python main.py`` lands in :func:`run_gui`.
+
+Start-up order: styles (each bad ``--style`` file is one message; the default style plays when none
+loads), the block optimiser (ONNX graph from the cache, exported on first use), the output (a null
+sink and a banner when there is no usable device), MIDI (optional: a message when it is
+unavailable), then the window shows and the engine starts.
+"""
+from __future__ import annotations
+
+import gc
+import signal
+import sys
+from typing import Any
+
+from PyQt6 import QtWidgets
+
+from engine.commands import live_config, log, parse_blend
+from engine.errors import TextureError
+from engine.params import ParamStore
+from engine.styles import StyleLibrary
+from gui.devices import open_sink
+from gui.instrument import Instrument, one_line
+from gui.main_window import MainWindow
+from gui.settings import open_settings
+from gui.theme import apply_dark_theme
+
+APP_NAME = "Neural Texture"
+
+
+def build_instrument(styles: list[str] | None = None, blend: str | None = None, device: str | None = None, *,
+                     stepper: Any = None, sink: Any = None) -> tuple[Instrument, list[str]]:
+    """The instrument for the command line's arguments, and the start-up messages for the window.
+
+    ``stepper`` and ``sink`` may be given (tests share one optimiser and use a null sink).
+
+    Raises
+    ------
+    TextureError
+        Only when the block optimiser cannot be built (nothing could play).
+    """
+    messages: list[str] = []
+    config = live_config()
+    params = ParamStore()
+    library = StyleLibrary(config)
+    try:
+        weights = parse_blend(blend, len(styles or []))
+    except TextureError as exc:
+        messages.append(f"{one_line(exc)} (blend ignored)")
+        weights = None
+    for i, path in enumerate(styles or []):
+        try:
+            style = library.add_file(path)
+        except TextureError as exc:
+            messages.append(one_line(exc))
+            continue
+        if weights is not None:
+            params.set_blend(style.slot_id, weights[i])
+    if not library.slots:
+        library.add_default()
+        if styles:
+            messages.append("no style could be loaded; playing the default style")
+    if stepper is None:
+        from engine.runtime import BlockStepper
+        stepper = BlockStepper(config, log=log)
+    banner = None
+    key: object = device
+    if sink is None:
+        sink, banner, reason = open_sink(device)
+        if banner is not None:
+            key = "silent"
+            messages.append(f"audio output: {reason}")
+    return Instrument(library, params, stepper, sink, banner=banner, output_key=key), messages
+
+
+def start_midi(instrument: Instrument, port: str | None) -> str | None:
+    """Open MIDI input for the instrument (attached as ``instrument.midi``); a message when it cannot."""
+    try:
+        from engine.midi import MidiController
+    except ImportError as exc:
+        return f"MIDI off: {exc}"
+    try:
+        controller = MidiController(instrument.params, slot_ids=instrument.library.ids, port=port,
+                                    on_program=instrument.sigProgram.emit, log=instrument.sigMessage.emit)
+        controller.start()
+    except Exception as exc:  # noqa: BLE001 - no MIDI API, a backend error: the instrument plays on without MIDI
+        return f"MIDI off: {one_line(exc)}"
+    instrument.midi = controller
+    return None
+
+
+def run_gui(styles: list[str] | None = None, blend: str | None = None, device: str | None = None,
+            midi_port: str | None = None) -> int:
+    """Open the window and play; returns the exit status when the window closes."""
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName("neural-texture")
+    apply_dark_theme(app)
+    try:
+        instrument, messages = build_instrument(styles, blend, device)
+    except TextureError as exc:
+        log(f"error: {one_line(exc)}")
+        return 1
+    midi_message = start_midi(instrument, midi_port)
+    if midi_message:
+        messages.append(midi_message)
+    window = MainWindow(instrument, open_settings(), startup_messages=messages)
+    window.show()
+    instrument.start()
+    # Ctrl-C in the terminal closes the window like the Quit action (the poll timer lets Python
+    # run the handler while Qt's loop is in C++).
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    try:
+        return app.exec()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        window.close()
+        # Drop the engine before the interpreter exits, so its native objects are freed in order.
+        window.deleteLater()
+        del window, instrument
+        gc.collect()
