@@ -120,7 +120,10 @@ def midi_command(args: argparse.Namespace) -> int:
         midi.cli_learn(None, args.param, timeout=args.timeout, port=args.midi)
         return 0
     print("MIDI inputs (index: name, for --midi):")
-    for api, ports in midi.list_midi_ports().items():
+    apis = midi.list_midi_ports()
+    if not apis:
+        print("   none: no MIDI system answers here (ALSA needs /dev/snd, JACK a running server)")
+    for api, ports in apis.items():
         listed = ", ".join(f"{i}: {p}" for i, p in enumerate(ports)) if ports else "(no ports)"
         print(f"   {api}: {listed}")
     return 0
