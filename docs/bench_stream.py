@@ -161,6 +161,8 @@ def main() -> int:
             figures["memory_growth_mb"] = growth
             figures["memory_run"] = {"audio_hours": args.hours, "wall_seconds": wall}
     finally:
+        if "sounddevice" in sys.modules:
+            sys.modules["sounddevice"]._terminate()  # before JACK goes, or PortAudio aborts at exit
         if jack is not None:
             jack.terminate()
     print(json.dumps(figures, indent=2))
