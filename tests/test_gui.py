@@ -463,26 +463,25 @@ def test_midi_learn_button_and_program_change_on_real_ports(make_window, qtbot, 
                                      f"messages {window.messages[-4:]}") from None
         until(connected)
 
-        def deliver(message: list[int]) -> None:
-            """Send until the controller got it: a JACK dummy server on a loaded machine now and then
-            loses a cycle's MIDI events (seen here: a CC never arrived while earlier ones had)."""
-            before = controller.stats["received"]
+        def deliver(message: list[int], done) -> None:
+            """Send until ``done()``: a JACK dummy server on a loaded machine now and then loses a
+            cycle's MIDI events (seen here: a CC never arrived while earlier ones had), and a late
+            earlier message must not count as this one's arrival."""
             for _ in range(20):
                 sender.send_message(message)
                 try:
-                    qtbot.waitUntil(lambda: controller.stats["received"] > before, timeout=250)
+                    qtbot.waitUntil(done, timeout=250)
                     return
                 except qtbot.TimeoutError:
                     pass
-            until(lambda: False, 0.01)
+            until(done, 0.01)
         button = window.controls.learn_buttons["iterations"]
         qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
         assert controller.learning == "iterations" and button.isChecked()
-        deliver([0xB0, 22, 127])
-        until(lambda: inst.params.get("iterations") == 32)
+        deliver([0xB0, 22, 127], lambda: inst.params.get("iterations") == 32)
         until(lambda: not button.isChecked())
         assert "MIDI learned: CC22 (any channel) → iterations" in message_lines(window)
-        deliver([0xB0, 22, 0])
+        deliver([0xB0, 22, 0], lambda: inst.params.get("iterations") == 1)
         until(lambda: window.controls.sliders["iterations"].value() == 1)  # the widget follows MIDI
 
         # Program change n loads the (n+1)-th session of the session folder, in name order.
@@ -491,12 +490,10 @@ def test_midi_learn_button_and_program_change_on_real_ports(make_window, qtbot, 
         assert window.save_session(folder / "01 quiet.texture.json")
         inst.params.set("gain", 0.9)
         assert window.save_session(folder / "02 loud.texture.json")
-        deliver([0xC0, 0])
-        until(lambda: inst.params.get("gain") == 0.3)
+        deliver([0xC0, 0], lambda: inst.params.get("gain") == 0.3)  # loading again on a resend is harmless
         assert window.session_path.name == "01 quiet.texture.json"
         until(lambda: "loaded session 01 quiet.texture.json: 1 style(s)" in message_lines(window))
-        deliver([0xC0, 5])
-        until(lambda: "program change 5: no session number 6" in message_lines(window))
+        deliver([0xC0, 5], lambda: "program change 5: no session number 6" in message_lines(window))
     finally:
         sender.delete()
         controller.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -182,10 +183,25 @@ def start_controller(params: ParamStore, **kwargs: object) -> MidiController:
     return c
 
 
+def _jack_connected(port: str) -> bool:
+    """Whether ``jack_lsp -c`` lists any connection under ``port``."""
+    lines = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout.splitlines()
+    for i, line in enumerate(lines):
+        if line == port:
+            return i + 1 < len(lines) and lines[i + 1].startswith((" ", "\t"))
+    return False
+
+
 def connect(out: rtmidi.MidiOut, client: str = "texture") -> None:
-    """Connect ``out`` to the controller's virtual port ``client:texture in``."""
+    """Connect ``out`` to the controller's virtual port ``client:texture in`` and wait until JACK
+    shows the connection, plus a few process cycles: events sent before it is live are lost."""
     ports = out.get_ports()
-    out.open_port(ports.index(f"{client}:texture in"))
+    target = f"{client}:texture in"
+    out.open_port(ports.index(target))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not _jack_connected(target):
+        time.sleep(0.02)
+    time.sleep(0.05)
 
 
 def test_default_map_moves_morph_receptive_field_and_gain(sender: rtmidi.MidiOut) -> None:
