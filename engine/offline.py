@@ -8,7 +8,7 @@ L-BFGS so that its statistics under the chosen network match the blended target.
 (momentum 0.99). The optimised variable is ``u`` with ``s = |u|``, so magnitudes stay non-negative.
 
 Networks: ``random1d`` (separate random 1D banks, :data:`OFFLINE_BANKS`), ``random2d`` (image-style
-3x3 CNN). Frequency axis: linear bins or pseudo-CQT (``SpectralConfig.frequency_axis``).
+3x3 CNN), ``trained2d`` / ``trained1d`` (classifiers trained on General MIDI notes, models/trained.py). Frequency axis: linear bins or pseudo-CQT (``SpectralConfig.frequency_axis``).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class OfflineSettings:
 
     Parameters
     ----------
-    network : {"random1d", "random2d"}
+    network : {"random1d", "random2d", "trained2d", "trained1d"}
     iterations : int
         L-BFGS iterations (each one or more loss evaluations).
     griffin_lim_iterations : int
