@@ -188,15 +188,18 @@ class BlockSynth:
         """Start frame and log-magnitude of the style to read the next B frames from.
 
         Reading continues where the last block's segment ended with probability
-        :func:`continuation_probability` of the receptive field (while that style is still in the
-        blend), otherwise it jumps to a random place of a style drawn by blend weight.
+        :func:`continuation_probability` of the receptive field times that style's current blend
+        weight (so a style being blended out stops being read on at once: a blend change was heard
+        up to 0.9 s late without the factor), otherwise it jumps to a random place of a style drawn
+        by blend weight.
         """
         b = self.config.block_frames
         by_id = {s.slot_id: (s, w) for s, w in zip(styles, weights)}
-        if self._cursor is not None and self._rng.random() < continuation_probability(self._rf):
+        if self._cursor is not None:
             slot_id, pos = self._cursor
             style, w = by_id.get(slot_id, (None, 0.0))
-            if style is not None and w > 0 and pos + b <= style.log_mag.shape[1]:
+            keep = self._rng.random() < continuation_probability(self._rf) * w
+            if style is not None and keep and pos + b <= style.log_mag.shape[1]:
                 self._cursor = (slot_id, pos + b)
                 return pos, style.log_mag
         style = styles[int(self._rng.choice(len(styles), p=weights))]

@@ -7,7 +7,6 @@ from scipy import signal
 
 from engine.audio_io import resample
 from engine.commands import live_config
-from engine.metrics import mean_spectrum_distance_db
 from engine.params import ParamStore
 from engine.runtime import BlockStepper
 from engine.sinks import FileSink, NullSink, SoundDeviceSink
@@ -41,6 +40,22 @@ def _high_fraction(y: np.ndarray, rate: int, frame: int) -> np.ndarray:
     return spec[:, freqs > 2500].sum(axis=1) / (spec.sum(axis=1) + 1e-12)
 
 
+def _band_spectrum_distance_db(ref: np.ndarray, other: np.ndarray) -> float:
+    """RMS difference in dB of the mean power in log-spaced bands (50 Hz - 10 kHz, 24 edges apart) holding energy
+    within 50 dB of the reference's loudest band. Bands, not bins: a played texture reshuffles the
+    fine tonal detail of a style, and single bins near the resamplers' noise floor say nothing."""
+    edges = np.geomspace(50, 10000, 25)
+    freqs = np.arange(513) * SR / 1024
+    masks = [m for m in ((freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])) if m.any()]
+
+    def bands_db(y: np.ndarray) -> np.ndarray:
+        power = np.mean(np.abs(stft(y.astype(np.float64))) ** 2, axis=1)
+        return np.array([10 * np.log10(power[m].mean() + 1e-12) for m in masks])
+    r, o = bands_db(ref), bands_db(other)
+    keep = r > r.max() - 50
+    return float(np.sqrt(np.mean((r[keep] - o[keep]) ** 2)))
+
+
 def test_plays_five_seconds_through_jack_without_underruns(jack_server, stepper):
     library = StyleLibrary(CONFIG)
     style = library.add_default()
@@ -62,9 +77,10 @@ def test_plays_five_seconds_through_jack_without_underruns(jack_server, stepper)
     heard = resample(played[sink.rate:], sink.rate, SR)
     from engine.default_style import default_style
     ref = default_style()
-    near = mean_spectrum_distance_db(ref, heard, sample_rate=SR)
-    far = mean_spectrum_distance_db(ref, _noise((3000, 9000)), sample_rate=SR)
-    assert near < 8.0 and near < far / 2, (near, far, style.name)
+    near = _band_spectrum_distance_db(ref, heard)
+    far = _band_spectrum_distance_db(ref, _noise((3000, 9000)))
+    print(f"band spectrum distance to the style {near:.2f} dB, to other noise {far:.2f} dB")
+    assert near < 6.0 and near < far / 2, (near, far, style.name)
 
 
 def test_a_style_change_is_heard_within_the_stated_latency(jack_server, stepper):
