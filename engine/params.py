@@ -145,6 +145,13 @@ class ParamStore:
         self.spec(name)
         return self._values[name]
 
+    def reader(self, name: str):
+        """A function returning the current value of ``name`` without the lock (one dict read: safe
+        in an audio callback; the value may be one write old)."""
+        self.spec(name)
+        values = self._values
+        return lambda: values[name]
+
     def set_blend(self, slot_id: int, weight: float) -> float:
         """Set the blend weight of style slot ``slot_id`` (0..1) and select ``"weights"`` mode."""
         w = ParamSpec("blend weight", 0.0, 1.0, 1.0).coerce(weight)

@@ -5,8 +5,10 @@ sample rate), ``underruns`` and the lifecycle ``prepare() → write(samples)… 
 context managers.
 
 :class:`SoundDeviceSink` real-time contract: the PortAudio callback (``_callback``) only copies from
-a preallocated :class:`engine.ringbuffer.RingBuffer` into ``outdata`` — no allocation of buffers, no
-lock, no I/O, no exception escapes. When the ring runs dry it fills the rest with zeros and counts an
+a preallocated :class:`engine.ringbuffer.RingBuffer` into ``outdata`` and scales by the live gain
+(read lock-free from the parameter store, ramped in preallocated buffers, so a gain move is heard
+after the device's own latency, not the ring's) — no allocation of buffers, no lock, no I/O, no
+exception escapes. When the ring runs dry it fills the rest with zeros and counts an
 underrun (after the first samples arrived, and not while draining at stop). PortAudio's own
 ``output_underflow`` flags are counted apart in ``xruns``. The producer blocks in :meth:`write`
 (sleeping in its own thread) until the ring has room, which paces it at the device rate.
@@ -32,6 +34,10 @@ class Sink:
     rate: int
     realtime: bool = False
     underruns: int = 0
+    #: Sinks that apply the live gain themselves (at the device, for low latency) set this True;
+    #: the engine then hands them :attr:`gain_source` and leaves gain out of the output chain.
+    applies_gain: bool = False
+    gain_source = None
 
     @property
     def queue_seconds(self) -> float:
@@ -147,6 +153,7 @@ class SoundDeviceSink(Sink):
     """
 
     realtime = True
+    applies_gain = True
 
     def __init__(self, device: str | int | None = None, *, buffer_seconds: float = 0.1,
                  latency: str | float = "low") -> None:
@@ -166,6 +173,9 @@ class SoundDeviceSink(Sink):
         import sounddevice as sd
         self._ring = RingBuffer(int(self.buffer_seconds * self.rate))
         self._scratch = np.zeros(max(8192, int(0.5 * self.rate)), dtype=np.float32)
+        self._gains = np.zeros_like(self._scratch)
+        self._steps = np.arange(len(self._scratch), dtype=np.float32)
+        self._gain = None
         self._primed = False
         self.first_audio_time: float | None = None
         self._draining = False
@@ -204,7 +214,22 @@ class SoundDeviceSink(Sink):
         elif not self._primed:
             self._primed = True
             self.first_audio_time = time.monotonic()
+        if self.gain_source is not None:
+            self._apply_gain(mono, frames)
         outdata[:] = mono[:, None]
+
+    def _apply_gain(self, mono: np.ndarray, frames: int) -> None:
+        """Multiply by the live gain (0..1, so the bound holds), ramped across this buffer when it moved."""
+        g = self.gain_source()
+        g0 = g if self._gain is None else self._gain
+        self._gain = g
+        if g0 == g:
+            mono *= g
+            return
+        ramp = self._gains[:frames]
+        np.multiply(self._steps[:frames], (g - g0) / frames, out=ramp)
+        ramp += g0
+        mono *= ramp
 
     def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
         pos = 0

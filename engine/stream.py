@@ -92,7 +92,8 @@ class Engine:
     ----------
     taps : list of callable
         Each is called in the producer thread with every output block (float32, device rate);
-        it must return quickly (hand the data to another thread, e.g. a recorder's queue).
+        it must return quickly (hand the data to another thread, e.g. a recorder's queue). With a
+        sink that applies the gain itself (a sound device) taps get the signal before that gain.
     """
 
     def __init__(self, library: StyleLibrary, params: ParamStore, stepper: BlockStepper, sink: Sink, *,
@@ -140,6 +141,8 @@ class Engine:
         self.synth.prepare(int(self.params.get("variation")))
         self.chain = OutputChain(self.engine_rate, self.sink.rate)
         self.chain.prepare()
+        if self.sink.applies_gain:
+            self.sink.gain_source = self.params.reader("gain")
         self.sink.prepare()
         self._history.clear()
         self._error = None
@@ -148,14 +151,15 @@ class Engine:
     def _one_block(self) -> np.ndarray:
         snap = self.params.snapshot()
         x = self.synth.process_block(snap)
-        y = self.chain.process(x, float(snap["gain"]))
+        y = self.chain.process(x, 1.0 if self.sink.applies_gain else float(snap["gain"]))
         stats = self.synth.latest
         if stats is not None and stats is not self._last:
             self._last = stats
             self._history.append((stats.loss, stats.load))
         if len(y):
-            self._peak = float(np.max(np.abs(y)))
-            self._rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+            post = float(snap["gain"]) if self.sink.applies_gain else 1.0  # the meters show what is heard
+            self._peak = post * float(np.max(np.abs(y)))
+            self._rms = post * float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
         for tap in self.taps:
             tap(y)
         return y

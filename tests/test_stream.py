@@ -201,3 +201,32 @@ def test_ten_minutes_with_random_changes_stays_finite_and_bounded(tmp_path, step
     assert not bad
     assert max(peaks) <= 1.0 and np.mean(peaks) > 0.01
     assert np.isfinite(stats.mean_loss)
+
+
+def test_a_gain_move_is_heard_after_the_device_latency_only(jack_server, stepper):
+    library = StyleLibrary(CONFIG)
+    library.add_default()
+    params = ParamStore()
+    params.set("gain", 1.0)
+    sink = SoundDeviceSink(None)
+    engine = Engine(library, params, stepper, sink)
+    capture = JackCapture(5.0, rate=sink.rate)
+    engine.start()
+    capture.start()
+    capture.wait_until(2 * sink.rate, timeout=10)
+    changed_at = capture.count
+    params.set("gain", 0.1)
+    capture.wait_until(changed_at + sink.rate, timeout=10)
+    stated = sink.device_latency_seconds + 0.05  # device latency, 10 ms measurement frames, scheduling jitter
+    engine.stop()
+    played = capture.stop()
+    frame = sink.rate // 100
+    n = len(played) // frame
+    rms = np.sqrt(np.mean(played[:n * frame].reshape(n, frame) ** 2, axis=1))
+    start = changed_at // frame
+    level = 0.55 * rms[start - 50:start].mean()  # half-way between the old and the new level
+    dropped = np.nonzero(rms[start:] < level)[0]
+    assert len(dropped), "the gain change never became audible"
+    latency = dropped[0] * frame / sink.rate
+    print(f"gain change audible after {latency * 1000:.0f} ms (stated bound {stated * 1000:.0f} ms)")
+    assert latency <= stated
