@@ -7,7 +7,7 @@ Lifecycle (as a JUCE processor): :meth:`BlockSynth.prepare` allocates and seeds 
 
 Each block:
 
-1. The blend weights and receptive field are smoothed towards the snapshot (one-pole, half-way per
+1. The blend weights and receptive field are smoothed towards the snapshot (one-pole, 70 % of the way per
    block), the styles' targets are blended and cached while the weights hold still.
 2. New frames are initialised with a statistics-consistent guess: B frames of one style (picked by
    blend weight), read on from where the previous block's segment ended with a probability that
@@ -43,7 +43,7 @@ from engine.targets import StyleTarget, blend
 
 #: (style, spectral, temporal, autocorr, seam) loss weights of the live graph.
 LIVE_LOSS_WEIGHTS = np.array([1.0, 1.0, 0.1, 0.3, 0.3], dtype=np.float32)
-SMOOTHING = 0.5
+SMOOTHING = 0.7
 #: New frames fade in from the last committed frame over this many frames (log-magnitude crossfade).
 CROSSFADE = 2
 #: Continuation probability at receptive field 0 and 1 (mean segment of 2 and 10 blocks).

@@ -122,15 +122,17 @@ class Engine:
 
     @property
     def control_latency_seconds(self) -> float:
-        """Worst-case delay from a parameter write to its full effect at the listener, in seconds.
+        """Delay from a parameter write to its effect at the listener that is rarely exceeded, in seconds.
 
-        A write just after a block read its snapshot waits for that block (1), the next block moves the
-        smoothed weights half-way and the one after three quarters (2 more), then come the streaming
-        phase's latency and the sink's queue (ring buffer and device).
+        A write just after a block read its snapshot waits for that block (1); the next blocks move
+        the smoothed weights 70 %, 91 %, 97 % of the way and draw their frames' style by those
+        weights (3 more, for the unlucky draws); then come the streaming phase's latency and the
+        sink's queue (ring buffer and device). Gain is the exception: a sound device applies it
+        itself, after only the device's latency.
         """
         cfg = self.library.config
         block = cfg.block_frames * cfg.spectral.hop / cfg.spectral.sample_rate
-        return 3 * block + self.synth.latency_samples / cfg.spectral.sample_rate + self.sink.queue_seconds
+        return 4 * block + self.synth.latency_samples / cfg.spectral.sample_rate + self.sink.queue_seconds
 
     @property
     def running(self) -> bool:
