@@ -48,7 +48,25 @@ def _pooled(h: torch.Tensor) -> torch.Tensor:
     return torch.cat([flat.mean(dim=2), flat.amax(dim=2)], dim=1)
 
 
-class Trained2DCNN(nn.Module):
+class _TrainedNet(nn.Module):
+    """What both trained networks share: per-layer kernels for loss weights, and the manifest entry.
+
+    Subclasses set ``kind``, ``convs``, ``source`` and ``config()``.
+    """
+
+    kind = ""
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Conv kernels, one per feature layer (for per-layer loss weights)."""
+        return [c.weight for c in self.convs]
+
+    def describe(self) -> dict:
+        """JSON-able description (for manifests)."""
+        return {"kind": self.kind, **self.config(), **self.source}
+
+
+class Trained2DCNN(_TrainedNet):
     """AlexNet-like stack of 3x3 conv + BatchNorm + ReLU layers with 2x2 max-pooling, plus a classifier head.
 
     Parameters
@@ -79,11 +97,6 @@ class Trained2DCNN(nn.Module):
         self.max_span = 2 ** sum(self.pools[:-1]) + 2
         self.source: dict = {}
 
-    @property
-    def weights(self) -> list[torch.Tensor]:
-        """Conv kernels, one per feature layer (for per-layer loss weights)."""
-        return [c.weight for c in self.convs]
-
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """ReLU maps ``(N, C, H, W)`` of every layer; ``x`` is ``(N, 1, bins, frames)``."""
         out, h = [], x
@@ -108,12 +121,9 @@ class Trained2DCNN(nn.Module):
     def config(self) -> dict:
         return {"n_classes": self.n_classes, "channels": list(self.channels), "pools": list(self.pools)}
 
-    def describe(self) -> dict:
-        """JSON-able description (for manifests)."""
-        return {"kind": self.kind, **self.config(), **self.source}
 
 
-class Trained1DCNN(nn.Module):
+class Trained1DCNN(_TrainedNet):
     """1D conv + BatchNorm + ReLU layers over time with frequency bins as input channels, plus a head.
 
     Convolutions are valid (no padding), width ``width``, one dilation per layer; the span of layer
@@ -140,11 +150,6 @@ class Trained1DCNN(nn.Module):
         self.max_span = 1 + (width - 1) * sum(self.dilations)
         self.source: dict = {}
 
-    @property
-    def weights(self) -> list[torch.Tensor]:
-        """Conv kernels, one per feature layer (for per-layer loss weights)."""
-        return [c.weight for c in self.convs]
-
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """ReLU maps ``(N, C, frames − span + 1)`` of every layer; ``x`` is ``(N, in_channels, frames)``."""
         out, h = [], x
@@ -170,9 +175,6 @@ class Trained1DCNN(nn.Module):
         return {"n_classes": self.n_classes, "in_channels": self.in_channels, "channels": list(self.channels),
                 "dilations": list(self.dilations), "width": self.width}
 
-    def describe(self) -> dict:
-        """JSON-able description (for manifests)."""
-        return {"kind": self.kind, **self.config(), **self.source}
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"trained2d": Trained2DCNN, "trained1d": Trained1DCNN}
