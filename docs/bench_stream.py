@@ -5,6 +5,8 @@
 * ``style_latency_ms`` / ``gain_latency_ms`` — a blend switch between a low and a high noise style,
   and a gain drop 1 → 0.1, each written to the parameter store mid-stream; time until the captured
   JACK output crosses half-way (10 ms frames; median of ``--runs`` changes).
+* ``midi_cc7_to_audible_ms`` — CC7 (gain in the default MIDI map) sent from an rtmidi port into the
+  app's virtual MIDI port, until the captured output is half-way down (5 ms frames).
 * ``memory_growth_mb`` — resident memory after ``--hours`` of audio rendered at full speed to a null
   sink, minus the resident memory after the first minute.
 
@@ -114,6 +116,58 @@ def control_latencies(runs: int) -> tuple[list[float], list[float], float]:
     return style_ms, gain_ms, stated * 1000.0
 
 
+def midi_to_audible(runs: int) -> list[float]:
+    """CC7 (gain, default map) sent from an rtmidi port into the app's virtual port while the engine
+    plays on JACK: milliseconds from the send until the captured level is half-way down."""
+    import rtmidi
+    from engine.commands import live_config
+    from engine.midi import MidiController
+    from engine.midi_map import MidiMap
+    from engine.params import ParamStore
+    from engine.runtime import BlockStepper
+    from engine.sinks import SoundDeviceSink
+    from engine.stream import Engine
+    from engine.styles import StyleLibrary
+    from tests.jack_capture import JackCapture
+    config = live_config()
+    library = StyleLibrary(config)
+    library.add_default()
+    params = ParamStore()
+    params.set("gain", 1.0)
+    controller = MidiController(params, api="jack", midi_map=MidiMap.default(), save_learned=False, log=lambda m: None)
+    controller.start()
+    sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench keys")
+    sender.open_port(sender.get_ports().index("texture:texture in"))
+    sink = SoundDeviceSink(None)
+    engine = Engine(library, params, BlockStepper(config), sink)
+    capture = JackCapture(4.0 * runs + 3, rate=sink.rate)
+    engine.start()
+    capture.start()
+    capture.wait_until(sink.rate, timeout=10)
+    marks = []
+    for _ in range(runs):
+        sender.send_message([0xB0, 7, 127])
+        capture.wait_until(capture.count + 2 * sink.rate, timeout=10)
+        marks.append(capture.count)
+        sender.send_message([0xB0, 7, 13])  # gain 13/127 = 0.10
+        capture.wait_until(capture.count + 2 * sink.rate, timeout=10)
+    engine.stop()
+    controller.stop()
+    sender.delete()
+    y = capture.stop()
+    frame = sink.rate // 200  # 5 ms frames
+    n = len(y) // frame
+    rms = np.sqrt(np.mean(y[:n * frame].reshape(n, frame) ** 2, axis=1))
+    out = []
+    for at in marks:
+        k = at // frame
+        before = rms[k - 100:k].mean()
+        hit = np.nonzero(rms[k:k + 200] < 0.55 * before)[0]
+        if len(hit):
+            out.append(hit[0] * 1000.0 * frame / sink.rate)
+    return out
+
+
 def memory_growth(hours: float) -> tuple[float, float]:
     from engine.commands import live_config
     from engine.params import ParamStore
@@ -156,6 +210,8 @@ def main() -> int:
         style_ms, gain_ms, stated = control_latencies(args.runs)
         figures["style_latency_ms"] = {"median": float(np.median(style_ms)), "all": style_ms, "stated_bound": stated}
         figures["gain_latency_ms"] = {"median": float(np.median(gain_ms)), "all": gain_ms}
+        midi_ms = midi_to_audible(args.runs)
+        figures["midi_cc7_to_audible_ms"] = {"median": float(np.median(midi_ms)), "all": midi_ms}
         if not args.skip_memory:
             growth, wall = memory_growth(args.hours)
             figures["memory_growth_mb"] = growth
