@@ -167,6 +167,7 @@ class SoundDeviceSink(Sink):
         self.underruns = 0
         self.xruns = 0
         self.first_audio_time: float | None = None
+        self._device_latency = 0.0
         self._stream = None
 
     def prepare(self) -> None:
@@ -185,6 +186,7 @@ class SoundDeviceSink(Sink):
             self._stream = sd.OutputStream(device=self.index, samplerate=self.rate, channels=self.channels,
                                            dtype="float32", latency=self.latency, callback=self._callback)
             self._stream.start()
+            self._device_latency = float(self._stream.latency)
         except sd.PortAudioError as exc:
             raise TextureError(f"cannot open audio device {self.name!r}: {exc}") from None
 
@@ -194,8 +196,8 @@ class SoundDeviceSink(Sink):
 
     @property
     def device_latency_seconds(self) -> float:
-        """PortAudio's reported output latency."""
-        return float(self._stream.latency) if self._stream is not None else 0.0
+        """PortAudio's reported output latency of the stream last opened (0 before one was)."""
+        return self._device_latency
 
     @property
     def queued_samples(self) -> int:

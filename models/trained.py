@@ -51,7 +51,7 @@ def _pooled(h: torch.Tensor) -> torch.Tensor:
 class _TrainedNet(nn.Module):
     """What both trained networks share: per-layer kernels for loss weights, and the manifest entry.
 
-    Subclasses set ``kind``, ``convs``, ``source`` and ``config()``.
+    Subclasses set ``kind``, ``convs``, ``head``, ``dropout``, ``source``, ``config()`` and ``feature_maps()``.
     """
 
     kind = ""
@@ -64,6 +64,10 @@ class _TrainedNet(nn.Module):
     def describe(self) -> dict:
         """JSON-able description (for manifests)."""
         return {"kind": self.kind, **self.config(), **self.source}
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, n_classes)`` of a batch in the layout of :meth:`feature_maps`."""
+        return self.head(self.dropout(_pooled(self.feature_maps(x)[-1])))
 
 
 class Trained2DCNN(_TrainedNet):
@@ -106,10 +110,6 @@ class Trained2DCNN(_TrainedNet):
             h = torch.relu(norm(conv(h)))
             out.append(h)
         return out
-
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, n_classes)`` of a batch ``(N, 1, bins, frames)``."""
-        return self.head(self.dropout(_pooled(self.feature_maps(x)[-1])))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """ReLU maps of every layer, each ``(channels, positions)``; ``x`` is ``(bins, frames)``."""
@@ -157,10 +157,6 @@ class Trained1DCNN(_TrainedNet):
             h = torch.relu(norm(conv(h)))
             out.append(h)
         return out
-
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, n_classes)`` of a batch ``(N, in_channels, frames)``."""
-        return self.head(self.dropout(_pooled(self.feature_maps(x)[-1])))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """ReLU maps of every layer, each ``(channels, frames − span + 1)``; ``x`` is ``(bins, frames)``."""

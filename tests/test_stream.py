@@ -83,6 +83,22 @@ def test_plays_five_seconds_through_jack_without_underruns(jack_server, stepper)
     assert near < 6.0 and near < far / 2, (near, far, style.name)
 
 
+def _play_with_a_change(library, params, stepper, change, *, after: float):
+    """Play through JACK for 2 s, call ``change()``, play ``after`` s more; returns the captured samples,
+    the capture position of the change, and the (stopped) engine."""
+    sink = SoundDeviceSink(None)
+    engine = Engine(library, params, stepper, sink)
+    capture = JackCapture(2.0 + after + 2.0, rate=sink.rate)
+    engine.start()
+    capture.start()
+    capture.wait_until(2 * sink.rate, timeout=10)
+    changed_at = capture.count
+    change()
+    capture.wait_until(changed_at + int(after * sink.rate), timeout=10)
+    engine.stop()
+    return capture.stop(), changed_at, engine
+
+
 def test_a_style_change_is_heard_within_the_stated_latency(jack_server, stepper):
     library = StyleLibrary(CONFIG)
     low = library.add_audio(_noise((100, 800)), "low")
@@ -90,19 +106,12 @@ def test_a_style_change_is_heard_within_the_stated_latency(jack_server, stepper)
     params = ParamStore()
     params.set_blend(low.slot_id, 1.0)
     params.set_blend(high.slot_id, 0.0)
-    sink = SoundDeviceSink(None)
-    engine = Engine(library, params, stepper, sink)
-    capture = JackCapture(6.0, rate=sink.rate)
-    engine.start()
-    capture.start()
-    capture.wait_until(2 * sink.rate, timeout=10)
-    changed_at = capture.count
-    params.set_blend(low.slot_id, 0.0)
-    params.set_blend(high.slot_id, 1.0)
-    capture.wait_until(changed_at + 2 * sink.rate, timeout=10)
+    def change() -> None:
+        params.set_blend(low.slot_id, 0.0)
+        params.set_blend(high.slot_id, 1.0)
+    played, changed_at, engine = _play_with_a_change(library, params, stepper, change, after=2.0)
+    sink = engine.sink
     stated = engine.control_latency_seconds
-    engine.stop()
-    played = capture.stop()
     frame = sink.rate // 100  # 10 ms frames
     share = _high_fraction(played, sink.rate, frame)
     start = changed_at // frame
@@ -208,18 +217,10 @@ def test_a_gain_move_is_heard_after_the_device_latency_only(jack_server, stepper
     library.add_default()
     params = ParamStore()
     params.set("gain", 1.0)
-    sink = SoundDeviceSink(None)
-    engine = Engine(library, params, stepper, sink)
-    capture = JackCapture(5.0, rate=sink.rate)
-    engine.start()
-    capture.start()
-    capture.wait_until(2 * sink.rate, timeout=10)
-    changed_at = capture.count
-    params.set("gain", 0.1)
-    capture.wait_until(changed_at + sink.rate, timeout=10)
+    played, changed_at, engine = _play_with_a_change(library, params, stepper, lambda: params.set("gain", 0.1),
+                                                     after=1.0)
+    sink = engine.sink
     stated = sink.device_latency_seconds + 0.05  # device latency, 10 ms measurement frames, scheduling jitter
-    engine.stop()
-    played = capture.stop()
     frame = sink.rate // 100
     n = len(played) // frame
     rms = np.sqrt(np.mean(played[:n * frame].reshape(n, frame) ** 2, axis=1))
