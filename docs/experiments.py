@@ -283,7 +283,7 @@ def stage_figures(corpus: Path, work: Path, figures: Path, seconds: float = 6.0)
 def stage_live(work: Path, repeats: int = 20) -> list[dict]:
     """Cost of one gradient step on a live-sized window (C=40 context + B=8 new frames, the streaming
     engine's default) under each network: torch autograd of :func:`engine.losses.total_loss` on one thread,
-    median of ``repeats``. The live engine itself runs the hand-written gradient of the random banks on ORT."""
+    median of ``repeats``. The live engine itself runs a hand-written gradient (random1d or trained1d) on ORT."""
     import torch
 
     from engine import losses

@@ -23,12 +23,12 @@ import torch
 from engine import losses, statistics, step_graph
 from engine.errors import TextureError
 from engine.step_graph import GRAPH_OUTPUT_NAMES, AnalyticStep, BlockConfig, example_inputs, graph_input_names
-from models import random_banks
+from models import random_banks, trained
 
 GRAPH_FILE = "block_step.onnx"
 MANIFEST_FILE = "manifest.json"
 OPSET = 17
-_SOURCES = (step_graph, losses, statistics, random_banks)
+_SOURCES = (step_graph, losses, statistics, random_banks, trained)
 
 
 def code_version() -> str:
@@ -65,7 +65,7 @@ def export_graph(config: BlockConfig, out_dir: str | os.PathLike) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     module = AnalyticStep(config).eval()
-    names = graph_input_names(len(config.banks))
+    names = graph_input_names(config.n_layers)
     feed = example_inputs(config)
     args = tuple(torch.from_numpy(feed[n]) for n in names)
     tmp_graph = out / f".{GRAPH_FILE}.partial"

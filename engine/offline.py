@@ -24,11 +24,11 @@ from engine.phase import fast_griffin_lim
 from engine.spectral import SpectralConfig, log_magnitude, spectral_convergence_db, stft
 from engine.step_graph import receptive_field_weights
 from engine.targets import StyleTarget, blend, compute_target, feature_input
+from models import NETWORKS
 from models.random_banks import BankSpec, Random2DCNN, RandomBanks1D
 
 #: Offline banks, short to long: spans of 5, 9, 17, 33 and 65 frames (58 ms to 755 ms).
 OFFLINE_BANKS: tuple[BankSpec, ...] = tuple(BankSpec(5, d, 256) for d in (1, 2, 4, 8, 16))
-NETWORKS = ("random1d", "random2d", "trained2d", "trained1d")
 #: Transfer defaults (α, β, γ, δ): content, style, spectral and temporal envelope.
 TRANSFER_WEIGHTS = losses.LossWeights(content=1.0, style=1.0, spectral=0.5, temporal=0.1, autocorr=0.0)
 
@@ -74,10 +74,9 @@ class OfflineSettings:
         if self.network == "random2d":
             return Random2DCNN(seed=self.seed)
         if self.network in ("trained2d", "trained1d"):
-            from models.trained import load_trained
-            if self.network == "trained1d" and self.spectral.n_channels != 513:
-                raise ParameterError("trained1d was trained on the 513 linear bins of n_fft 1024; "
-                                     "use --frequency-axis linear")
+            from models.trained import check_channels, load_trained
+            if self.network == "trained1d":
+                check_channels(self.network, self.spectral.n_channels)
             return load_trained(self.network)
         return RandomBanks1D(self.spectral.n_channels, OFFLINE_BANKS, self.seed)
 

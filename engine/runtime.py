@@ -54,11 +54,11 @@ class BlockStepper:
         self.config = config
         self.backend = backend
         self.threads = threads or default_threads()
-        self.input_names = graph_input_names(len(config.banks))
+        self.input_names = graph_input_names(config.n_layers)
         if backend == "torch":
             import torch
             torch.set_num_threads(self.threads)
-            self._network = config.network()
+            self._network = config.build_network()
             self.provider = "torch"
             self._session = None
         else:

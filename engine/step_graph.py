@@ -2,13 +2,16 @@
 
 One block's problem: a window of ``C`` fixed context frames followed by ``B`` new frames, all
 ``(bins, ·)`` log1p magnitudes. Each step computes the statistics of the whole window under the
-random conv banks and moves only the new frames towards the blended target.
+feature network (``BlockConfig.network``: the separate random conv banks ``random1d``, or the trained
+1D classifier's stack of four layers ``trained1d``) and moves only the new frames towards the
+blended target.
 
 Two implementations of the same step:
 
 * :class:`AnalyticStep` — the gradient written out by hand (Gram, autocorrelation, mean spectrum,
-  temporal-envelope moments, back through ReLU and a transposed convolution). It uses only ops that
-  export to ONNX, so it is the live graph. Tested equal to autograd.
+  temporal-envelope moments, back through each layer's ReLU and a transposed convolution, from the
+  deepest layer to the input). It uses only ops that export to ONNX, so it is the live graph. Tested
+  equal to autograd.
 * :func:`autograd_step` — the torch reference backend: the same loss from :mod:`engine.losses`,
   differentiated by autograd.
 
@@ -18,9 +21,9 @@ clamped to ``[0, upper]`` (no negative magnitudes, no runaway peaks; ``upper`` i
 styles). The mean-spectrum term keeps first-order statistics from wandering.
 
 Graph inputs (names fixed, float32): ``frames (bins, B)``, ``context (bins, C)``, ``adam_m``, ``adam_v``
-(bins, B), ``step ()``, ``gram_i (F_i, F_i)`` and ``acorr_i (F_i, lags)`` per bank ``i``,
+(bins, B), ``step ()``, ``gram_i (F_i, F_i)`` and ``acorr_i (F_i, lags)`` per bank or layer ``i``,
 ``mean_spectrum (bins,)``, ``temporal (2,)``, ``flux ()``, ``loss_weights (5,)`` = (style, spectral,
-temporal, autocorr, seam), ``bank_weights (n_banks,)``, ``lr ()``, ``upper (bins,)``. Outputs: ``frames_out``,
+temporal, autocorr, seam), ``bank_weights (n_layers,)``, ``lr ()``, ``upper (bins,)``. Outputs: ``frames_out``,
 ``adam_m_out``, ``adam_v_out``, ``step_out``, ``loss ()`` (the loss before the last step).
 """
 from __future__ import annotations
@@ -34,7 +37,9 @@ from engine import losses
 from engine.errors import ParameterError
 from engine.spectral import SpectralConfig
 from engine.targets import StyleTarget
-from models.random_banks import DEFAULT_BANKS, BankSpec, RandomBanks1D
+from models import LIVE_NETWORKS, NETWORKS
+from models.random_banks import DEFAULT_BANKS, BankSpec, ConvLayer, RandomBanks1D
+from models.trained import Trained1DCNN, check_channels, conv1d_spans, load_trained, manifest_entry
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -54,46 +59,78 @@ class BlockConfig:
     context_frames : int
         ``C``, fixed frames before the new ones (at 11.6 ms a frame, 40 is 464 ms).
     block_frames : int
-        ``B``, new frames each block (8 frames = 93 ms at 22050 Hz / hop 256).
+        ``B``, new frames each block (2 frames = 23 ms at 22050 Hz / hop 256).
     steps_per_call : int
         ``K``, Adam steps one graph call performs; the engine calls it repeatedly for more.
     lags : int
         Autocorrelation lags in frames.
-    banks, seed : network specification (see :class:`models.random_banks.RandomBanks1D`).
+    banks, seed : the ``random1d`` banks (see :class:`models.random_banks.RandomBanks1D`).
     spectral : SpectralConfig
+    network : {"random1d", "trained1d"}
+        Feature network (:data:`models.LIVE_NETWORKS`): the random banks, or the committed trained 1D
+        classifier (:class:`models.trained.Trained1DCNN`, the 513 linear bins only; ``banks`` and
+        ``seed`` then play no part and ``banks`` must stay at its default).
     """
 
     context_frames: int = 40
-    block_frames: int = 8
+    block_frames: int = 2
     steps_per_call: int = 1
     lags: int = 8
     banks: tuple[BankSpec, ...] = DEFAULT_BANKS
     seed: int = 0
     spectral: SpectralConfig = field(default_factory=SpectralConfig)
+    network: str = "random1d"
 
     def __post_init__(self) -> None:
         if self.block_frames < 1 or self.context_frames < 0 or self.steps_per_call < 1:
             raise ParameterError(f"block_frames, steps_per_call must be >= 1 and context_frames >= 0. Found: {self}")
+        if self.network not in LIVE_NETWORKS:
+            if self.network in NETWORKS:
+                raise ParameterError(f"network {self.network!r} is not available live: the streaming engine runs "
+                                     f"{' or '.join(LIVE_NETWORKS)}; use render --offline (or transfer) for it")
+            raise ParameterError(f"network must be one of {LIVE_NETWORKS}. Found: {self.network!r}")
+        if self.network != "random1d":
+            if self.banks != DEFAULT_BANKS:
+                raise ParameterError(f"banks configure the random1d network only; leave them at the default "
+                                     f"with {self.network}")
+            check_channels(self.network, self.spectral.n_channels, manifest_entry(self.network)["config"]["in_channels"])
         window = self.context_frames + self.block_frames
-        longest = max(b.span for b in self.banks)
+        longest = max(self.layer_spans)
         if window - longest < self.lags + 1:
-            raise ParameterError(
-                f"window of {window} frames is too short for a bank span of {longest} and {self.lags} lags")
+            raise ParameterError(f"window of {window} frames is too short for {self.network}'s longest span of "
+                                 f"{longest} frames and {self.lags} lags: needs {longest + self.lags + 1}")
 
     @property
     def window_frames(self) -> int:
         """``C + B``."""
         return self.context_frames + self.block_frames
 
-    def network(self) -> RandomBanks1D:
-        """The random banks this configuration names."""
-        return RandomBanks1D(self.spectral.n_channels, self.banks, self.seed)
+    @property
+    def layer_spans(self) -> tuple[int, ...]:
+        """Receptive field in frames of each feature layer (bank), short to long, without building the network."""
+        if self.network == "random1d":
+            return tuple(b.span for b in self.banks)
+        cfg = manifest_entry(self.network)["config"]
+        return conv1d_spans(cfg["width"], cfg["dilations"])
+
+    @property
+    def n_layers(self) -> int:
+        """Feature layers (banks): one Gram and one autocorrelation target, one receptive-field weight each."""
+        return len(self.layer_spans)
+
+    def build_network(self) -> RandomBanks1D | Trained1DCNN:
+        """The network this configuration names: the seeded random banks or the committed trained net."""
+        if self.network == "random1d":
+            return RandomBanks1D(self.spectral.n_channels, self.banks, self.seed)
+        return load_trained(self.network)
 
     def describe(self) -> dict:
-        """JSON-able description (the manifest's ``config``)."""
+        """JSON-able description (the manifest's ``config``; its hash is the graph cache key)."""
         d = asdict(self)
         d["banks"] = [asdict(b) for b in self.banks]
         d["spectral"] = asdict(self.spectral)
+        if self.network != "random1d":
+            d["weights_sha256"] = manifest_entry(self.network)["sha256"]
         return d
 
 
@@ -141,28 +178,34 @@ def adam_update(x: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tens
 
 
 class AnalyticStep(torch.nn.Module):
-    """K Adam steps with the hand-written gradient; exportable to ONNX (see module doc for I/O)."""
+    """K Adam steps with the hand-written gradient; exportable to ONNX (see module doc for I/O).
+
+    The network is a list of :class:`models.random_banks.ConvLayer` s (conv + bias + ReLU, BatchNorm
+    folded in): the random banks are parallel layers that all read the input, the trained 1D net a
+    stack where each reads the one before. Backward runs from the last layer to the first; each
+    layer's gradient is its own Gram and autocorrelation terms plus what flows back from the layers
+    reading it, masked by its ReLU and sent through the transposed convolution to its input.
+    """
 
     def __init__(self, config: BlockConfig) -> None:
         super().__init__()
         self.config = config
-        net = config.network()
-        self.weights = [w.detach().clone() for w in net.weights]
-        self.dilations = [s.dilation for s in config.banks]
+        self.layers: list[ConvLayer] = config.build_network().conv_layers()
         fmap = config.spectral.feature_map()
         self.identity_map = config.spectral.frequency_axis == "linear"
         self.fmap = torch.from_numpy(np.ascontiguousarray(fmap))
 
-    def _bank_grad(self, x: torch.Tensor, w: torch.Tensor, dilation: int, gram_t: torch.Tensor,
-                   acorr_t: torch.Tensor, w_style: torch.Tensor, w_acorr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.nn.functional.conv1d(x.unsqueeze(0), w, dilation=dilation)[0]
-        a = torch.relu(z)
+    @staticmethod
+    def _stats_grad(a: torch.Tensor, gram_t: torch.Tensor, acorr_t: torch.Tensor, w_style: torch.Tensor,
+                    w_acorr: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One layer's weighted Gram + autocorrelation loss, and its gradient with respect to the ReLU maps
+        ``a`` at positions ``start:``."""
         n = a.shape[1]
         g = a @ a.T / n
         diff_g = g - gram_t
         norm_g = (gram_t * gram_t).sum() + EPS
         loss = w_style * (diff_g * diff_g).sum() / norm_g
-        d_a = (4.0 * w_style / (norm_g * n)) * (diff_g @ a)
+        d_a = (4.0 * w_style / (norm_g * n)) * (diff_g @ a[:, start:])
         lags = acorr_t.shape[1]
         r_cols, d_cols = [], []
         for t in range(1, lags + 1):
@@ -175,24 +218,54 @@ class AnalyticStep(torch.nn.Module):
         for t in range(1, lags + 1):
             c = coef[:, t - 1:t] / (n - t)
             d_cols.append(torch.nn.functional.pad(c * a[:, t:], (0, t)) + torch.nn.functional.pad(c * a[:, :-t], (t, 0)))
-        d_a = d_a + sum(d_cols)
-        d_z = d_a * (z > 0).to(d_a.dtype)
-        d_x = torch.nn.functional.conv_transpose1d(d_z.unsqueeze(0), w, dilation=dilation)[0]
+        return loss, d_a + sum(d_cols)[:, start:]
+
+    def _features_grad(self, x: torch.Tensor, grams: list[torch.Tensor], acorrs: list[torch.Tensor],
+                       w_style: torch.Tensor, w_acorr: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every layer's weighted Gram + autocorrelation loss, and its gradient with respect to the input
+        ``x`` at frames ``start:``.
+
+        Backward only touches the positions that reach those frames: layer ``i``'s from
+        ``need[i] = max(0, need[source] − span_i + 1)`` on (``need[input] = start``). With the new
+        frames last in the window that skips most of the short banks' positions (a third of the
+        step's work at B = 2).
+        """
+        pre, acts, need = [], [], []
+        for layer in self.layers:
+            h = x if layer.source < 0 else acts[layer.source]
+            z = torch.nn.functional.conv1d(h.unsqueeze(0), layer.weight, layer.bias, dilation=layer.dilation)[0]
+            pre.append(z)
+            acts.append(torch.relu(z))
+            span = (layer.weight.shape[2] - 1) * layer.dilation + 1
+            need.append(max(0, (start if layer.source < 0 else need[layer.source]) - span + 1))
+        loss = torch.zeros(())
+        d_x = torch.zeros_like(x[:, start:])
+        d_acts: list[torch.Tensor | None] = [None] * len(self.layers)
+        for i in reversed(range(len(self.layers))):
+            layer = self.layers[i]
+            l_i, d_a = self._stats_grad(acts[i], grams[i], acorrs[i], w_style[i], w_acorr[i], need[i])
+            loss = loss + l_i
+            if d_acts[i] is not None:
+                d_a = d_a + d_acts[i]
+            d_z = d_a * (pre[i][:, need[i]:] > 0).to(d_a.dtype)
+            d_h = torch.nn.functional.conv_transpose1d(d_z.unsqueeze(0), layer.weight, dilation=layer.dilation)[0]
+            # d_h covers the source's positions need[i]:, which start at or before the source's own need
+            if layer.source < 0:
+                d_x = d_x + d_h[:, start - need[i]:]
+            else:
+                src = layer.source
+                d_h = d_h[:, need[src] - need[i]:]
+                d_acts[src] = d_h if d_acts[src] is None else d_acts[src] + d_h
         return loss, d_x
 
     def gradient(self, s: torch.Tensor, grams: list[torch.Tensor], acorrs: list[torch.Tensor],
                  mean_spectrum: torch.Tensor, temporal: torch.Tensor, flux: torch.Tensor, loss_weights: torch.Tensor,
-                 bank_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and its gradient with respect to the whole window ``s`` ``(bins, C + B)``."""
+                 bank_weights: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and its gradient with respect to the window ``s`` ``(bins, C + B)`` at frames ``start:``."""
         w_style, w_spec, w_temp, w_acorr, w_seam = (loss_weights[0], loss_weights[1], loss_weights[2],
                                                     loss_weights[3], loss_weights[4])
         x = s if self.identity_map else self.fmap @ s
-        loss = torch.zeros(())
-        d_x = torch.zeros_like(x)
-        for i, (w, dil) in enumerate(zip(self.weights, self.dilations)):
-            l_b, d_b = self._bank_grad(x, w, dil, grams[i], acorrs[i], w_style * bank_weights[i], w_acorr * bank_weights[i])
-            loss = loss + l_b
-            d_x = d_x + d_b
+        loss, d_x = self._features_grad(x, grams, acorrs, w_style * bank_weights, w_acorr * bank_weights, start)
         d_s = d_x if self.identity_map else self.fmap.T @ d_x
         bins, frames = s.shape
         mu = s.mean(dim=1)
@@ -208,7 +281,7 @@ class AnalyticStep(torch.nn.Module):
         loss = loss + w_temp * (r0 * r0 + r1 * r1) / norm_t
         c = 2.0 * w_temp / norm_t
         d_e = c * (r0 / frames + r1 * (e - m_e) / (frames * sd_e))
-        d_s = d_s + (d_e / bins).unsqueeze(0)
+        d_s = d_s + (d_e[start:] / bins).unsqueeze(0)
         c = self.config.context_frames
         if c:
             jump = s[:, c] - s[:, c - 1]
@@ -216,12 +289,13 @@ class AnalyticStep(torch.nn.Module):
             norm_f = flux * flux + EPS
             loss = loss + w_seam * excess * excess / norm_f
             d_jump = (4.0 * w_seam * excess / (norm_f * bins)) * jump
-            d_s = d_s + torch.nn.functional.pad(d_jump.unsqueeze(1), (c, frames - c - 1)) \
+            d_seam = torch.nn.functional.pad(d_jump.unsqueeze(1), (c, frames - c - 1)) \
                 - torch.nn.functional.pad(d_jump.unsqueeze(1), (c - 1, frames - c))
+            d_s = d_s + d_seam[:, start:]
         return loss, d_s
 
     def forward(self, frames, context, adam_m, adam_v, step, *rest):
-        n = len(self.weights)
+        n = len(self.layers)
         grams, acorrs = list(rest[:n]), list(rest[n:2 * n])
         mean_spectrum, temporal, flux, loss_weights, bank_weights, lr, upper = rest[2 * n:]
         c = context.shape[1]
@@ -229,15 +303,15 @@ class AnalyticStep(torch.nn.Module):
         loss = torch.zeros(())
         for _ in range(self.config.steps_per_call):
             s = torch.cat([context, frames], dim=1)
-            loss, d_s = self.gradient(s, grams, acorrs, mean_spectrum, temporal, flux, loss_weights, bank_weights)
-            frames, adam_m, adam_v, step = adam_update(frames, d_s[:, c:], adam_m, adam_v, step, lr, upper)
+            loss, d_s = self.gradient(s, grams, acorrs, mean_spectrum, temporal, flux, loss_weights, bank_weights, c)
+            frames, adam_m, adam_v, step = adam_update(frames, d_s, adam_m, adam_v, step, lr, upper)
         return frames, adam_m, adam_v, step, loss
 
 
-def graph_input_names(n_banks: int) -> list[str]:
+def graph_input_names(n_layers: int) -> list[str]:
     """Input names of the step graph, in order."""
-    return (["frames", "context", "adam_m", "adam_v", "step"] + [f"gram_{i}" for i in range(n_banks)]
-            + [f"acorr_{i}" for i in range(n_banks)]
+    return (["frames", "context", "adam_m", "adam_v", "step"] + [f"gram_{i}" for i in range(n_layers)]
+            + [f"acorr_{i}" for i in range(n_layers)]
             + ["mean_spectrum", "temporal", "flux", "loss_weights", "bank_weights", "lr", "upper"])
 
 
@@ -267,21 +341,21 @@ def example_inputs(config: BlockConfig, rng: np.random.Generator | None = None) 
     from engine.targets import compute_target
     bins = config.spectral.n_bins
     style = rng.gamma(2.0, 0.5, size=(bins, 4 * config.window_frames)).astype(np.float32)
-    target = compute_target(style, config.network(), config.spectral.feature_map(), lags=config.lags)
+    target = compute_target(style, config.build_network(), config.spectral.feature_map(), lags=config.lags)
     b = config.block_frames
     zeros = np.zeros((bins, b), np.float32)
     return graph_inputs(style[:, -b:], style[:, :config.context_frames], zeros, zeros, 0.0, target,
-                        np.array([1.0, 1.0, 0.1, 0.3, 1.0]), receptive_field_weights(0.5, len(config.banks)), 0.05,
+                        np.array([1.0, 1.0, 0.1, 0.3, 1.0]), receptive_field_weights(0.5, config.n_layers), 0.05,
                         style.max(axis=1) * 1.5)
 
 
-def autograd_step(config: BlockConfig, network: RandomBanks1D, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def autograd_step(config: BlockConfig, network: torch.nn.Module, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The torch reference backend: the same K steps as the graph, gradient by autograd.
 
     ``feed`` and the result use the graph's input and output names.
     """
     t = {k: torch.from_numpy(v) for k, v in feed.items()}
-    n = len(config.banks)
+    n = config.n_layers
     target = StyleTarget([t[f"gram_{i}"] for i in range(n)], [t[f"acorr_{i}"] for i in range(n)],
                          t["mean_spectrum"], t["temporal"], t["flux"])
     lw = t["loss_weights"].tolist()

@@ -61,7 +61,7 @@ class StyleLibrary:
 
     def __init__(self, config: BlockConfig) -> None:
         self.config = config
-        self._network = config.network()
+        self._network = config.build_network()
         self._fmap = config.spectral.feature_map()
         self._ids = itertools.count()
         self._write_lock = threading.Lock()

@@ -28,7 +28,7 @@ APP_NAME = "Neural Texture"
 
 
 def build_instrument(styles: list[str] | None = None, blend: str | None = None, device: str | None = None, *,
-                     stepper: Any = None, sink: Any = None) -> tuple[Instrument, list[str]]:
+                     stepper: Any = None, sink: Any = None, network: str = "random1d") -> tuple[Instrument, list[str]]:
     """The instrument for the command line's arguments, and the start-up messages for the window.
 
     ``stepper`` and ``sink`` may be given (tests share one optimiser and use a null sink).
@@ -36,10 +36,10 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
     Raises
     ------
     TextureError
-        Only when the block optimiser cannot be built (nothing could play).
+        Only when the block optimiser cannot be built (nothing could play), or ``network`` cannot run live.
     """
     messages: list[str] = []
-    config = live_config()
+    config = live_config(network=network)
     params = ParamStore()
     library = StyleLibrary(config)
     try:
@@ -89,14 +89,14 @@ def start_midi(instrument: Instrument, port: str | None) -> str | None:
 
 
 def run_gui(styles: list[str] | None = None, blend: str | None = None, device: str | None = None,
-            midi_port: str | None = None) -> int:
+            midi_port: str | None = None, network: str = "random1d") -> int:
     """Open the window and play; returns the exit status when the window closes."""
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("neural-texture")
     apply_dark_theme(app)
     try:
-        instrument, messages = build_instrument(styles, blend, device)
+        instrument, messages = build_instrument(styles, blend, device, network=network)
     except TextureError as exc:
         log(f"error: {one_line(exc)}")
         return 1

@@ -13,6 +13,7 @@ every machine. Convolutions are "valid" (no padding): edge frames are seen by fe
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -41,6 +42,20 @@ class BankSpec:
 DEFAULT_BANKS: tuple[BankSpec, ...] = (
     BankSpec(5, 1, 256), BankSpec(5, 2, 256), BankSpec(5, 4, 256), BankSpec(5, 8, 256),
 )
+
+
+class ConvLayer(NamedTuple):
+    """One 1D conv + ReLU feature layer as the live graph runs it (:class:`engine.step_graph.AnalyticStep`).
+
+    ``a = relu(conv1d(input, weight, bias, dilation))``, valid convolution; ``input`` is the network's
+    input when ``source`` is -1, else the ReLU maps of layer ``source`` (an earlier layer). Separate
+    banks all read the input; a stack reads the layer before.
+    """
+
+    weight: torch.Tensor  # (out_channels, in_channels, width)
+    bias: torch.Tensor | None  # (out_channels,)
+    dilation: int
+    source: int
 
 
 def parse_banks(text: str) -> tuple[BankSpec, ...]:
@@ -105,6 +120,10 @@ class RandomBanks1D(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """ReLU feature maps, one ``(filters, frames - span + 1)`` tensor per bank."""
         return [torch.relu(z) for z in self.pre_activations(x)]
+
+    def conv_layers(self) -> list[ConvLayer]:
+        """The banks as :class:`ConvLayer` s: no bias, each reading the input."""
+        return [ConvLayer(w.detach(), None, s.dilation, -1) for w, s in zip(self.weights, self.specs)]
 
     def describe(self) -> dict:
         """JSON-able description (for manifests)."""

@@ -15,7 +15,8 @@ every parameter frozen.
   but it was trained on the 513 linear bins.
 * :class:`Trained1DCNN` — frequency bins are the input channels of 1D convolutions over time (valid,
   width 3, dilations 1, 2, 4, 8; 256, 128, 128, 128 channels; spans of 3, 7, 15 and 31 frames); the
-  same head. Needs exactly the 513 linear bins.
+  same head. Needs exactly the 513 linear bins. Its :meth:`~Trained1DCNN.conv_layers` (BatchNorm folded
+  into the convolutions) is what the live engine's hand-written gradient runs (``--network trained1d``).
 
 How the weights were made is in ``models/weights/manifest.json`` (``python -m models.dataset`` then
 ``python -m models.train``; see docs/EXPERIMENTS.md). ``python -m models.trained --export-onnx DIR``
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from engine.errors import ParameterError
+from models.random_banks import ConvLayer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -147,7 +149,8 @@ class Trained1DCNN(_TrainedNet):
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * c_in, n_classes)
-        self.max_span = 1 + (width - 1) * sum(self.dilations)
+        self.spans = conv1d_spans(width, self.dilations)
+        self.max_span = self.spans[-1]
         self.source: dict = {}
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -160,12 +163,22 @@ class Trained1DCNN(_TrainedNet):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """ReLU maps of every layer, each ``(channels, frames − span + 1)``; ``x`` is ``(bins, frames)``."""
-        if x.dim() != 2 or x.shape[0] != self.in_channels:
-            raise ParameterError(f"{self.kind} was trained on {self.in_channels} linear-frequency bins; "
-                                 f"use the linear frequency axis. Found input {tuple(x.shape)}")
+        if x.dim() != 2:
+            raise ParameterError(f"need a (bins, frames) input. Found: {tuple(x.shape)}")
+        check_channels(self.kind, x.shape[0], self.in_channels)
         if x.shape[1] < self.max_span:
             raise ParameterError(f"need at least {self.max_span} frames. Found: {x.shape[1]}")
         return [m[0] for m in self.feature_maps(x[None])]
+
+    def conv_layers(self) -> list[ConvLayer]:
+        """The layers as :class:`models.random_banks.ConvLayer` s, each reading the one before, with the
+        eval-mode BatchNorm folded into the convolution: ``w·γ/√(σ²+ε)``, bias ``β − μγ/√(σ²+ε)``."""
+        layers = []
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            layers.append(ConvLayer((conv.weight * scale[:, None, None]).detach(),
+                                    (norm.bias - norm.running_mean * scale).detach(), conv.dilation[0], i - 1))
+        return layers
 
     def config(self) -> dict:
         return {"n_classes": self.n_classes, "in_channels": self.in_channels, "channels": list(self.channels),
@@ -174,6 +187,18 @@ class Trained1DCNN(_TrainedNet):
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"trained2d": Trained2DCNN, "trained1d": Trained1DCNN}
+
+
+def conv1d_spans(width: int, dilations: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Span in frames of each layer of a stack of valid width-``width`` 1D convolutions with ``dilations``."""
+    return tuple(1 + (width - 1) * sum(dilations[:k + 1]) for k in range(len(dilations)))
+
+
+def check_channels(kind: str, n_channels: int, expected: int = 513) -> None:
+    """ParameterError unless the 1D network ``kind`` can take ``n_channels`` frequency channels."""
+    if n_channels != expected:
+        raise ParameterError(f"{kind} was trained on the {expected} linear bins of n_fft 1024; use the linear "
+                             f"frequency axis (--frequency-axis linear). Found {n_channels} channels")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -193,10 +218,22 @@ def read_manifest(path: Path = MANIFEST) -> dict:
 
 
 @lru_cache(maxsize=4)
-def _state(kind: str, weights_dir: str) -> tuple[dict, dict]:
+def _entry(kind: str, weights_dir: str) -> dict:
     entry = read_manifest(Path(weights_dir) / "manifest.json").get("networks", {}).get(kind)
     if entry is None:
         raise ParameterError(f"no trained weights for {kind!r} in {weights_dir}/manifest.json")
+    return entry
+
+
+def manifest_entry(kind: str, weights_dir: str | Path = WEIGHTS_DIR) -> dict:
+    """The manifest's entry of network ``kind`` (architecture ``config``, weights ``sha256``, accuracy, …),
+    read without loading the weights. Do not modify it (it is cached)."""
+    return _entry(kind, str(Path(weights_dir).resolve()))
+
+
+@lru_cache(maxsize=4)
+def _state(kind: str, weights_dir: str) -> tuple[dict, dict]:
+    entry = _entry(kind, weights_dir)
     path = Path(weights_dir) / entry["file"]
     if not path.is_file():
         raise ParameterError(f"{path}: trained weights missing")

@@ -1,4 +1,5 @@
-"""Every loss term: the hand-written gradient of the live graph equals torch autograd; blending."""
+"""Every loss term: the hand-written gradient of the live graph equals torch autograd (random banks and the
+trained 1D net); blending."""
 import numpy as np
 import pytest
 import torch
@@ -14,25 +15,27 @@ TERMS = {"style": (1, 0, 0, 0, 0), "spectral": (0, 1, 0, 0, 0), "temporal": (0, 
 SMALL_BANKS = (BankSpec(3, 1, 32), BankSpec(3, 4, 32))
 
 
-def _problem(axis: str, seed: int = 0):
-    cfg = BlockConfig(banks=SMALL_BANKS, spectral=SpectralConfig(frequency_axis=axis))
+def _problem(axis: str, seed: int = 0, network: str = "random1d"):
+    small = {"banks": SMALL_BANKS} if network == "random1d" else {}
+    cfg = BlockConfig(spectral=SpectralConfig(frequency_axis=axis), network=network, **small)
     rng = np.random.default_rng(seed)
     style = rng.gamma(2.0, 0.5, size=(513, 200)).astype(np.float32)
-    net = cfg.network()
+    net = cfg.build_network()
     target = compute_target(style, net, cfg.spectral.feature_map(), lags=cfg.lags)
     window = torch.from_numpy(rng.gamma(2.0, 0.6, size=(513, cfg.window_frames)).astype(np.float32))
     return cfg, net, target, window
 
 
-@pytest.mark.parametrize("axis", ["linear", "cqt"])
+@pytest.mark.parametrize("axis,network", [("linear", "random1d"), ("cqt", "random1d"), ("linear", "trained1d")])
 @pytest.mark.parametrize("term", list(TERMS))
-def test_analytic_gradient_matches_autograd(axis, term):
-    cfg, net, target, window = _problem(axis)
+def test_analytic_gradient_matches_autograd(axis, network, term):
+    cfg, net, target, window = _problem(axis, network=network)
     lw = torch.tensor(TERMS[term], dtype=torch.float32)
-    bank_w = torch.from_numpy(receptive_field_weights(0.3, len(SMALL_BANKS)))
+    bank_w = torch.from_numpy(receptive_field_weights(0.3, cfg.n_layers))
+    args = (window, target.grams, target.autocorr, target.mean_spectrum, target.temporal, target.flux, lw, bank_w)
     with torch.no_grad():
-        loss_a, grad_a = AnalyticStep(cfg).gradient(window, target.grams, target.autocorr, target.mean_spectrum,
-                                                    target.temporal, target.flux, lw, bank_w)
+        loss_a, grad_a = AnalyticStep(cfg).gradient(*args)
+        loss_new, grad_new = AnalyticStep(cfg).gradient(*args, start=cfg.context_frames)  # the live graph's case
     x = window.clone().requires_grad_(True)
     weights = losses.LossWeights(style=float(lw[0]), spectral=float(lw[1]), temporal=float(lw[2]),
                                  autocorr=float(lw[3]), seam=float(lw[4]))
@@ -43,6 +46,9 @@ def test_analytic_gradient_matches_autograd(axis, term):
     assert float(loss_t) > 0
     assert abs(float(loss_a) - float(loss_t)) <= 1e-4 * float(loss_t)
     assert float((grad_a - grad_t).norm() / grad_t.norm()) < 1e-4
+    new_t = grad_t[:, cfg.context_frames:]
+    assert float(loss_new) == pytest.approx(float(loss_a), rel=1e-6)
+    assert float((grad_new - new_t).norm()) <= 1e-4 * float(new_t.norm()) + 1e-12
 
 
 def test_content_loss_is_zero_at_the_content_and_grows_away_from_it():

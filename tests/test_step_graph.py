@@ -1,20 +1,27 @@
-"""The exported ONNX block step on a real ONNX Runtime session against the torch reference; the cache."""
+"""The exported ONNX block step on a real ONNX Runtime session against the torch reference, for each live
+network (the random banks and the trained 1D net); the cache."""
 import json
 
 import numpy as np
 import pytest
 
+from engine.errors import ParameterError
 from engine.graph_cache import GRAPH_FILE, MANIFEST_FILE, cache_root, cached_graph, check_cached, config_key, export_graph
 from engine.runtime import BlockStepper
 from engine.step_graph import BlockConfig, example_inputs, receptive_field_weights
+from engine.spectral import SpectralConfig
 from models.random_banks import BankSpec
+from models.trained import load_trained
 
 CFG = BlockConfig(banks=(BankSpec(5, 1, 64), BankSpec(5, 2, 64), BankSpec(5, 8, 64)), steps_per_call=2)
+#: One configuration per live network: small random banks (3 parallel layers), the trained 1D net (a 4-layer stack).
+CONFIGS = {"random1d": CFG, "trained1d": BlockConfig(network="trained1d", steps_per_call=2)}
 
 
-@pytest.fixture(scope="module")
-def steppers():
-    return BlockStepper(CFG, backend="ort"), BlockStepper(CFG, backend="torch")
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def steppers(request):
+    cfg = CONFIGS[request.param]
+    return BlockStepper(cfg, backend="ort"), BlockStepper(cfg, backend="torch")
 
 
 def _rel(a, b):
@@ -28,7 +35,7 @@ def test_ort_session_runs_on_a_real_provider(steppers):
 
 def test_ort_matches_torch_on_the_same_block(steppers):
     ort_s, torch_s = steppers
-    feed = example_inputs(CFG)
+    feed = example_inputs(ort_s.config)
     a, b = ort_s.run(feed), torch_s.run(feed)
     assert _rel(a["frames_out"], b["frames_out"]) <= 1e-3
     assert abs(float(a["loss"]) - float(b["loss"])) <= 1e-3 * float(b["loss"])
@@ -40,12 +47,12 @@ def test_ort_matches_torch_on_the_same_block(steppers):
 
 def test_blend_and_bank_weight_changes_act_like_the_reference(steppers):
     ort_s, torch_s = steppers
-    base = example_inputs(CFG)
-    other = example_inputs(CFG, np.random.default_rng(5))
+    base = example_inputs(ort_s.config)
+    other = example_inputs(ort_s.config, np.random.default_rng(5))
     variants = []
     for i, bank_rf in enumerate((0.0, 1.0)):
         feed = dict(base)
-        feed["bank_weights"] = receptive_field_weights(bank_rf, len(CFG.banks))
+        feed["bank_weights"] = receptive_field_weights(bank_rf, ort_s.config.n_layers)
         if i:  # a different blended target as well
             for k in other:
                 if k.startswith(("gram_", "acorr_")) or k == "mean_spectrum":
@@ -58,9 +65,9 @@ def test_blend_and_bank_weight_changes_act_like_the_reference(steppers):
 
 def test_non_finite_input_never_leaves_the_graph(steppers):
     ort_s, _ = steppers
-    feed = example_inputs(CFG)
+    feed = example_inputs(ort_s.config)
     feed["frames"] = feed["frames"].copy()
-    feed["frames"][3, 2] = np.nan
+    feed["frames"][3, -1] = np.nan
     out = ort_s.run(feed)
     assert np.all(np.isfinite(out["frames_out"]))
 
@@ -97,3 +104,29 @@ def test_export_writes_graph_and_manifest(tmp_path):
     assert manifest["config"]["block_frames"] == CFG.block_frames
     assert manifest["inputs"]["frames"] == [513, CFG.block_frames]
     assert manifest["config"]["banks"][2] == {"width": 5, "dilation": 8, "filters": 64}
+
+
+def test_network_is_in_the_cache_key_and_the_manifest(tmp_path):
+    random1d, trained1d = BlockConfig(), BlockConfig(network="trained1d")
+    assert config_key(random1d) != config_key(trained1d)
+    graph = export_graph(trained1d, tmp_path / "t")
+    manifest = json.loads((tmp_path / "t" / MANIFEST_FILE).read_text())
+    assert manifest["config"]["network"] == "trained1d"
+    assert manifest["config"]["weights_sha256"] == load_trained("trained1d").describe()["sha256"]
+    assert [manifest["inputs"][f"gram_{i}"] for i in range(4)] == [[256, 256], [128, 128], [128, 128], [128, 128]]
+    assert check_cached(random1d, graph.parent) == "made for other settings (stale)"
+
+
+@pytest.mark.parametrize("network", ["random2d", "trained2d"])
+def test_2d_networks_are_refused_live_with_a_clear_message(network):
+    with pytest.raises(ParameterError, match=f"{network}' is not available live.*--offline"):
+        BlockConfig(network=network)
+
+
+def test_trained1d_needs_the_linear_bins_and_its_longest_span():
+    assert BlockConfig(network="trained1d").layer_spans == (3, 7, 15, 31)
+    with pytest.raises(ParameterError, match="linear"):
+        BlockConfig(network="trained1d", spectral=SpectralConfig(frequency_axis="cqt"))
+    with pytest.raises(ParameterError, match="needs 40"):  # span 31 + 8 lags + 1
+        BlockConfig(network="trained1d", context_frames=31, block_frames=8)
+    BlockConfig(network="trained1d", context_frames=32, block_frames=8)

@@ -1,4 +1,5 @@
-"""Trained spectrogram CNNs (models/trained.py): committed weights, features, synthesis, ONNX export."""
+"""Trained spectrogram CNNs (models/trained.py): committed weights, features, synthesis, ONNX export, the
+trained 1D net in the live engine through main.py."""
 from __future__ import annotations
 
 import json
@@ -6,13 +7,15 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from engine.errors import ParameterError
 from engine.offline import NETWORKS, OfflineSettings, synthesize, transfer
 from engine.spectral import SpectralConfig, log_magnitude, stft
+import main
 from models.trained import KINDS, MANIFEST, WEIGHTS_DIR, Trained1DCNN, export_onnx, load_trained, sha256_file
-from tests.signals import bursts_and_drone, tone
+from tests.signals import SR, bursts_and_drone, tone
 
 
 def _log_spec(y: np.ndarray) -> torch.Tensor:
@@ -127,3 +130,30 @@ def test_cli_accepts_trained_networks():
     args = parser.parse_args(["transfer", "--content", "a.wav", "--style", "b.wav", "--out", "c.wav",
                               "--network", "trained1d"])
     assert args.network == "trained1d"
+
+
+def test_streaming_render_with_trained1d(tmp_path, capsys):
+    style, out, stats = tmp_path / "style.wav", tmp_path / "out.wav", tmp_path / "stats.json"
+    sf.write(style, bursts_and_drone(3.0, seed=6), SR)
+    assert main.main(["render", "--style", str(style), "--seconds", "1.5", "--network", "trained1d",
+                      "--out", str(out), "--stats", str(stats)]) == 0
+    y, rate = sf.read(out)
+    assert rate == SR and len(y) == int(1.5 * SR)
+    assert np.all(np.isfinite(y)) and np.abs(y).max() < 1.0
+    assert np.sqrt(np.mean(y[SR // 4:] ** 2)) > 1e-3  # not silent
+    data = json.loads(stats.read_text())
+    assert data["network"] == "trained1d" and data["blocks"] > 0
+    assert "network trained1d" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("network", ["random2d", "trained2d"])
+@pytest.mark.parametrize("command", [["play", "--no-gui"], ["render", "--seconds", "1", "--out"]])
+def test_2d_networks_live_are_one_clear_error(network, command, tmp_path, capsys):
+    style = tmp_path / "style.wav"
+    sf.write(style, bursts_and_drone(3.0), SR)
+    out = [str(tmp_path / "out.wav")] if command[0] == "render" else []
+    status = main.main([*command, *out, "--style", str(style), "--network", network])
+    err = capsys.readouterr().err
+    assert status != 0
+    assert err.startswith("error: ") and "not available live" in err and "--offline" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
