@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from models import NETWORKS  # a plain tuple: imports neither torch nor the networks
+
 _START = time.monotonic()
 
 
@@ -18,6 +20,12 @@ def _add_style_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--style", action="append", required=required, metavar="FILE",
                    help="style sound (any format libsndfile reads); repeat for several")
     p.add_argument("--blend", metavar="W1,W2,..", help="blend weights, one per --style (default: equal)")
+
+
+def _add_network_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--network", choices=NETWORKS, default="random1d",
+                   help="feature network (default random1d); live (play, streaming render, gui, bench) runs "
+                        "random1d or trained1d, random2d and trained2d need render --offline or transfer")
 
 
 def _add_live_args(p: argparse.ArgumentParser) -> None:
@@ -38,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_style_args(p, required=False)
     p.add_argument("--device", help="audio output device (index or name)")
     p.add_argument("--midi", help="MIDI input port (index or name) besides the virtual 'texture in' port")
+    _add_network_arg(p)
 
     p = sub.add_parser("play", help="play an endless texture")
     _add_style_args(p, required=False)
@@ -46,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gui", action="store_true", help="play from the terminal, no window")
     p.add_argument("--midi", help="MIDI input port (index or name) besides the virtual 'texture in' port")
     p.add_argument("--gain", type=float, default=None, help="output gain, linear 0..1 (default 0.7)")
+    p.add_argument("--lead-ms", type=float, default=None, metavar="MS",
+                   help="audio queued ahead of each new block, 1..1000 ms (default 25): more is safer on a "
+                        "busy machine, less answers the controls sooner; grows by 10 ms after an underrun")
+    _add_network_arg(p)
     _add_live_args(p)
 
     p = sub.add_parser("render", help="render a texture to a file, faster than real time")
@@ -54,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file (.wav or .flac)")
     p.add_argument("--offline", action="store_true", help="whole-file L-BFGS synthesis instead of the streaming engine")
     p.add_argument("--stats", metavar="FILE.json", help="write run statistics as JSON")
-    p.add_argument("--network", choices=("random1d", "random2d", "trained2d", "trained1d"), default="random1d", help="offline network")
+    _add_network_arg(p)
     p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear", help="linear bins or pseudo-CQT")
     p.add_argument("--gain", type=float, default=None, help="output gain for streaming renders, linear 0..1")
     _add_live_args(p)
@@ -66,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="A,B,G,D", help="content, style, spectral and temporal envelope weights (default 1,1,0.5,0.1)")
     p.add_argument("--iterations", type=int, default=200, help="L-BFGS iterations (default 200)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--network", choices=("random1d", "random2d", "trained2d", "trained1d"), default="random1d")
+    _add_network_arg(p)
     p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear")
     p.add_argument("--sample-rate", type=int, default=22050)
 
@@ -79,11 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="block optimiser speed, ONNX Runtime vs torch, and streaming figures")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--blocks", type=int, default=30, help="blocks per measurement (default 30)")
+    _add_network_arg(p)
 
     sub.add_parser("devices", help="list audio outputs, MIDI inputs and ONNX Runtime providers")
 
     p = sub.add_parser("export-onnx", help="write the block-step graph and its manifest")
     p.add_argument("--out", required=True, metavar="DIR")
+    _add_network_arg(p)
 
     p = sub.add_parser("midi-learn", help="map the next MIDI CC you move to a parameter")
     p.add_argument("param", help="parameter name (morph, receptive_field, gain, iterations, ...)")
@@ -141,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "gui" or (args.command == "play" and not args.no_gui):
             from gui.app import run_gui
-            return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi)
+            return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi,
+                           network=args.network)
         status = commands.run(args, midi_starter=start_midi) if args.command != "midi-learn" else 0
         if args.command in ("devices", "midi-learn") and status == 0:
             status = midi_command(args)

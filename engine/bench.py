@@ -7,8 +7,8 @@ Figures (medians over ``blocks`` blocks, default settings, the embedded default 
 * ``block_seconds`` — audio duration of one block; ``realtime_factor`` = block_seconds / ORT seconds
   per block (the optimiser's headroom).
 * ``stream_realtime_factor`` — the whole streaming engine (optimiser + phase + output chain) rendering
-  to a null sink, audio seconds per compute second.
-* ``phase_ms_per_block``, ``provider``, ``iterations_per_block``, ``block_frames``, ``hop``,
+  ``STREAM_SECONDS`` of audio to a null sink, audio seconds per compute second.
+* ``network``, ``phase_ms_per_block``, ``provider``, ``iterations_per_block``, ``block_frames``, ``hop``,
   ``sample_rate``.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.block_synth import LOOK_AHEAD, PHASE_ITERATIONS
 from engine.params import PARAM_SPECS, ParamStore
 from engine.phase import StreamingPhase
 from engine.runtime import BlockStepper
@@ -25,6 +26,10 @@ from engine.sinks import NullSink
 from engine.step_graph import BlockConfig, example_inputs
 from engine.stream import Engine
 from engine.styles import StyleLibrary
+
+
+#: Audio rendered for ``stream_realtime_factor`` (long enough to average out the machine's noise).
+STREAM_SECONDS = 20.0
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -54,7 +59,8 @@ def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], Non
     log(f"timing {blocks} blocks of {iterations} steps on ORT and torch")
     ort_ms = _median_ms(block_of(ort_stepper), blocks)
     torch_ms = _median_ms(block_of(torch_stepper), blocks)
-    phase = StreamingPhase(n_fft=config.spectral.n_fft, hop=config.spectral.hop)
+    phase = StreamingPhase(n_fft=config.spectral.n_fft, hop=config.spectral.hop, look_ahead=LOOK_AHEAD,
+                           iterations=PHASE_ITERATIONS)
     phase.prepare()
     mags = np.expm1(feed["frames"].astype(np.float64))
     phase_ms = _median_ms(lambda: phase.process(mags), blocks)
@@ -64,8 +70,9 @@ def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], Non
     library.add_default()
     engine = Engine(library, ParamStore(), ort_stepper, NullSink(config.spectral.sample_rate), adaptive=False)
     log("rendering through the whole streaming engine")
-    stream = engine.render(blocks * block_seconds)
+    stream = engine.render(STREAM_SECONDS)
     return {
+        "network": config.network,
         "provider": ort_stepper.provider,
         "threads": ort_stepper.threads,
         "iterations_per_block": iterations,

@@ -59,9 +59,9 @@ def parse_blend(text: str | None, n: int) -> list[float] | None:
     return weights
 
 
-def live_config(sample_rate: int = 22050) -> BlockConfig:
-    """The live engine's block configuration at ``sample_rate``."""
-    return BlockConfig(spectral=SpectralConfig(sample_rate=sample_rate))
+def live_config(sample_rate: int = 22050, *, network: str = "random1d", frequency_axis: str = "linear") -> BlockConfig:
+    """The live engine's block configuration; ParameterError for a network the live engine cannot run."""
+    return BlockConfig(spectral=SpectralConfig(sample_rate=sample_rate, frequency_axis=frequency_axis), network=network)
 
 
 def build_params(args: argparse.Namespace) -> ParamStore:
@@ -104,13 +104,14 @@ def _write_json(path: str | None, data: dict) -> None:
 
 def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) -> int:
     """Play from the terminal until Ctrl-C or ``--seconds``; ``midi_starter`` (from main.py) attaches MIDI input."""
-    from engine.sinks import SoundDeviceSink
+    from engine.sinks import DEFAULT_LEAD_SECONDS, SoundDeviceSink
     from engine.stream import Engine
     params = build_params(args)
-    config = live_config(args.sample_rate)
+    config = live_config(args.sample_rate, network=args.network)
     if args.seconds is not None and not args.seconds > 0:
         raise ParameterError(f"--seconds must be > 0. Found: {args.seconds}")
-    sink = SoundDeviceSink(args.device)
+    lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
+    sink = SoundDeviceSink(args.device, lead_seconds=lead)
     library = build_library(config, args.style, args.blend, params)
     engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
@@ -132,7 +133,8 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
             stop_midi()
     t = engine.telemetry()
     first = f", first sound {sink.first_audio_time - START_TIME:.2f} s after start" if sink.first_audio_time else ""
-    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}{first}")
+    grew = f", lead grown to {sink.lead_seconds * 1000:.0f} ms" if sink.lead_seconds > lead else ""
+    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}{grew}{first}")
     return 0
 
 
@@ -144,7 +146,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from engine.sinks import FileSink
     from engine.stream import Engine
     params = build_params(args)
-    config = BlockConfig(spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis))
+    config = live_config(args.sample_rate, network=args.network, frequency_axis=args.frequency_axis)
     library = build_library(config, args.style, args.blend, params)
     sink = FileSink(args.out, config.spectral.sample_rate)
     engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, log=log)
@@ -152,8 +154,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     with _bar(total, "render", "sample") as bar:
         stats = engine.render(args.seconds, progress=lambda n: bar.update(n - bar.n))
     log(f"wrote {args.out}: {stats.seconds:.2f} s in {stats.wall_seconds:.2f} s "
-        f"({stats.realtime_factor:.1f}x real time, {stats.blocks} blocks, provider {stats.provider})")
-    _write_json(args.stats, stats.to_dict())
+        f"({stats.realtime_factor:.1f}x real time, {stats.blocks} blocks, network {config.network}, "
+        f"provider {stats.provider})")
+    _write_json(args.stats, {**stats.to_dict(), "network": config.network})
     return 0
 
 
@@ -194,7 +197,7 @@ def _render_offline(args: argparse.Namespace) -> int:
         f"second of output); final loss {result.final_loss:.4g}; spectral convergence "
         f"{result.spectral_convergence_db:.1f} dB")
     _write_json(args.stats, {"realtime_factor": args.seconds / wall, "blocks": 1, "seconds": args.seconds,
-                             "iterations_per_block": settings.iterations, "provider": "torch",
+                             "iterations_per_block": settings.iterations, "provider": "torch", "network": settings.network,
                              "sample_rate": settings.spectral.sample_rate, "underruns": 0,
                              "final_loss": result.final_loss, "loss_terms": result.loss_terms,
                              "spectral_convergence_db": result.spectral_convergence_db, "wall_seconds": wall})
@@ -233,7 +236,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from engine.bench import run_bench
-    figures = run_bench(live_config(), blocks=args.blocks, log=log)
+    figures = run_bench(live_config(network=args.network), blocks=args.blocks, log=log)
     print(json.dumps(figures, indent=2))
     _write_json(args.json, figures)
     return 0
@@ -259,7 +262,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.graph_cache import export_graph, export_manifest_summary
     try:
-        graph = export_graph(live_config(), args.out)
+        graph = export_graph(live_config(network=args.network), args.out)
     except OSError as exc:
         raise TextureError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
     manifest = export_manifest_summary(graph)

@@ -6,7 +6,7 @@ Lifecycle: :meth:`OutputChain.prepare` → :meth:`process` per block → (:meth:
 * DC blocker: one-pole high-pass ``y[n] = x[n] − x[n−1] + R·y[n−1]``, corner ``dc_hz`` (10 Hz).
 * Gain: linear 0..1, ramped over the first 10 ms of a block from the previous value, so moves
   never click and land quickly.
-* Resampling: soxr streaming resampler (high quality), engine rate → device rate.
+* Resampling: :class:`engine.resample.StreamResampler` (1.5 ms delay), engine rate → device rate.
 * Limiter: identity below ``threshold`` (−1.9 dBFS); above it a tanh knee that approaches but never
   reaches full scale, then a hard clip at ±1 as the last guarantee: ``|sample| ≤ 1`` always.
 * Fades: a raised-cosine fade-in of ``fade_ms`` at start; :meth:`start_fade_out` fades to silence.
@@ -14,7 +14,8 @@ Lifecycle: :meth:`OutputChain.prepare` → :meth:`process` per block → (:meth:
 from __future__ import annotations
 
 import numpy as np
-import soxr
+
+from engine.resample import StreamResampler
 
 
 #: Length of a gain change's ramp.
@@ -46,8 +47,8 @@ class OutputChain:
         self._y_prev = 0.0
         self._x_prev = 0.0
         self._gain = None
-        self._resampler = (soxr.ResampleStream(self.engine_rate, self.device_rate, 1, dtype="float32", quality="HQ")
-                           if self.engine_rate != self.device_rate else None)
+        self._resampler = StreamResampler(self.engine_rate, self.device_rate)
+        self._resampler.prepare()
         self._fade_in_pos = 0
         self._fade_out_pos: int | None = None
 
@@ -102,9 +103,7 @@ class OutputChain:
         ramp[:n] = np.linspace(start, gain, n, endpoint=False)
         y = y * ramp
         self._gain = gain
-        if self._resampler is not None:
-            y = self._resampler.resample_chunk(y.astype(np.float32))
-        y = np.asarray(y, dtype=np.float64)
+        y = self._resampler.process(y)
         if self._fade_in_pos < self._fade_len:
             ramp, self._fade_in_pos = self._ramp(len(y), self._fade_in_pos, True)
             y = y * ramp

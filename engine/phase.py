@@ -231,6 +231,7 @@ class StreamingPhase:
         self._held_norm = np.zeros((held + 1, span))  # squared-window sums of the first k held frames
         for k in range(1, held + 1):
             _overlap_add(np.broadcast_to(self._window ** 2, (k, n_fft)), hop, self._held_norm[k])
+        self._slots = np.arange(held)[:, None] * hop + np.arange(n_fft)[None, :]  # samples of each held slot
         self._count = 0  # frames held
         self._emitted = 0  # padded stream samples returned or dropped so far
         self._prepared = True
@@ -238,7 +239,7 @@ class StreamingPhase:
     def release(self) -> None:
         """Free the buffers; ``prepare()`` must be called before the next stream."""
         if hasattr(self, "_acc"):
-            del self._window, self._acc, self._acc_norm, self._mag, self._spec, self._proj, self._held_norm
+            del self._window, self._acc, self._acc_norm, self._mag, self._spec, self._proj, self._held_norm, self._slots
         self._prepared = False
 
     def _require_prepared(self) -> None:
@@ -246,16 +247,22 @@ class StreamingPhase:
             raise ParameterError("StreamingPhase: call prepare() before process() or flush() (also after flush())")
 
     def _overlap(self, count: int) -> np.ndarray:
-        """Overlap-add ``(span,)`` of the committed frames and the first ``count`` held frames."""
+        """Overlap-add ``(span,)`` of the committed frames and the first ``count`` held frames.
+
+        A slice-add per held frame: there are only ``look_ahead + 1`` of them, fewer operations than
+        :func:`_overlap_add`'s one per hop-long chunk (this runs 2-3 times per iteration).
+        """
         num = self._acc.copy()
         if count:
-            _overlap_add(np.fft.irfft(self._spec[:count], n=self.n_fft, axis=1) * self._window, self.hop, num)
+            frames = np.fft.irfft(self._spec[:count], n=self.n_fft, axis=1)
+            frames *= self._window
+            for i in range(count):
+                num[i * self.hop:i * self.hop + self.n_fft] += frames[i]
         return num
 
     def _analyse(self, x: np.ndarray, first: int, count: int) -> np.ndarray:
         """Spectra ``(count, n_bins)`` of ``x`` windowed at held-frame slots ``first .. first + count - 1``."""
-        seg = np.lib.stride_tricks.sliding_window_view(x, self.n_fft)[first * self.hop::self.hop][:count]
-        return np.fft.rfft(seg * self._window, axis=1)
+        return np.fft.rfft(x[self._slots[first:first + count]] * self._window, axis=1)
 
     def _push(self, mag: np.ndarray) -> None:
         """Hold one new frame ``(n_bins,)`` with its initial phase, then refine the held frames."""

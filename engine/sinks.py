@@ -10,8 +10,17 @@ a preallocated :class:`engine.ringbuffer.RingBuffer` into ``outdata`` and scales
 after the device's own latency, not the ring's) — no allocation of buffers, no lock, no I/O, no
 exception escapes. When the ring runs dry it fills the rest with zeros and counts an
 underrun (after the first samples arrived, and not while draining at stop). PortAudio's own
-``output_underflow`` flags are counted apart in ``xruns``. The producer blocks in :meth:`write`
-(sleeping in its own thread) until the ring has room, which paces it at the device rate.
+``output_underflow`` flags are counted apart in ``xruns``.
+
+Pacing (pull model): the producer calls :meth:`Sink.wait_for_room` *before* it reads the parameters
+and computes a block; a real-time sink returns only once no more than ``lead_seconds`` of audio are
+queued. So a block is computed just in time, with the newest parameters, and lands behind about
+``lead_seconds`` of queued audio: the lead is the producer's slack against compute jitter and the
+part of the control latency the sink adds. Each underrun (the machine did not keep up) adds
+``LEAD_STEP_SECONDS`` to a sound device's lead, up to ``MAX_LEAD_SECONDS``, so a busy machine
+trades a little latency for no more dropouts. The ring itself is larger (lead plus half a second),
+so :meth:`write` never has to wait. Playback starts only once ``PRIME_EXTRA_SECONDS`` more than the
+lead is queued, a cushion for the slow first blocks that drains to the lead within a few blocks.
 """
 from __future__ import annotations
 
@@ -24,7 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.audio_io import WRITE_FORMATS
-from engine.errors import AudioFileError, TextureError
+from engine.errors import AudioFileError, ParameterError, TextureError
 from engine.ringbuffer import RingBuffer
 
 
@@ -41,11 +50,17 @@ class Sink:
 
     @property
     def queue_seconds(self) -> float:
-        """Most audio queued between a write and the listener (ring + device), in seconds."""
+        """Audio queued ahead of a block computed after :meth:`wait_for_room` (lead + device), in seconds."""
         return 0.0
 
     def prepare(self) -> None:
         """Open the output."""
+
+    def wait_for_room(self, stop: threading.Event | None = None) -> None:
+        """Return when the sink wants the next block (at once for files; real-time sinks pace here).
+
+        Returns early when ``stop`` is set.
+        """
 
     def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
         """Take float32 mono samples at :attr:`rate`; a real-time sink returns early if ``stop`` is set."""
@@ -62,24 +77,39 @@ class Sink:
         self.release()
 
 
+#: Default audio queued ahead of each newly computed block, in seconds (see the module doc).
+DEFAULT_LEAD_SECONDS = 0.025
+#: After an underrun a sound device's lead grows by this much, up to the maximum, in seconds.
+LEAD_STEP_SECONDS, MAX_LEAD_SECONDS = 0.01, 0.2
+#: A sound device starts playing once this much more than the lead is queued (start-up cushion).
+PRIME_EXTRA_SECONDS = 0.06
+
+
 class NullSink(Sink):
     """Discards samples; with ``realtime`` it sleeps as a device would, so a GUI runs at speed without one."""
 
-    def __init__(self, rate: int = 48000, *, realtime: bool = False) -> None:
+    def __init__(self, rate: int = 48000, *, realtime: bool = False, lead_seconds: float = DEFAULT_LEAD_SECONDS) -> None:
         self.rate = int(rate)
         self.realtime = realtime
+        self.lead_seconds = float(lead_seconds)
         self.samples_written = 0
 
     def prepare(self) -> None:
         self._t0 = time.monotonic()
         self.samples_written = 0
 
-    def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
-        self.samples_written += len(samples)
+    @property
+    def queue_seconds(self) -> float:
+        return self.lead_seconds if self.realtime else 0.0
+
+    def wait_for_room(self, stop: threading.Event | None = None) -> None:
         if self.realtime:
-            ahead = self.samples_written / self.rate - (time.monotonic() - self._t0) - 0.1
+            ahead = self.samples_written / self.rate - (time.monotonic() - self._t0) - self.lead_seconds
             if ahead > 0:
                 (stop or threading.Event()).wait(ahead)
+
+    def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
+        self.samples_written += len(samples)
 
 
 class FileSink(Sink):
@@ -145,9 +175,10 @@ class SoundDeviceSink(Sink):
     ----------
     device : int, str or None
         Output device index or name; None for the default.
-    buffer_seconds : float
-        Ring capacity in seconds: the most audio queued ahead of the device. It bounds control latency
-        from above and the producer's slack from below; 0.1 s is one 93 ms block plus a little.
+    lead_seconds : float
+        Audio queued ahead of each new block (see the module doc), > 0. Smaller is quicker to respond
+        and more likely to underrun when the machine is busy; 25 ms is about four times the compute of
+        a default block on a 2-core CPU.
     latency : str or float
         PortAudio's suggested latency ("low", "high" or seconds).
     """
@@ -155,11 +186,14 @@ class SoundDeviceSink(Sink):
     realtime = True
     applies_gain = True
 
-    def __init__(self, device: str | int | None = None, *, buffer_seconds: float = 0.1,
+    def __init__(self, device: str | int | None = None, *, lead_seconds: float = DEFAULT_LEAD_SECONDS,
                  latency: str | float = "low") -> None:
+        if not 0.001 <= lead_seconds <= 1.0:
+            raise ParameterError(f"the output lead must be 1..1000 ms. Found: {lead_seconds * 1000:g} ms")
         self.device = device
-        self.buffer_seconds = buffer_seconds
+        self.lead_seconds = float(lead_seconds)
         self.latency = latency
+        self.initial_lead_seconds = self.lead_seconds
         self.index, info = find_output_device(device)
         self.name = info["name"]
         self.rate = int(info["default_samplerate"])
@@ -172,7 +206,9 @@ class SoundDeviceSink(Sink):
 
     def prepare(self) -> None:
         import sounddevice as sd
-        self._ring = RingBuffer(int(self.buffer_seconds * self.rate))
+        self.lead_seconds = self.initial_lead_seconds
+        self._prime_samples = int((self.lead_seconds + PRIME_EXTRA_SECONDS) * self.rate)
+        self._ring = RingBuffer(int((max(MAX_LEAD_SECONDS, self.lead_seconds) + 0.5) * self.rate))
         self._scratch = np.zeros(max(8192, int(0.5 * self.rate)), dtype=np.float32)
         self._gains = np.zeros_like(self._scratch)
         self._steps = np.arange(len(self._scratch), dtype=np.float32)
@@ -181,6 +217,7 @@ class SoundDeviceSink(Sink):
         self.first_audio_time: float | None = None
         self._draining = False
         self.underruns = 0
+        self._underruns_seen = 0
         self.xruns = 0
         try:
             self._stream = sd.OutputStream(device=self.index, samplerate=self.rate, channels=self.channels,
@@ -192,7 +229,7 @@ class SoundDeviceSink(Sink):
 
     @property
     def queue_seconds(self) -> float:
-        return self.buffer_seconds + self.device_latency_seconds
+        return self.lead_seconds + self.device_latency_seconds
 
     @property
     def device_latency_seconds(self) -> float:
@@ -208,7 +245,10 @@ class SoundDeviceSink(Sink):
         if status.output_underflow:
             self.xruns += 1
         mono = self._scratch[:frames]
-        n = self._ring.read_into(mono)
+        if not self._primed and self._ring.available < self._prime_samples:
+            n = 0  # start only with a cushion queued: the first blocks are the slowest (warm-up)
+        else:
+            n = self._ring.read_into(mono)
         if n < frames:
             mono[n:] = 0.0
             if self._primed and not self._draining:
@@ -233,9 +273,20 @@ class SoundDeviceSink(Sink):
         ramp += g0
         mono *= ramp
 
+    def wait_for_room(self, stop: threading.Event | None = None) -> None:
+        if self.underruns > self._underruns_seen:  # the machine could not keep up: queue more from now on
+            self._underruns_seen = self.underruns
+            if self.lead_seconds < MAX_LEAD_SECONDS:
+                self.lead_seconds = min(MAX_LEAD_SECONDS, self.lead_seconds + LEAD_STEP_SECONDS)
+        nap = min(0.002, 0.25 * self.lead_seconds)
+        while self._ring.available > (int(self.lead_seconds * self.rate) if self._primed else self._prime_samples):
+            if stop is not None and stop.is_set():
+                return
+            time.sleep(nap)
+
     def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
         pos = 0
-        nap = min(0.005, 0.25 * self.buffer_seconds)
+        nap = min(0.002, 0.25 * self.lead_seconds)
         while pos < len(samples):
             pos += self._ring.write(samples[pos:])
             if pos < len(samples):
@@ -247,7 +298,7 @@ class SoundDeviceSink(Sink):
         if self._stream is None:
             return
         self._draining = True
-        deadline = time.monotonic() + self.buffer_seconds + 1.0
+        deadline = time.monotonic() + self._ring.available / self.rate + 1.0
         while self._ring.available > 0 and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(self.device_latency_seconds)

@@ -19,15 +19,15 @@ from typing import Callable
 
 import numpy as np
 
-from engine.block_synth import BlockStats, BlockSynth
+from engine.block_synth import LOOK_AHEAD, PHASE_ITERATIONS, BlockStats, BlockSynth
 from engine.output_chain import OutputChain
 from engine.params import ParamStore
 from engine.runtime import BlockStepper
 from engine.sinks import Sink
 from engine.styles import StyleLibrary
 
-#: Blocks of history kept for the GUI (about a minute at 93 ms a block).
-HISTORY_BLOCKS = 700
+#: Seconds of per-block loss and load history kept for the GUI's curves.
+HISTORY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Engine:
     """
 
     def __init__(self, library: StyleLibrary, params: ParamStore, stepper: BlockStepper, sink: Sink, *,
-                 adaptive: bool = True, look_ahead: int = 3, phase_iterations: int = 5,
+                 adaptive: bool = True, look_ahead: int = LOOK_AHEAD, phase_iterations: int = PHASE_ITERATIONS,
                  log: Callable[[str], None] = lambda m: None) -> None:
         self.library = library
         self.params = params
@@ -109,7 +109,9 @@ class Engine:
         self.taps: list[Callable[[np.ndarray], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._history: collections.deque = collections.deque(maxlen=HISTORY_BLOCKS)
+        cfg = library.config
+        block_seconds = cfg.block_frames * cfg.spectral.hop / cfg.spectral.sample_rate
+        self._history: collections.deque = collections.deque(maxlen=int(np.ceil(HISTORY_SECONDS / block_seconds)))
         self._last: BlockStats | None = None
         self._peak = self._rms = 0.0
         self._error: str | None = None
@@ -124,15 +126,18 @@ class Engine:
     def control_latency_seconds(self) -> float:
         """Delay from a parameter write to its effect at the listener that is rarely exceeded, in seconds.
 
-        A write just after a block read its snapshot waits for that block (1); the next blocks move
-        the smoothed weights 70 %, 91 %, 97 % of the way and draw their frames' style by those
-        weights (3 more, for the unlucky draws); then come the streaming phase's latency and the
-        sink's queue (ring buffer and device). Gain is the exception: a sound device applies it
+        A write waits for the next block to start (at most one block, since blocks are computed just
+        in time, see :meth:`engine.sinks.Sink.wait_for_room`); that block moves the smoothed weights
+        70 % of the way and draws its frames' style by them, so an unlucky draw costs one more block.
+        Its first new frame's centre is heard after the sink's queue (lead + device) plus the
+        streaming phase's latency and one hop. Gain is the exception: a sound device applies it
         itself, after only the device's latency.
         """
         cfg = self.library.config
-        block = cfg.block_frames * cfg.spectral.hop / cfg.spectral.sample_rate
-        return 4 * block + self.synth.latency_samples / cfg.spectral.sample_rate + self.sink.queue_seconds
+        rate = cfg.spectral.sample_rate
+        block = cfg.block_frames * cfg.spectral.hop / rate
+        phase = (self.synth.latency_samples + cfg.spectral.hop) / rate
+        return 2 * block + phase + self.sink.queue_seconds
 
     @property
     def running(self) -> bool:
@@ -168,10 +173,14 @@ class Engine:
 
     def _loop(self) -> None:
         try:
-            while not self._stop.is_set():
+            while True:
+                self.sink.wait_for_room(self._stop)  # before the snapshot: a block is computed just in time
+                if self._stop.is_set():
+                    break
                 self.sink.write(self._one_block(), self._stop)
             self.chain.start_fade_out()
             while not self.chain.faded_out:
+                self.sink.wait_for_room(None)
                 self.sink.write(self._one_block(), None)
         except Exception as exc:  # noqa: BLE001 - the audio must survive anything the producer hits
             self._error = f"{type(exc).__name__}: {exc}"

@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
 import main
+from engine.step_graph import BlockConfig
 from tests.signals import SR, bursts_and_drone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +49,7 @@ def test_export_onnx_writes_graph_and_manifest(tmp_path):
     assert main.main(["export-onnx", "--out", str(tmp_path / "g")]) == 0
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
     assert (tmp_path / "g" / "block_step.onnx").stat().st_size > 1000
-    assert manifest["config"]["block_frames"] == 8 and "code_version" in manifest
+    assert manifest["config"]["block_frames"] == BlockConfig().block_frames and "code_version" in manifest
 
 
 def test_devices_and_play_on_the_jack_server(jack_server, tmp_path):
@@ -61,6 +63,16 @@ def test_devices_and_play_on_the_jack_server(jack_server, tmp_path):
     assert played.returncode == 0, played.stderr
     assert "underruns 0" in played.stderr and "first sound" in played.stderr
     assert "Traceback" not in played.stderr
+
+
+@pytest.mark.parametrize("lead", ["0", "nan", "5000"])
+def test_play_with_a_bad_lead_is_one_line(jack_server, lead):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "play", "--no-gui", "--seconds", "1",
+                           "--lead-ms", lead], capture_output=True, text=True, env=env, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 1 and len(lines) == 1 and "lead" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_play_with_a_missing_midi_port_is_one_line(jack_server, tmp_path):

@@ -1,15 +1,18 @@
 """The streaming engine: real playback through PortAudio on the JACK dummy server, captured through a
 JACK connection; renders to real files; seams between blocks; a long run with random changes."""
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
 from scipy import signal
 
 from engine.audio_io import resample
+from engine.block_synth import continuation_probability
 from engine.commands import live_config
 from engine.params import ParamStore
 from engine.runtime import BlockStepper
-from engine.sinks import FileSink, NullSink, SoundDeviceSink
+from engine.sinks import LEAD_STEP_SECONDS, FileSink, NullSink, SoundDeviceSink
 from engine.spectral import SpectralConfig, log_magnitude, stft
 from engine.step_graph import BlockConfig
 from engine.stream import Engine
@@ -124,6 +127,26 @@ def test_a_style_change_is_heard_within_the_stated_latency(jack_server, stepper)
     assert latency <= stated
 
 
+def test_the_producer_is_paced_to_the_lead_and_an_underrun_lengthens_it(jack_server):
+    sink = SoundDeviceSink(None)
+    sink.prepare()
+    try:
+        lead = sink.lead_seconds
+        sink.write(np.zeros(int(0.3 * sink.rate), np.float32))  # more than the lead and the start cushion
+        t0 = time.monotonic()
+        sink.wait_for_room()
+        assert sink.queued_samples <= lead * sink.rate
+        assert time.monotonic() - t0 > 0.1  # it waited while the device played the queue down
+        deadline = time.monotonic() + 3.0  # now nothing is written: the device runs dry (a real underrun)
+        while sink.underruns == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.underruns > 0
+        sink.wait_for_room()
+        assert sink.lead_seconds == pytest.approx(lead + LEAD_STEP_SECONDS)
+    finally:
+        sink.release()
+
+
 def _render(tmp_path, library, params, seconds, *, config=CONFIG, stepper=None, name="out.wav"):
     stepper = stepper or BlockStepper(config)
     sink = FileSink(tmp_path / name, config.spectral.sample_rate)
@@ -168,6 +191,46 @@ def test_block_seams_are_no_rougher_than_the_inside_of_blocks(tmp_path, stepper)
     inside = flux[keep & ((j + 1) % b != 0)].mean()
     print(f"boundary flux ratio {seam / inside:.3f}")
     assert seam / inside <= 1.2
+
+
+def test_adaptive_quality_drops_steps_under_real_load_and_counts_it(stepper):
+    library = StyleLibrary(CONFIG)
+    library.add_default()
+    params = ParamStore()
+    params.set("iterations", 32)  # 32 steps a block take several times the block's 23 ms on a CPU
+    engine = Engine(library, params, stepper, NullSink(SR), adaptive=True)
+    steps = []
+    engine.taps.append(lambda y: steps.append(engine.synth.latest.iterations))
+    engine.render(2.0)
+    t = engine.telemetry()
+    print(f"steps per block at the end {steps[-5:]}, quality drops {t.quality_drops}")
+    assert steps[0] == 32 and t.quality_drops >= 1
+    assert max(steps[-20:]) < 32  # it stays below what was asked while the load is high
+    params.set("iterations", 1)
+    engine.render(0.5)
+    assert engine.telemetry().quality_drops == 0  # one step a block leaves nothing to drop
+
+
+@pytest.mark.parametrize("block_seconds", [0.0116, 0.0232, 0.0929])
+def test_segments_last_as_long_as_the_receptive_field_asks_whatever_the_block(block_seconds):
+    for rf, seconds in ((0.0, 0.25), (0.5, 1.0), (1.0, 4.0)):
+        p = continuation_probability(rf, block_seconds)
+        assert block_seconds / (1.0 - p) == pytest.approx(seconds, rel=1e-6)  # mean of a geometric run
+    assert continuation_probability(0.5, block_seconds / 1e-9) == 0.0  # a style at blend weight 0 jumps away
+
+
+def test_the_stream_visits_the_whole_style_evenly(tmp_path, stepper):
+    t = np.arange(6 * SR) / SR
+    sweep = 0.5 * np.sin(2 * np.pi * np.cumsum(300.0 * 16.0 ** (t / 6.0)) / SR)  # 300 Hz -> 4.8 kHz in 6 s
+    library = StyleLibrary(CONFIG)
+    library.add_audio(sweep.astype(np.float32), "sweep")
+    _, audio, _ = _render(tmp_path, library, ParamStore(), 30.0, stepper=stepper)
+    mag = np.abs(stft(audio.astype(np.float64)))
+    loud = mag.max(axis=0) > 0.1 * mag.max()
+    octave = np.log2(np.argmax(mag[:, loud], axis=0) * SR / 1024 / 300.0)
+    share = np.histogram(octave, bins=4, range=(0.0, 4.0))[0] / loud.sum()
+    print("time spent in each octave of the sweep", np.round(share, 3))
+    assert share.min() > 0.5 * 0.25  # every quarter of the style at least half its fair share
 
 
 @pytest.mark.slow
