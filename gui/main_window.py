@@ -25,7 +25,7 @@ from gui.meters import HistoryPlot, LevelMeter, StatsPanel, WaveformView
 from gui.morph_pad import MAX_STYLES, MorphPad, pad_weights
 from gui.session import SESSION_SUFFIX, session_for_program
 from gui.spectrogram_view import SpectrogramView
-from gui.style_slots import StyleSlotsPanel, dropped_paths
+from gui.style_slots import AcceptsFileDrops, StyleSlotsPanel
 
 POLL_MS = 35
 MAX_MESSAGES = 200
@@ -46,7 +46,7 @@ def _record_icon() -> QtGui.QIcon:
     return QtGui.QIcon(pm)
 
 
-class MainWindow(QtWidgets.QMainWindow):
+class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
     """The instrument's window (see module doc).
 
     Attributes
@@ -395,15 +395,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_message(str(exc))
 
     # ================================================================= drag and drop on the whole window
-    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
-        if ev.mimeData().hasUrls():
-            ev.acceptProposedAction()
-
-    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
-        paths = dropped_paths(ev.mimeData())
-        if paths:
-            ev.acceptProposedAction()
-            self.slots.add_paths(paths)
+    def add_paths(self, paths: list[str]) -> list:
+        """Files dropped anywhere on the window become styles, as on the style panel."""
+        return self.slots.add_paths(paths)
 
     # ================================================================= the poll
     def _tick(self) -> None:

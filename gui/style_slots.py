@@ -56,6 +56,28 @@ def spectrum_pixmap(spectrum_db: np.ndarray, sample_rate: int, size: tuple[int, 
     return pm
 
 
+class AcceptsFileDrops:
+    """Mixin (before the Qt class in the bases) for a widget that takes sound files dropped on it.
+
+    Accepts drags that carry URLs and hands the local file paths of a drop to ``self.add_paths``;
+    other URLs are ignored. The widget must call ``setAcceptDrops(True)``.
+    """
+
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dragMoveEvent(self, ev: QtGui.QDragMoveEvent) -> None:  # noqa: N802
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.add_paths(paths)
+
+
 class SlotRow(QtWidgets.QFrame):
     """One style: colour dot, name, spectrum picture, blend slider with value, remove button."""
 
@@ -112,7 +134,7 @@ class SlotRow(QtWidgets.QFrame):
         self.value.setText(f"{w:.2f}")
 
 
-class StyleSlotsPanel(QtWidgets.QGroupBox):
+class StyleSlotsPanel(AcceptsFileDrops, QtWidgets.QGroupBox):
     """The list of style slots with Add… and a drop zone (see module doc)."""
 
     def __init__(self, instrument, settings: QtCore.QSettings | None = None,
@@ -166,20 +188,6 @@ class StyleSlotsPanel(QtWidgets.QGroupBox):
         """Load files as new styles (the path both the dialog and drag-and-drop take)."""
         return self.instrument.add_files([p for p in paths if p])
 
-    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
-        if ev.mimeData().hasUrls():
-            ev.acceptProposedAction()
-
-    def dragMoveEvent(self, ev: QtGui.QDragMoveEvent) -> None:  # noqa: N802
-        if ev.mimeData().hasUrls():
-            ev.acceptProposedAction()
-
-    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
-        paths = dropped_paths(ev.mimeData())
-        if paths:
-            ev.acceptProposedAction()
-            self.add_paths(paths)
-
     # ---------------------------------------------------------------- rows
     def rebuild(self) -> None:
         """Make the rows match the library's slots (kept rows keep their widgets)."""
@@ -223,6 +231,3 @@ class StyleSlotsPanel(QtWidgets.QGroupBox):
                           else f"Blend: morph slider walks the {n} style(s)")
 
 
-def dropped_paths(mime: QtCore.QMimeData) -> list[str]:
-    """Local file paths in a drop (non-file URLs are ignored)."""
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]

@@ -188,6 +188,31 @@ def test_added_style_blend_and_receptive_field_change_the_store_and_the_sound(
     assert inst.telemetry().underruns == 0 and inst.telemetry().error is None
 
 
+def _drop(target: QtWidgets.QWidget, urls: list[QtCore.QUrl]) -> tuple[bool, bool]:
+    """Drag ``urls`` onto ``target`` and drop them there (Qt's own events); whether each was accepted."""
+    mime = QtCore.QMimeData()
+    mime.setUrls(urls)
+    pos = QtCore.QPointF(target.rect().center())
+    action, button, mods = QtCore.Qt.DropAction.CopyAction, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+    enter = QtGui.QDragEnterEvent(pos.toPoint(), action, mime, button, mods)
+    QtWidgets.QApplication.sendEvent(target, enter)
+    drop = QtGui.QDropEvent(pos, action, mime, button, mods)
+    QtWidgets.QApplication.sendEvent(target, drop)
+    return enter.isAccepted(), drop.isAccepted()
+
+
+def test_sound_files_dropped_on_the_window_or_the_style_panel_become_styles(make_window, qtbot, sounds) -> None:
+    window = make_window()
+    library = window.instrument.library
+    web = QtCore.QUrl("https://example.com/rain.wav")  # not a local file: ignored
+    assert _drop(window, [QtCore.QUrl.fromLocalFile(str(sounds["tone"])), web]) == (True, True)
+    assert _drop(window.slots, [QtCore.QUrl.fromLocalFile(str(sounds["bursts"]))]) == (True, True)
+    qtbot.waitUntil(lambda: len(library.slots) == 3, timeout=10000)
+    assert [s.name for s in library.slots][1:] == ["tone 1k.wav", "bursts.flac"]
+    assert _drop(window, [web]) == (True, False)  # nothing local in it: refused, nothing added
+    assert len(library.slots) == 3 and window.instrument.running
+
+
 def test_gain_iterations_freeze_and_variation_controls_write_the_store(make_window) -> None:
     window = make_window(start=False)
     c, params = window.controls, window.instrument.params
