@@ -64,11 +64,6 @@ class StreamResampler:
         self.taps = int(taps_per_phase)
         self.branches = polyphase_filter(self.up, self.down, self.taps) if self.up != self.down else None
 
-    @property
-    def delay_samples(self) -> float:
-        """Group delay in input samples (``taps_per_phase / 2``; 0 when the rates are equal)."""
-        return 0.0 if self.branches is None else self.taps / 2.0
-
     def prepare(self) -> None:
         """Reset the history (silence before the first block)."""
         self._history = np.zeros(self.taps - 1)
