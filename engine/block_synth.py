@@ -23,10 +23,10 @@ Each block:
    last committed frame, so it continues the way the style itself moves on (a swell is not cut
    off in the middle), and the other cells go to the back of the bag. Best of a few,
    not best of all: the single best match over the whole style drifts into its quiet parts (24 dB
-   below it on the corpus's violin). Where the jump is still more than ``SEAM_TOLERANCE`` times the style's mean
-   flux (a note change, say), the first ``CROSSFADE`` frames are crossfaded in the log domain from
-   the last committed frame; smaller seams are left to the optimiser's seam term (crossfading every
-   seam smooths rain drops away). With ``freeze`` the segments come from the engine's own recent
+   below it on the corpus's violin). Where the jump is still more than ``SEAM_TOLERANCE`` times the
+   style's mean flux (a note change, say), the first ``CROSSFADE`` frames are crossfaded in the log
+   domain from the last committed frame; smaller seams are left to the optimiser's seam term
+   (crossfading every seam smooths rain drops away). With ``freeze`` the segments come from the engine's own recent
    output instead, so the texture stops taking in new material.
 3. ``iterations`` guarded Adam steps (:mod:`engine.step_graph`) pull the window's statistics to the
    blended target; adaptive quality lowers the step count while a block's compute nears its audio
@@ -265,15 +265,15 @@ class BlockSynth:
         if not styles:
             self._context = None
             return self.phase.process(np.zeros((self.config.spectral.n_bins, self.config.block_frames)))
-        wanted = snap.blend_weights([s.slot_id for s in styles])
-        wanted = wanted / wanted.sum()
-        weights = self._smoothed_weights(styles, wanted)
+        mix = snap.blend_weights([s.slot_id for s in styles])
+        mix = mix / mix.sum()
+        weights = self._smoothed_weights(styles, mix)
         target = self._blended(styles, weights)
         rf = float(snap["receptive_field"])
         self._rf = rf if self._rf is None else self._rf + SMOOTHING * (rf - self._rf)
         if self._context is None:
             self._context = self._initial_context(styles, weights)
-        frames = self._initial_frames(styles, wanted, bool(snap["freeze"]), float(target.flux))
+        frames = self._initial_frames(styles, mix, bool(snap["freeze"]), float(target.flux))
         wanted = int(snap["iterations"])
         n_iter = min(wanted, self._cap) if self.adaptive else wanted
         calls = max(1, math.ceil(n_iter / self.config.steps_per_call))
@@ -290,7 +290,7 @@ class BlockSynth:
             loss = float(out["loss"])
         frames = feed["frames"].copy()  # the stepper reuses its output buffers
         if not np.all(np.isfinite(frames)):  # last-resort guard: never let NaN reach the phase
-            frames = self._initial_frames(styles, wanted, False, float(target.flux))
+            frames = self._initial_frames(styles, mix, False, float(target.flux))
         self._context = np.concatenate([self._context, frames], axis=1)[:, -self.config.context_frames:]
         samples = self.phase.process(np.expm1(frames.astype(np.float64)))
         compute_ms = (time.perf_counter() - t0) * 1000.0

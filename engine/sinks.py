@@ -18,8 +18,8 @@ queued. So a block is computed just in time, with the newest parameters, and lan
 ``lead_seconds`` of queued audio: the lead is the producer's slack against compute jitter and the
 part of the control latency the sink adds. Each underrun (the machine did not keep up) adds
 ``LEAD_STEP_SECONDS`` to a sound device's lead, up to ``MAX_LEAD_SECONDS``, so a busy machine
-trades a little latency for no more dropouts. The ring itself is larger (lead plus half a second),
-so :meth:`write` never has to wait. Playback starts only once ``PRIME_EXTRA_SECONDS`` more than the
+trades a little latency for no more dropouts. The ring holds half a second more than the largest
+lead, so :meth:`write` never has to wait. Playback starts only once ``PRIME_EXTRA_SECONDS`` more than the
 lead is queued, a cushion for the slow first blocks that drains to the lead within a few blocks.
 """
 from __future__ import annotations
@@ -176,7 +176,8 @@ class SoundDeviceSink(Sink):
     device : int, str or None
         Output device index or name; None for the default.
     lead_seconds : float
-        Audio queued ahead of each new block (see the module doc), > 0. Smaller is quicker to respond
+        Audio queued ahead of each new block (see the module doc), 1 ms to 1 s (ParameterError
+        otherwise). Smaller is quicker to respond
         and more likely to underrun when the machine is busy; 25 ms is about four times the compute of
         a default block on a 2-core CPU.
     latency : str or float
