@@ -31,7 +31,12 @@ def _add_network_arg(p: argparse.ArgumentParser) -> None:
 def _add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--receptive-field", type=float, default=None, metavar="X",
                    help="0 = short/grainy .. 1 = long/structured (default 0.5)")
-    p.add_argument("--iterations", type=int, default=None, help="optimiser steps per block (live) or L-BFGS iterations (offline)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="optimiser steps per block, 0..32 (live; 0 bypasses the optimiser) or L-BFGS iterations "
+                        "(offline)")
+    p.add_argument("--material", type=float, default=None, metavar="X",
+                   help="0 = synthesise from noise (default); up to 1 = start frames from pieces of the "
+                        "recordings (granular replay)")
     p.add_argument("--seed", type=int, default=0, help="variation seed (default 0)")
     p.add_argument("--backend", choices=("ort", "torch"), default="ort", help="block optimiser backend (default ort)")
     p.add_argument("--sample-rate", type=int, default=22050, help="engine sample rate in Hz (default 22050)")
@@ -68,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="whole-file L-BFGS synthesis instead of the streaming engine")
     p.add_argument("--stats", metavar="FILE.json", help="write run statistics as JSON")
     _add_network_arg(p)
-    p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear", help="linear bins or pseudo-CQT")
+    p.add_argument("--frequency-axis", choices=("linear", "cqt"), default=None,
+                   help="linear bins or pseudo-CQT for the network (default: cqt streaming with random1d, "
+                        "else linear)")
     p.add_argument("--gain", type=float, default=None, help="output gain for streaming renders, linear 0..1")
     _add_live_args(p)
 
@@ -86,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="texture-quality metrics of candidates against a reference")
     p.add_argument("reference")
     p.add_argument("candidates", nargs="+")
+    p.add_argument("--style", metavar="FILE",
+                   help="the sound the candidates were made from: adds novelty (copied share of verbatim "
+                        ">= 100 ms runs of it, and nearest-frame distance relative to the reference's)")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     p.add_argument("--sample-rate", type=int, default=22050)
 

@@ -3,17 +3,21 @@
 Figures (medians over ``blocks`` blocks, default settings, the embedded default style):
 
 * ``ort_ms_per_block`` / ``torch_ms_per_block`` — the block optimiser alone (the default iterations
-  per block), ONNX Runtime vs the torch autograd reference, on identical inputs; ``ort_speedup``.
+  per block on all ``inflight_frames``), ONNX Runtime vs the torch autograd reference, on identical
+  inputs; ``ort_speedup``; ``ort_ms_per_frame_step`` — what one Adam step costs per frame it moves
+  (ORT ms per step / in-flight frames), the figure to compare with an engine that steps fewer frames;
+  ``steps_per_frame`` — the steps each frame gets before it is heard (iterations · L / B).
 * ``block_seconds`` — audio duration of one block; ``realtime_factor`` = block_seconds / ORT seconds
   per block (the optimiser's headroom).
 * ``stream_realtime_factor`` — the whole streaming engine (optimiser + phase + output chain) rendering
   ``STREAM_SECONDS`` of audio to a null sink, audio seconds per compute second.
 * ``network``, ``phase_ms_per_block``, ``provider``, ``iterations_per_block``, ``block_frames``, ``hop``,
-  ``sample_rate``.
+  ``sample_rate``, ``cpu`` (the processor's model name: speed figures mean nothing without it).
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -30,6 +34,17 @@ from engine.styles import StyleLibrary
 
 #: Audio rendered for ``stream_realtime_factor`` (long enough to average out the machine's noise).
 STREAM_SECONDS = 20.0
+
+
+def cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo (``"unknown"`` where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -62,7 +77,7 @@ def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], Non
     phase = StreamingPhase(n_fft=config.spectral.n_fft, hop=config.spectral.hop, look_ahead=LOOK_AHEAD,
                            iterations=PHASE_ITERATIONS)
     phase.prepare()
-    mags = np.expm1(feed["frames"].astype(np.float64))
+    mags = np.expm1(feed["frames"][:, :config.block_frames].astype(np.float64))
     phase_ms = _median_ms(lambda: phase.process(mags), blocks)
     block_seconds = config.block_frames * config.spectral.hop / config.spectral.sample_rate
 
@@ -72,12 +87,16 @@ def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], Non
     log("rendering through the whole streaming engine")
     stream = engine.render(STREAM_SECONDS)
     return {
+        "cpu": cpu_model(),
         "network": config.network,
         "provider": ort_stepper.provider,
         "threads": ort_stepper.threads,
         "iterations_per_block": iterations,
         "block_frames": config.block_frames,
         "context_frames": config.context_frames,
+        "inflight_frames": config.inflight_frames,
+        "steps_per_frame": iterations * config.inflight_frames / config.block_frames,
+        "ort_ms_per_frame_step": ort_ms / max(iterations, 1) / config.inflight_frames,
         "hop": config.spectral.hop,
         "sample_rate": config.spectral.sample_rate,
         "block_seconds": block_seconds,

@@ -1,38 +1,37 @@
-"""Block-by-block texture synthesis: initialise B new frames, optimise them, hand them to the phase.
+"""Block-by-block texture synthesis from noise: a rolling look-ahead of in-flight frames, optimised
+towards the blended style target and committed to the streaming phase ``B`` frames at a time.
 
 Lifecycle (as a JUCE processor): :meth:`BlockSynth.prepare` allocates and seeds everything,
 :meth:`BlockSynth.process_block` turns one parameter snapshot into the next block of samples,
-:meth:`BlockSynth.release` drops the session. Memory is constant for any duration: the state is
-``C`` context frames, the Adam buffers of ``B`` frames and the phase's look-ahead.
+:meth:`BlockSynth.release` drops the state and the optimiser's worker thread. Memory is constant for
+any duration: ``C`` committed context frames, ``L`` in-flight frames and their Adam moments, the band
+envelopes of the last ``H`` committed frames and the phase's look-ahead.
 
-Each block:
+Nothing is read from the style recordings at the default ``material`` 0: new frames are noise, and the
+network makes the texture. Each block:
 
-1. The optimiser's blend weights and receptive field are smoothed towards the snapshot (one-pole, 70 %
-   of the way per block), the styles' targets are blended and cached while the weights hold still.
-   The new frames' material (step 2) follows the snapshot's weights at once: the smoothing that
-   keeps a move from clicking is the crossfade and the overlap of the phase's windows, and waiting
-   for the smoothed weights made a style change heard a block or two later.
-2. New frames are initialised with a statistics-consistent guess: B frames of one style (picked by
-   blend weight), read on from where the previous block's segment ended with a probability set by
-   the receptive field (:func:`continuation_probability`: segments of 0.25 s when grainy up to 4 s
-   when structured), else from a new place. New places come from a shuffle bag: the style cut into
-   cells one mean segment long, each drawn once per round at a random frame inside it, so every
-   part of the style is heard about equally often within a few rounds (fully random places left
-   the statistics of a minute of seashore up to 4x further from the style, by chance); of the
-   next ``JUMP_CANDIDATES`` cells the jump takes the place whose preceding frame is nearest the
-   last committed frame, so it continues the way the style itself moves on (a swell is not cut
-   off in the middle), and the other cells go to the back of the bag. Best of a few,
-   not best of all: the single best match over the whole style drifts into its quiet parts (24 dB
-   below it on the corpus's violin). Where the jump is still more than ``SEAM_TOLERANCE`` times the
-   style's mean flux (a note change, say), the first ``CROSSFADE`` frames are crossfaded in the log
-   domain from the last committed frame; smaller seams are left to the optimiser's seam term
-   (crossfading every seam smooths rain drops away). With ``freeze`` the segments come from the engine's own recent
-   output instead, so the texture stops taking in new material.
-3. ``iterations`` guarded Adam steps (:mod:`engine.step_graph`) pull the window's statistics to the
-   blended target; adaptive quality lowers the step count while a block's compute nears its audio
-   duration (above 60 % of it) and restores it when compute is below 30 %.
-4. The frames become context; their magnitudes go through the streaming phase (RTISI-LA).
+1. The blend weights and receptive field are smoothed towards the snapshot (one-pole, 70 % of the way
+   per block); the styles' targets are blended and cached while the weights hold still.
+2. When the blended per-bin mean ``μ`` and spread ``σ`` of the log-magnitude move, every in-flight frame
+   is re-standardised, ``s ← μ' + (s − μ) σ' / σ``, so a timbre move reaches the next committed frames
+   at once instead of ``L`` frames later; the structure the optimiser built in them stays.
+3. The oldest ``B`` in-flight frames (optimised over the last ``L / B`` blocks) are committed: they join
+   the context, their band envelopes the history, and the phase turns them into samples. ``B`` new
+   frames enter the look-ahead: noise ``max(0, μ + σ z)``, ``z ~ N(0, 1)`` per bin and frame (the
+   blended target's first-order statistics only). With ``material`` > 0 they are mixed in the log
+   domain with frames read on from the recordings (granular replay, an opt-in effect; segments of
+   0.25 s when grainy to 4 s when structured); with ``freeze`` they come from the engine's own recent
+   output, so the texture stops taking in anything new.
+4. ``iterations`` guarded Adam steps (:mod:`engine.step_graph`) move all ``L`` in-flight frames towards
+   the blended target (each frame gets ``iterations · L / B`` steps before it is heard); the steps run
+   in a worker thread (ONNX Runtime releases the GIL) while this thread runs the phase, so the two use
+   both cores. ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone (the
+   ablation that shows the network's work).
+5. Adaptive quality lowers the step count, down to 0, while a block's compute nears its audio duration
+   (above 60 % of it) and restores it when compute is below 30 %.
 
+Before the first block the look-ahead, context and history are filled by running the same blocks
+without output (:meth:`BlockSynth.warm_up`), so the first frames heard are as optimised as the rest.
 Everything is seeded from ``variation``: the same seed and the same parameter sequence give the same
 samples.
 """
@@ -40,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,38 +51,59 @@ from engine.step_graph import BlockConfig, graph_inputs, receptive_field_weights
 from engine.styles import Style, StyleLibrary
 from engine.targets import StyleTarget, blend
 
-#: (style, spectral, temporal, autocorr, seam) loss weights of the live graph.
-LIVE_LOSS_WEIGHTS = np.array([1.0, 1.0, 0.1, 0.3, 0.3], dtype=np.float32)
+#: (style, spectral, temporal, autocorr, seam, envelope) loss weights of the live graph.
+LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0], dtype=np.float32)
 SMOOTHING = 0.7
-#: New frames fade in from the last committed frame over this many frames (log-magnitude crossfade).
-CROSSFADE = 1
-#: Mean length of a read-on segment at receptive field 0 and 1, in seconds (geometric in between).
+#: Mean length of a read-on material segment at receptive field 0 and 1, in seconds (geometric in between).
 SEGMENT_SECONDS = (0.25, 4.0)
-#: Places a jump chooses among (by how well they continue the last committed frame).
-JUMP_CANDIDATES = 8
-#: RTISI-LA settings: 1 frame of look-ahead with 16 iterations a stage is within 0.4 dB of offline
-#: FGLA-32 on the corpus's noisy sounds and 6-8 dB better on tonal ones (``docs/bench_phase.py``),
-#: and 23 ms sooner than 3 frames with 5 iterations, for 60 % more phase work.
-LOOK_AHEAD, PHASE_ITERATIONS = 1, 16
-#: A seam whose flux exceeds this many times the style's mean flux gets the crossfade.
-SEAM_TOLERANCE = 4.0
+#: RTISI-LA settings: 1 frame of look-ahead with 4 iterations a stage (``docs/bench_phase.py``).
+LOOK_AHEAD, PHASE_ITERATIONS = 1, 4
 HIGH_LOAD, LOW_LOAD = 0.6, 0.3
+#: Most optimiser steps per block adaptive quality restores (the ``iterations`` parameter's maximum).
+MAX_ITERATIONS = 32
+#: Smallest per-bin spread re-standardisation divides by (log1p units).
+MIN_SPREAD = 1e-3
 
 
 def mean_segment_seconds(receptive_field: float) -> float:
-    """Mean length of a read-on segment, ``SEGMENT_SECONDS`` interpolated geometrically by the receptive field."""
+    """Mean length of a read-on material segment, ``SEGMENT_SECONDS`` interpolated geometrically."""
     lo, hi = SEGMENT_SECONDS
     return lo * (hi / lo) ** float(receptive_field)
 
 
 def continuation_probability(receptive_field: float, block_seconds: float) -> float:
-    """Chance that a block of ``block_seconds`` continues reading its style where the last block stopped.
+    """Chance that a block of ``block_seconds`` reads material on where the last block stopped.
 
-    Segments then last ``block_seconds / (1 − p)`` on average, which is
-    :func:`mean_segment_seconds` (0.25 s grainy, 1 s at 0.5, 4 s structured, whatever the block
-    size), so slow swells survive.
+    Segments then last ``block_seconds / (1 − p)`` on average, which is :func:`mean_segment_seconds`.
     """
     return max(0.0, 1.0 - block_seconds / mean_segment_seconds(receptive_field))
+
+
+def restandardise(frames: np.ndarray, old: tuple[np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray],
+                  upper: np.ndarray) -> np.ndarray:
+    """``frames`` ``(bins, n)`` moved from per-bin mean and spread ``old`` to ``new``, clamped to ``[0, upper]``.
+
+    ``s ← μ' + (s − μ) σ' / σ`` with ``σ`` floored at :data:`MIN_SPREAD`; returns a new float32 array.
+    """
+    (mu0, sd0), (mu1, sd1) = old, new
+    scale = (sd1 / np.maximum(sd0, MIN_SPREAD))[:, None]
+    out = mu1[:, None] + (frames - mu0[:, None]) * scale
+    return np.clip(out, 0.0, upper[:, None]).astype(np.float32)
+
+
+def adapt_cap(cap: int, wanted: int, load: float) -> tuple[int, bool]:
+    """Adaptive quality: the next block's step cap from this block's ``load`` (compute / audio duration).
+
+    Above :data:`HIGH_LOAD` one step is removed from what actually ran (``min(cap, wanted)``), down to 0,
+    the bare initialisation; below :data:`LOW_LOAD` one step comes back, up to :data:`MAX_ITERATIONS`.
+    Returns the new cap and whether a step was dropped (counted as a quality drop).
+    """
+    effective = min(cap, wanted)
+    if load > HIGH_LOAD and effective > 0:
+        return effective - 1, True
+    if load < LOW_LOAD and cap < MAX_ITERATIONS:
+        return cap + 1, False
+    return cap, False
 
 
 @dataclass(frozen=True)
@@ -96,7 +117,7 @@ class BlockStats:
     iterations: int
     iteration_cap: int
     quality_drops: int
-    frames: np.ndarray  # (bins, B) log-magnitude of the new frames
+    frames: np.ndarray  # (bins, B) log-magnitude of the committed frames
 
     @property
     def load(self) -> float:
@@ -121,7 +142,7 @@ class BlockSynth:
     look_ahead, phase_iterations : int
         RTISI-LA settings.
     adaptive : bool
-        Whether iterations drop under load (off for offline-equivalent renders of fixed work).
+        Whether iterations drop under load (off for renders of fixed work).
     """
 
     def __init__(self, library: StyleLibrary, stepper: BlockStepper, *, look_ahead: int = LOOK_AHEAD,
@@ -134,6 +155,8 @@ class BlockSynth:
                                     look_ahead=look_ahead, iterations=phase_iterations)
         self.block_samples = self.config.block_frames * self.config.spectral.hop
         self.block_seconds = self.block_samples / self.config.spectral.sample_rate
+        self._emap = self.config.spectral.envelope_map()
+        self._worker: ThreadPoolExecutor | None = None
         self.latest: BlockStats | None = None
 
     @property
@@ -142,32 +165,42 @@ class BlockSynth:
         return self.phase.latency_samples
 
     def prepare(self, seed: int = 0) -> None:
-        """Reset all state; ``seed`` is the initial ``variation``."""
-        bins, b = self.config.spectral.n_bins, self.config.block_frames
+        """Reset all state and start the optimiser's worker thread; ``seed`` is the initial ``variation``."""
+        bins, n = self.config.spectral.n_bins, self.config.inflight_frames
         self.phase.prepare()
         self._context: np.ndarray | None = None
-        self._m = np.zeros((bins, b), np.float32)
-        self._v = np.zeros((bins, b), np.float32)
+        self._inflight: np.ndarray | None = None
+        self._history: np.ndarray | None = None
+        self._m = np.zeros((bins, n), np.float32)
+        self._v = np.zeros((bins, n), np.float32)
+        self._step = 0.0
         self._seed = int(seed)
         self._rng = np.random.default_rng(self._seed)
         self._weights: dict[int, float] = {}
         self._rf: float | None = None
         self._cursor: tuple[int, int] | None = None
-        self._bags: dict[int, list[tuple[int, int]]] = {}
         self._blend_key: tuple | None = None
         self._target: StyleTarget | None = None
+        self._moments: tuple[np.ndarray, np.ndarray] | None = None
         self._upper: np.ndarray | None = None
-        self._cap = 32
+        self._cap = MAX_ITERATIONS
         self._drops = 0
         self._index = 0
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="texture-optimiser")
 
     def release(self) -> None:
-        """Drop the per-stream state."""
-        self._context = None
+        """Drop the per-stream state and stop the worker thread."""
+        self._context = self._inflight = self._history = None
         self._target = None
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+
+    # --- targets -------------------------------------------------------------------------------------
 
     def _smoothed_weights(self, styles: tuple[Style, ...], wanted: np.ndarray) -> np.ndarray:
-        """The optimiser's blend weights: one-pole smoothed towards ``wanted`` (normalised)."""
+        """The blend weights: one-pole smoothed towards ``wanted`` (normalised)."""
         ids = [s.slot_id for s in styles]
         if self._weights:
             cur = np.array([self._weights.get(i, 0.0) for i in ids])
@@ -182,42 +215,47 @@ class BlockSynth:
         return cur
 
     def _blended(self, styles: tuple[Style, ...], weights: np.ndarray) -> StyleTarget:
+        """The blended target; on a change, re-standardises the in-flight frames to its first-order statistics."""
         key = tuple((s.slot_id, round(float(w), 4)) for s, w in zip(styles, weights))
         if key != self._blend_key:
             self._target = blend([s.target for s in styles], weights)
             active = [s.upper for s, w in zip(styles, weights) if w > 0]
             self._upper = np.max(active, axis=0).astype(np.float32)
+            moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
+            if self._moments is not None and self._inflight is not None:
+                self._inflight = restandardise(self._inflight, self._moments, moments, self._upper)
+            self._moments = moments
             self._blend_key = key
         return self._target
 
-    def _initial_frames(self, styles: tuple[Style, ...], weights: np.ndarray, freeze: bool,
-                        flux: float) -> np.ndarray:
+    # --- new frames ----------------------------------------------------------------------------------
+
+    def _noise(self, n: int) -> np.ndarray:
+        """``n`` frames of noise with the blended target's per-bin mean and spread, ``(bins, n)`` float32."""
+        mu, sd = self._moments
+        z = self._rng.standard_normal((len(mu), n), dtype=np.float32)
+        return np.clip(mu[:, None] + sd[:, None] * z, 0.0, self._upper[:, None])
+
+    def _new_frames(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> np.ndarray:
+        """The ``B`` frames that enter the look-ahead this block (see module doc, step 3)."""
         b = self.config.block_frames
-        if freeze and self._context is not None and self._context.shape[1] > b + 1:
-            self._cursor = None
-            source = self._context
-            start = int(self._rng.integers(0, source.shape[1] - b + 1))
-        else:
-            start, source = self._next_segment(styles, weights)
-        frames = np.array(source[:, start:start + b], dtype=np.float32)
-        if self._context is not None:
-            last = self._context[:, -1:]
-            if float(np.mean((frames[:, :1] - last) ** 2)) > SEAM_TOLERANCE * flux:
-                n = min(CROSSFADE, b)
-                fade = (np.arange(1, n + 1, dtype=np.float32) / (n + 1))[None, :]
-                frames[:, :n] = (1.0 - fade) * last + fade * frames[:, :n]
-        return frames
+        if bool(snap["freeze"]) and self._context is not None:
+            start = int(self._rng.integers(0, self._context.shape[1] - b + 1))
+            return self._context[:, start:start + b].copy()
+        frames = self._noise(b)
+        material = float(snap["material"])
+        if material > 0.0:
+            start, source = self._read_material(styles, weights, b)
+            frames = (1.0 - material) * frames + material * source[:, start:start + b]
+        return frames.astype(np.float32)
 
-    def _next_segment(self, styles: tuple[Style, ...], weights: np.ndarray) -> tuple[int, np.ndarray]:
-        """Start frame and log-magnitude of the style to read the next B frames from.
+    def _read_material(self, styles: tuple[Style, ...], weights: np.ndarray, b: int) -> tuple[int, np.ndarray]:
+        """Start frame and log-magnitude of the recording to read ``b`` frames of material from.
 
-        Reading continues where the last block's segment ended with :func:`continuation_probability`
-        for segments as long as the receptive field asks times that style's blend weight ``w`` (half
-        as long at ``w`` = 0.5, and a style being blended out stops being read on at once: a blend
-        change was heard up to 0.9 s late without the factor), otherwise it jumps (see the module
-        doc) into a style drawn by blend weight.
+        Reading goes on where the last block stopped with :func:`continuation_probability` (segments
+        as long as the receptive field asks, shorter for a style at a low blend weight ``w``), else it
+        jumps to a random place in a style drawn by blend weight.
         """
-        b = self.config.block_frames
         by_id = {s.slot_id: (s, w) for s, w in zip(styles, weights)}
         if self._cursor is not None:
             slot_id, pos = self._cursor
@@ -227,29 +265,86 @@ class BlockSynth:
                 self._cursor = (slot_id, pos + b)
                 return pos, style.log_mag
         style = styles[int(self._rng.choice(len(styles), p=weights))]
-        n = style.log_mag.shape[1] - b  # last valid start
-        bag = self._bags.get(style.slot_id)
-        if not bag:
-            cell = max(b, int(mean_segment_seconds(self._rf) / self.block_seconds) * b)
-            bag = [(first, min(first + cell, n + 1)) for first in range(1, n + 1, cell)]
-            self._rng.shuffle(bag)
-        candidates, rest = bag[:JUMP_CANDIDATES], bag[JUMP_CANDIDATES:]
-        starts = np.array([int(self._rng.integers(lo, hi)) for lo, hi in candidates])
-        pick = 0
-        if self._context is not None:
-            before = style.log_mag[:, starts - 1]
-            pick = int(np.argmin(np.mean((before - self._context[:, -1:]) ** 2, axis=0)))
-        start = int(starts[pick])
-        candidates.pop(pick)
-        self._bags[style.slot_id] = rest + candidates  # the others wait for their turn at the back
+        start = int(self._rng.integers(0, style.log_mag.shape[1] - b + 1))
         self._cursor = (style.slot_id, start + b)
         return start, style.log_mag
 
-    def _initial_context(self, styles: tuple[Style, ...], weights: np.ndarray) -> np.ndarray:
-        c = self.config.context_frames
-        style = styles[int(np.argmax(weights))].log_mag
-        start = int(self._rng.integers(0, style.shape[1] - c + 1))
-        return np.ascontiguousarray(style[:, start:start + c], dtype=np.float32)
+    # --- the block -----------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Fill context, look-ahead and history with noise of the current target (first block)."""
+        cfg = self.config
+        self._context = self._noise(cfg.context_frames)
+        self._inflight = self._noise(cfg.inflight_frames)
+        self._history = self._emap @ self._noise(cfg.history_frames)
+
+    def _advance(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> np.ndarray:
+        """Commit the oldest ``B`` in-flight frames and take in ``B`` new ones; returns the committed frames."""
+        b = self.config.block_frames
+        done = self._inflight[:, :b].copy()
+        self._context = np.concatenate([self._context[:, b:], done], axis=1)
+        self._history = np.concatenate([self._history[:, b:], self._emap @ done], axis=1)
+        self._inflight = np.concatenate([self._inflight[:, b:], self._new_frames(styles, weights, snap)], axis=1)
+        self._m = np.concatenate([self._m[:, b:], np.zeros_like(self._m[:, :b])], axis=1)
+        self._v = np.concatenate([self._v[:, b:], np.repeat(self._v[:, -1:], b, axis=1)], axis=1)
+        return done
+
+    def _optimise(self, target: StyleTarget, snap: ParamSnapshot, calls: int) -> float:
+        """``calls`` graph calls on the in-flight frames (worker thread); returns the last loss (NaN if none)."""
+        if calls == 0:
+            return float("nan")
+        feed = graph_inputs(self._inflight, self._context, self._m, self._v, self._step, target, LIVE_LOSS_WEIGHTS,
+                            receptive_field_weights(self._rf, self.config.n_layers),
+                            float(snap["learning_rate"]), self._upper, self._history)
+        loss = float("nan")
+        for _ in range(calls):
+            out = self.stepper.run(feed)
+            feed["frames"], feed["adam_m"], feed["adam_v"], feed["step"] = (
+                out["frames_out"], out["adam_m_out"], out["adam_v_out"], out["step_out"])
+            loss = float(out["loss"])
+        frames = feed["frames"].copy()  # the stepper reuses its output buffers
+        if np.all(np.isfinite(frames)):  # last-resort guard: never let NaN reach the phase
+            self._inflight, self._m, self._v = frames, feed["adam_m"].copy(), feed["adam_v"].copy()
+            self._step = float(feed["step"])
+        else:
+            self._inflight = self._noise(self.config.inflight_frames)
+            self._m.fill(0.0)
+            self._v.fill(0.0)
+        return loss
+
+    def _calls(self, snap: ParamSnapshot) -> int:
+        wanted = int(snap["iterations"])
+        n_iter = min(wanted, self._cap) if self.adaptive else wanted
+        return math.ceil(n_iter / self.config.steps_per_call)
+
+    def _targets(self, styles: tuple[Style, ...], snap: ParamSnapshot) -> tuple[np.ndarray, StyleTarget]:
+        mix = snap.blend_weights([s.slot_id for s in styles])
+        mix = mix / mix.sum()
+        weights = self._smoothed_weights(styles, mix)
+        target = self._blended(styles, weights)
+        rf = float(snap["receptive_field"])
+        self._rf = rf if self._rf is None else self._rf + SMOOTHING * (rf - self._rf)
+        if self._inflight is None:
+            self._start()
+        return mix, target
+
+    def warm_up(self, snap: ParamSnapshot) -> None:
+        """Run the blocks that fill context, look-ahead and envelope history, without output.
+
+        ``(C + L + H) / B`` blocks at the snapshot's settings (about 150 at the defaults); does nothing
+        without styles or with ``iterations`` 0 (the ablation starts from plain noise, like its frames).
+        """
+        styles = self.library.slots
+        if not styles:
+            return
+        mix, target = self._targets(styles, snap)
+        cfg = self.config
+        calls = self._calls(snap)
+        if calls == 0:
+            return
+        for _ in range((cfg.context_frames + cfg.inflight_frames + cfg.history_frames) // cfg.block_frames):
+            self._optimise(target, snap, calls)
+            self._advance(styles, mix, snap)
 
     def process_block(self, snap: ParamSnapshot) -> np.ndarray:
         """The next block's final samples (float64, engine rate; about ``block_samples`` of them).
@@ -263,50 +358,23 @@ class BlockSynth:
             self._seed = seed
             self._rng = np.random.default_rng(seed)
         if not styles:
-            self._context = None
+            self._inflight = None
             return self.phase.process(np.zeros((self.config.spectral.n_bins, self.config.block_frames)))
-        mix = snap.blend_weights([s.slot_id for s in styles])
-        mix = mix / mix.sum()
-        weights = self._smoothed_weights(styles, mix)
-        target = self._blended(styles, weights)
-        rf = float(snap["receptive_field"])
-        self._rf = rf if self._rf is None else self._rf + SMOOTHING * (rf - self._rf)
-        if self._context is None:
-            self._context = self._initial_context(styles, weights)
-        frames = self._initial_frames(styles, mix, bool(snap["freeze"]), float(target.flux))
-        wanted = int(snap["iterations"])
-        n_iter = min(wanted, self._cap) if self.adaptive else wanted
-        calls = max(1, math.ceil(n_iter / self.config.steps_per_call))
-        self._m.fill(0.0)
-        self._v.fill(0.0)
-        feed = graph_inputs(frames, self._context, self._m, self._v, 0.0, target, LIVE_LOSS_WEIGHTS,
-                            receptive_field_weights(self._rf, self.config.n_layers),
-                            float(snap["learning_rate"]), self._upper)
-        loss = float("nan")
-        for _ in range(calls):
-            out = self.stepper.run(feed)
-            feed["frames"], feed["adam_m"], feed["adam_v"], feed["step"] = (
-                out["frames_out"], out["adam_m_out"], out["adam_v_out"], out["step_out"])
-            loss = float(out["loss"])
-        frames = feed["frames"].copy()  # the stepper reuses its output buffers
-        if not np.all(np.isfinite(frames)):  # last-resort guard: never let NaN reach the phase
-            frames = self._initial_frames(styles, mix, False, float(target.flux))
-        self._context = np.concatenate([self._context, frames], axis=1)[:, -self.config.context_frames:]
-        samples = self.phase.process(np.expm1(frames.astype(np.float64)))
+        mix, target = self._targets(styles, snap)
+        done = self._advance(styles, mix, snap)
+        calls = self._calls(snap)
+        pending = self._worker.submit(self._optimise, target, snap, calls)
+        samples = self.phase.process(np.expm1(done.astype(np.float64)))
+        loss = pending.result()
         compute_ms = (time.perf_counter() - t0) * 1000.0
-        block_ms = 1000.0 * self.block_samples / self.config.spectral.sample_rate
-        self._adapt(compute_ms / block_ms, wanted)
+        block_ms = 1000.0 * self.block_seconds
+        self._adapt(compute_ms / block_ms, int(snap["iterations"]))
         self.latest = BlockStats(self._index, loss, compute_ms, block_ms, calls * self.config.steps_per_call,
-                                 self._cap, self._drops, frames)
+                                 self._cap, self._drops, done)
         self._index += 1
         return samples
 
     def _adapt(self, load: float, wanted: int) -> None:
-        if not self.adaptive:
-            return
-        effective = min(self._cap, wanted)
-        if load > HIGH_LOAD and effective > 1:  # a drop is counted only when it removes a step
-            self._cap = effective - 1
-            self._drops += 1
-        elif load < LOW_LOAD and self._cap < 32:
-            self._cap += 1
+        if self.adaptive:
+            self._cap, dropped = adapt_cap(self._cap, wanted, load)
+            self._drops += dropped

@@ -59,16 +59,25 @@ def parse_blend(text: str | None, n: int) -> list[float] | None:
     return weights
 
 
-def live_config(sample_rate: int = 22050, *, network: str = "random1d", frequency_axis: str = "linear") -> BlockConfig:
-    """The live engine's block configuration; ParameterError for a network the live engine cannot run."""
-    return BlockConfig(spectral=SpectralConfig(sample_rate=sample_rate, frequency_axis=frequency_axis), network=network)
+#: Pseudo-CQT resolution of the live random banks' input: 98 channels instead of 513 linear bins.
+LIVE_CQT_BINS_PER_OCTAVE = 12
+
+
+def live_config(sample_rate: int = 22050, *, network: str = "random1d", frequency_axis: str | None = None) -> BlockConfig:
+    """The live engine's block configuration; ParameterError for a network the live engine cannot run.
+
+    The random banks see a 12-bins-per-octave pseudo-CQT by default (the trained net its 513 linear bins).
+    """
+    axis = frequency_axis or ("cqt" if network == "random1d" else "linear")
+    spectral = SpectralConfig(sample_rate=sample_rate, frequency_axis=axis, cqt_bins_per_octave=LIVE_CQT_BINS_PER_OCTAVE)
+    return BlockConfig(spectral=spectral, network=network)
 
 
 def build_params(args: argparse.Namespace) -> ParamStore:
     """A parameter store with the CLI's live settings applied (validated)."""
     params = ParamStore()
     for name, attr in (("receptive_field", "receptive_field"), ("iterations", "iterations"), ("gain", "gain"),
-                       ("variation", "seed")):
+                       ("variation", "seed"), ("material", "material")):
         value = getattr(args, attr, None)
         if value is not None:
             params.set(name, value)
@@ -163,7 +172,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
     from engine.offline import OfflineSettings
     kwargs = dict(network=args.network, seed=args.seed,
-                  spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis))
+                  spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis or "linear"))
     if getattr(args, "iterations", None) is not None:
         kwargs["iterations"] = args.iterations
     if getattr(args, "receptive_field", None) is not None:
@@ -229,6 +238,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cands = [load_audio(p, sample_rate=args.sample_rate, min_samples=need) for p in args.candidates]
     rows = evaluate(ref, cands, sample_rate=args.sample_rate)
     print(format_table(rows, [Path(p).name for p in args.candidates]))
+    if args.style:
+        from engine.novelty import copied_share, distance_ratio
+        style = load_audio(args.style, sample_rate=args.sample_rate)
+        print(f"\nnovelty against {Path(args.style).name} (copied: share in verbatim runs of it; distance: "
+              f"nearest-frame distance over the reference's, 1 = as new as fresh material)")
+        for path, row, cand in zip(args.candidates, rows, cands):
+            row["copied"] = copied_share(style, cand, sample_rate=args.sample_rate)
+            row["distance_ratio"] = distance_ratio(style, cand, ref, sample_rate=args.sample_rate)
+            print(f"{Path(path).name}  copied {row['copied']:.3f}  distance {row['distance_ratio']:.3f}")
     _write_json(args.json, {"reference": args.reference,
                             "candidates": [dict(file=p, **r) for p, r in zip(args.candidates, rows)]})
     return 0

@@ -14,7 +14,15 @@ layer ``b`` of the network on ``M s`` (``M`` the frequency map), hats the target
   the seam at frame ``k`` between fixed context and new frames, ``f̂`` the style's mean flux — only in
   the streaming engine, where it keeps block boundaries no rougher than the inside of the style.
 
-``L = α Lc + β Ls + γ Le + δ Lt + ε La + ζ Lz``. Every term is relative (divided by the target's energy),
+* envelope (η):   ``Lv = mean_g ‖v_g − v̂_g‖² / (‖v̂_g‖² + n_g φ_g²)`` over the five groups ``g`` of
+  band-envelope statistics (:func:`engine.statistics.envelope_statistics`: mean, standard deviation,
+  skewness, cross-band correlation, modulation) of the half-octave band means of ``s``, ``φ_g`` the
+  group's floor (:data:`ENVELOPE_FLOORS`) so near-zero statistics do not blow up the ratio — only
+  in the streaming engine, where the envelopes span seconds of committed history plus the frames
+  being optimised (McDermott & Simoncelli's texture statistics; the short window of the conv
+  statistics cannot hold a skewness or a 1 Hz modulation).
+
+``L = α Lc + β Ls + γ Le + δ Lt + ε La + ζ Lz + η Lv``. Every term is relative (divided by the target's energy),
 so the defaults below need no per-sound scaling. Defaults were chosen on the corpus by ear and by
 ``evaluate``; see README.
 """
@@ -29,11 +37,15 @@ from engine.errors import ParameterError
 from engine.targets import StyleTarget, feature_input
 
 EPS = 1e-12
+#: Floor ``φ_g`` per band-envelope statistic group, in :data:`engine.statistics.ENVELOPE_KEYS` order:
+#: none for mean and spread (never near zero), about their sampling noise for the others.
+ENVELOPE_FLOORS: tuple[float, ...] = (0.0, 0.0, 0.3, 0.1, 0.1)
 
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights α (content), β (style), γ (spectral envelope), δ (temporal envelope), ε (autocorrelation), ζ (seam)."""
+    """Weights α (content), β (style), γ (spectral envelope), δ (temporal envelope), ε (autocorrelation),
+    ζ (seam), η (band-envelope statistics)."""
 
     content: float = 0.0
     style: float = 1.0
@@ -41,6 +53,7 @@ class LossWeights:
     temporal: float = 0.1
     autocorr: float = 0.3
     seam: float = 0.0
+    envelope: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -57,7 +70,7 @@ class LossWeights:
         if len(vals) != 4:
             raise ParameterError(f"--weights must be four numbers a,b,g,d. Found: {text!r}")
         b = base or cls()
-        return cls(*vals, autocorr=b.autocorr, seam=b.seam)
+        return cls(*vals, autocorr=b.autocorr, seam=b.seam, envelope=b.envelope)
 
 
 def relative_sq(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -90,6 +103,14 @@ def seam_loss(s: torch.Tensor, target: StyleTarget, seam_at: int) -> torch.Tenso
     """Lz: how far the flux across frames ``seam_at − 1 → seam_at`` exceeds the style's mean flux."""
     f = ((s[:, seam_at] - s[:, seam_at - 1]) ** 2).mean()
     return torch.relu(f - target.flux) ** 2 / (target.flux ** 2 + EPS)
+
+
+def envelope_loss(envelopes: torch.Tensor, target: list[torch.Tensor]) -> torch.Tensor:
+    """Lv: band-envelope statistics of ``envelopes`` ``(bands, frames)`` against ``target`` (see module doc)."""
+    stats = st.envelope_statistics(envelopes)
+    parts = [((x - t) ** 2).sum() / ((t * t).sum() + t.numel() * floor ** 2 + EPS)
+             for x, t, floor in zip(stats, target, ENVELOPE_FLOORS)]
+    return sum(parts) / len(parts)
 
 
 def content_loss(feats: list[torch.Tensor], content_feats: list[torch.Tensor]) -> torch.Tensor:

@@ -62,11 +62,16 @@ PARAM_SPECS: dict[str, ParamSpec] = {s.name: s for s in (
     ParamSpec("morph", 0.0, 1.0, 0.0, doc="walks the loaded styles in slot order (0 = first, 1 = last)"),
     ParamSpec("receptive_field", 0.0, 1.0, 0.5,
               doc="0 = short banks (grainy, 58 ms), 1 = long banks (structured, 383 ms)"),
-    ParamSpec("iterations", 1, 32, 1, kind="int", doc="Adam steps per block (adaptive quality may lower it)"),
+    ParamSpec("iterations", 0, 32, 1, kind="int",
+              doc="optimiser steps per block on all in-flight frames (0 bypasses the optimiser: the noise "
+                  "initialisation alone); adaptive quality may lower it"),
     ParamSpec("gain", 0.0, 1.0, 0.7, unit=" (linear)", doc="output gain, linear 0..1 (0 dB at 1)"),
     ParamSpec("variation", 0, 2 ** 31 - 1, 0, kind="int", doc="seed of the frame initialisation"),
-    ParamSpec("freeze", 0, 1, 0, kind="bool", doc="keep re-using the current texture instead of new style material"),
-    ParamSpec("learning_rate", 0.001, 0.5, 0.005, doc="Adam step size on log(s + 0.1) per step (relative change)"),
+    ParamSpec("freeze", 0, 1, 0, kind="bool", doc="new frames start from the texture's own recent output, not noise"),
+    ParamSpec("learning_rate", 0.001, 1.0, 0.2, doc="Adam step size on log(s + 0.1) per step (relative change)"),
+    ParamSpec("material", 0.0, 1.0, 0.0,
+              doc="0 synthesises from noise; higher values start new frames from pieces of the recordings "
+                  "(granular replay mixed into the noise)"),
 )}
 
 BLEND_MODES = ("weights", "morph")

@@ -84,7 +84,7 @@ class BlockStepper:
 
     def _bind_outputs(self) -> tuple[object, dict[str, np.ndarray]]:
         """An IO binding whose outputs land in preallocated float32 arrays (allocated once, here)."""
-        bins, b = self.config.spectral.n_bins, self.config.block_frames
+        bins, b = self.config.spectral.n_bins, self.config.inflight_frames
         shapes = {"frames_out": (bins, b), "adam_m_out": (bins, b), "adam_v_out": (bins, b),
                   "step_out": (), "loss": ()}
         arrays = {name: np.zeros(shapes[name], dtype=np.float32) for name in GRAPH_OUTPUT_NAMES}

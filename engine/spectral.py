@@ -23,6 +23,8 @@ from engine.errors import ParameterError
 DEFAULT_SAMPLE_RATE = 22050
 DEFAULT_N_FFT = 1024
 DEFAULT_HOP = 256
+#: Lowest band centre of the texture envelopes (:meth:`SpectralConfig.envelope_map`), Hz.
+ENVELOPE_FMIN_HZ = 50.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,16 @@ class SpectralConfig:
             sample_rate=self.sample_rate, n_fft=self.n_fft,
             bins_per_octave=self.cqt_bins_per_octave, fmin=self.cqt_fmin,
         ).copy()
+
+    def envelope_map(self) -> np.ndarray:
+        """The ``(bands, n_bins)`` float32 matrix averaging linear bins into the texture envelopes' bands.
+
+        Half-octave bands (a :func:`pseudo_cqt_matrix` at 2 bins per octave) from 50 Hz to Nyquist: 16
+        bands at 22050 Hz. Their band-mean log1p magnitudes over time are the envelopes whose statistics
+        (:func:`engine.statistics.envelope_statistics`) the live engine matches.
+        """
+        return pseudo_cqt_matrix(sample_rate=self.sample_rate, n_fft=self.n_fft, bins_per_octave=2,
+                                 fmin=ENVELOPE_FMIN_HZ).copy()
 
     def frames_for_seconds(self, seconds: float) -> int:
         """Number of frames that cover ``seconds`` of audio."""

@@ -48,3 +48,33 @@ def temporal_envelope_stats(s: torch.Tensor) -> torch.Tensor:
     """
     e = s.mean(dim=0)
     return torch.stack([e.mean(), torch.sqrt(((e - e.mean()) ** 2).mean() + 1e-12)])
+
+
+#: Lags in frames of the band-envelope autocorrelation (12 ms to 0.74 s at 22050 Hz / hop 256: the
+#: modulation rates from about 40 Hz down to about 1 Hz).
+ENVELOPE_LAGS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+#: Keeps the envelope's standard deviation away from 0 for a constant band (log1p units squared).
+ENVELOPE_VAR_FLOOR = 1e-6
+#: Names of the band-envelope statistics, in the order :func:`envelope_statistics` returns them.
+ENVELOPE_KEYS: tuple[str, ...] = ("mean", "std", "skewness", "correlation", "modulation")
+
+
+def envelope_statistics(e: torch.Tensor, lags: tuple[int, ...] = ENVELOPE_LAGS) -> tuple[torch.Tensor, ...]:
+    """Statistics of band envelopes ``e`` ``(bands, frames)`` (McDermott & Simoncelli's texture model,
+    on log1p-magnitude band means).
+
+    With ``z = (e − μ) / σ`` per band (``σ = sqrt(var + ENVELOPE_VAR_FLOOR)``), returns, in
+    :data:`ENVELOPE_KEYS` order: mean ``μ`` ``(bands,)``, standard deviation ``σ`` ``(bands,)``,
+    skewness ``E z³`` ``(bands,)``, cross-band correlation ``z zᵀ / frames`` ``(bands, bands)`` and the
+    modulation (autocorrelation of ``z`` at ``lags``) ``(bands, len(lags))``, each lag averaged over its
+    ``frames − lag`` pairs. Needs more frames than the longest lag.
+    """
+    n = e.shape[1]
+    if n <= max(lags):
+        raise ValueError(f"envelope statistics need more than {max(lags)} frames. Found: {n}")
+    mu = e.mean(dim=1)
+    c = e - mu.unsqueeze(1)
+    sd = torch.sqrt((c * c).mean(dim=1) + ENVELOPE_VAR_FLOOR)
+    z = c / sd.unsqueeze(1)
+    mod = torch.stack([(z[:, :-lag] * z[:, lag:]).mean(dim=1) for lag in lags], dim=1)
+    return mu, sd, (z * z * z).mean(dim=1), z @ z.T / n, mod

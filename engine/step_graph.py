@@ -1,10 +1,12 @@
-"""The block optimiser: K guarded Adam steps on the newest B log-magnitude frames.
+"""The block optimiser: K guarded Adam steps on the ``L`` in-flight log-magnitude frames.
 
-One block's problem: a window of ``C`` fixed context frames followed by ``B`` new frames, all
-``(bins, ·)`` log1p magnitudes. Each step computes the statistics of the whole window under the
-feature network (``BlockConfig.network``: the separate random conv banks ``random1d``, or the trained
-1D classifier's stack of four layers ``trained1d``) and moves only the new frames towards the
-blended target.
+One block's problem: a window of ``C`` committed context frames followed by ``L`` in-flight frames
+(the rolling look-ahead of :mod:`engine.block_synth`: frames enter it as shaped noise and leave it
+``L / B`` blocks later), all ``(bins, ·)`` log1p magnitudes. Each step computes the statistics of the
+whole window under the feature network (``BlockConfig.network``: the separate random conv banks
+``random1d``, or the trained 1D classifier's stack of four layers ``trained1d``), and the band-envelope
+statistics of ``H`` committed history frames plus the in-flight ones, and moves only the in-flight
+frames towards the blended target.
 
 Two implementations of the same step:
 
@@ -20,11 +22,14 @@ gradients and inputs are zeroed, Adam's update is bounded by the learning rate p
 clamped to ``[0, upper]`` (no negative magnitudes, no runaway peaks; ``upper`` is per-bin, from the
 styles). The mean-spectrum term keeps first-order statistics from wandering.
 
-Graph inputs (names fixed, float32): ``frames (bins, B)``, ``context (bins, C)``, ``adam_m``, ``adam_v``
-(bins, B), ``step ()``, ``gram_i (F_i, F_i)`` and ``acorr_i (F_i, lags)`` per bank or layer ``i``,
-``mean_spectrum (bins,)``, ``temporal (2,)``, ``flux ()``, ``loss_weights (5,)`` = (style, spectral,
-temporal, autocorr, seam), ``bank_weights (n_layers,)``, ``lr ()``, ``upper (bins,)``. Outputs: ``frames_out``,
-``adam_m_out``, ``adam_v_out``, ``step_out``, ``loss ()`` (the loss before the last step).
+Graph inputs (names fixed, float32): ``frames (bins, L)``, ``context (bins, C)``, ``adam_m``, ``adam_v``
+(bins, L), ``step ()``, ``gram_i (F_i, F_i)`` and ``acorr_i (F_i, lags)`` per bank or layer ``i``,
+``mean_spectrum (bins,)``, ``temporal (2,)``, ``flux ()``, ``env_history (bands, H)`` (band envelopes of
+the last ``H`` committed frames), the five envelope targets ``env_mean``, ``env_std``,
+``env_skewness`` ``(bands,)``, ``env_correlation (bands, bands)``, ``env_modulation (bands, lags)``,
+``loss_weights (6,)`` = (style, spectral, temporal, autocorr, seam, envelope), ``bank_weights
+(n_layers,)``, ``lr ()``, ``upper (bins,)``. Outputs: ``frames_out``, ``adam_m_out``, ``adam_v_out``,
+``step_out``, ``loss ()`` (the loss before the last step).
 """
 from __future__ import annotations
 
@@ -34,11 +39,12 @@ import numpy as np
 import torch
 
 from engine import losses
+from engine import statistics as st
 from engine.errors import ParameterError
 from engine.spectral import SpectralConfig
 from engine.targets import StyleTarget
 from models import LIVE_NETWORKS, NETWORKS
-from models.random_banks import DEFAULT_BANKS, BankSpec, ConvLayer, RandomBanks1D
+from models.random_banks import BankSpec, ConvLayer, RandomBanks1D
 from models.trained import Trained1DCNN, check_channels, conv1d_spans, load_trained, manifest_entry
 
 ADAM_BETAS = (0.9, 0.999)
@@ -48,6 +54,11 @@ FLOOR = 0.1
 #: Largest move of one element in one step, in units of the learning rate.
 MAX_STEP = 2.0
 EPS = 1e-12
+#: The live engine's random banks: spans of 5, 9, 17 and 33 frames (58 ms to 383 ms), 64 filters each.
+#: 64 instead of the offline 256 (``models.random_banks.DEFAULT_BANKS``): the step is bound by the
+#: number of graph nodes on a 2-core CPU, not by filters, yet 64 cost 40 % less than 128 with the
+#: same texture figures (docs/EXPERIMENTS.md, section 8).
+LIVE_BANKS: tuple[BankSpec, ...] = tuple(BankSpec(5, d, 64) for d in (1, 2, 4, 8))
 
 
 @dataclass(frozen=True)
@@ -57,14 +68,21 @@ class BlockConfig:
     Parameters
     ----------
     context_frames : int
-        ``C``, fixed frames before the new ones (at 11.6 ms a frame, 40 is 464 ms).
+        ``C``, committed frames before the in-flight ones (at 11.6 ms a frame, 24 is 279 ms).
     block_frames : int
-        ``B``, new frames each block (2 frames = 23 ms at 22050 Hz / hop 256).
+        ``B``, frames committed (and new noise frames taken in) each block (2 frames = 23 ms at
+        22050 Hz / hop 256).
+    inflight_frames : int
+        ``L``, frames under optimisation at once (the rolling look-ahead); each frame gets
+        ``iterations · L / B`` steps before it is committed.
+    history_frames : int
+        ``H``, committed frames whose band envelopes the envelope statistics include (256 = 3 s).
     steps_per_call : int
         ``K``, Adam steps one graph call performs; the engine calls it repeatedly for more.
     lags : int
         Autocorrelation lags in frames.
-    banks, seed : the ``random1d`` banks (see :class:`models.random_banks.RandomBanks1D`).
+    banks, seed : the ``random1d`` banks (see :class:`models.random_banks.RandomBanks1D`), default
+        :data:`LIVE_BANKS`.
     spectral : SpectralConfig
     network : {"random1d", "trained1d"}
         Feature network (:data:`models.LIVE_NETWORKS`): the random banks, or the committed trained 1D
@@ -72,29 +90,37 @@ class BlockConfig:
         ``seed`` then play no part and ``banks`` must stay at its default).
     """
 
-    context_frames: int = 40
+    context_frames: int = 24
     block_frames: int = 2
+    inflight_frames: int = 24
+    history_frames: int = 256
     steps_per_call: int = 1
     lags: int = 8
-    banks: tuple[BankSpec, ...] = DEFAULT_BANKS
+    banks: tuple[BankSpec, ...] = LIVE_BANKS
     seed: int = 0
     spectral: SpectralConfig = field(default_factory=SpectralConfig)
     network: str = "random1d"
 
     def __post_init__(self) -> None:
-        if self.block_frames < 1 or self.context_frames < 0 or self.steps_per_call < 1:
-            raise ParameterError(f"block_frames, steps_per_call must be >= 1 and context_frames >= 0. Found: {self}")
+        if self.block_frames < 1 or self.context_frames < 1 or self.steps_per_call < 1:
+            raise ParameterError(f"block_frames, context_frames, steps_per_call must be >= 1. Found: {self}")
+        if not self.block_frames <= self.inflight_frames:
+            raise ParameterError(f"inflight_frames must be >= block_frames. Found: {self.inflight_frames} < "
+                                 f"{self.block_frames}")
+        if self.history_frames + self.inflight_frames <= max(st.ENVELOPE_LAGS):
+            raise ParameterError(f"history_frames + inflight_frames must exceed the longest envelope lag "
+                                 f"{max(st.ENVELOPE_LAGS)}. Found: {self.history_frames + self.inflight_frames}")
         if self.network not in LIVE_NETWORKS:
             if self.network in NETWORKS:
                 raise ParameterError(f"network {self.network!r} is not available live: the streaming engine runs "
                                      f"{' or '.join(LIVE_NETWORKS)}; use render --offline (or transfer) for it")
             raise ParameterError(f"network must be one of {LIVE_NETWORKS}. Found: {self.network!r}")
         if self.network != "random1d":
-            if self.banks != DEFAULT_BANKS:
+            if self.banks != LIVE_BANKS:
                 raise ParameterError(f"banks configure the random1d network only; leave them at the default "
                                      f"with {self.network}")
             check_channels(self.network, self.spectral.n_channels, manifest_entry(self.network)["config"]["in_channels"])
-        window = self.context_frames + self.block_frames
+        window = self.window_frames
         longest = max(self.layer_spans)
         if window - longest < self.lags + 1:
             raise ParameterError(f"window of {window} frames is too short for {self.network}'s longest span of "
@@ -102,8 +128,8 @@ class BlockConfig:
 
     @property
     def window_frames(self) -> int:
-        """``C + B``."""
-        return self.context_frames + self.block_frames
+        """``C + L``: the frames whose conv statistics one step computes."""
+        return self.context_frames + self.inflight_frames
 
     @property
     def layer_spans(self) -> tuple[int, ...]:
@@ -177,6 +203,14 @@ def adam_update(x: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tens
     return x, m, v, step
 
 
+def _lag_indices(n: int, lags: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather indices ``(lags, n)`` into a window padded with ``lags`` zeros after (ahead) or before
+    (behind) ``n`` positions: ``ahead[t, j] = j + t + 1`` and ``behind[t, j] = j + lags - t - 1``."""
+    t = torch.arange(lags).unsqueeze(1)
+    j = torch.arange(n).unsqueeze(0)
+    return j + t + 1, j + lags - t - 1
+
+
 class AnalyticStep(torch.nn.Module):
     """K Adam steps with the hand-written gradient; exportable to ONNX (see module doc for I/O).
 
@@ -194,6 +228,43 @@ class AnalyticStep(torch.nn.Module):
         fmap = config.spectral.feature_map()
         self.identity_map = config.spectral.frequency_axis == "linear"
         self.fmap = torch.from_numpy(np.ascontiguousarray(fmap))
+        self.emap = torch.from_numpy(np.ascontiguousarray(config.spectral.envelope_map()))
+
+    def envelope_gradient(self, frames: torch.Tensor, history: torch.Tensor, target: list[torch.Tensor],
+                          weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``η Lv`` (:func:`engine.losses.envelope_loss`) of ``history`` ``(bands, H)`` followed by the band
+        envelopes of ``frames`` ``(bins, L)``, and its gradient with respect to ``frames``.
+
+        With ``z = (e − μ) / σ`` and ``g = ∂L/∂z`` (skewness, correlation, modulation terms), the
+        gradient on the envelopes is ``(g − mean g − z mean(g z)) / σ`` plus the mean's ``∂L/∂μ / n``
+        and the spread's ``∂L/∂σ · z / n`` (the layer-norm backward), sent to the bins by ``Eᵀ``.
+        """
+        e = torch.cat([history, self.emap @ frames], dim=1)
+        n = e.shape[1]
+        mu = e.mean(dim=1)
+        c = e - mu.unsqueeze(1)
+        sd = torch.sqrt((c * c).mean(dim=1) + st.ENVELOPE_VAR_FLOOR)
+        z = c / sd.unsqueeze(1)
+        lags = st.ENVELOPE_LAGS
+        mods = [(z[:, :-lag] * z[:, lag:]).mean(dim=1) for lag in lags]
+        stats = (mu, sd, (z * z * z).mean(dim=1), z @ z.T / n, torch.stack(mods, dim=1))
+        groups = len(stats)
+        loss = torch.zeros(())
+        coefs = []
+        for x, t, floor in zip(stats, target, losses.ENVELOPE_FLOORS):
+            norm = (t * t).sum() + t.numel() * floor ** 2 + EPS
+            diff = x - t
+            loss = loss + (diff * diff).sum() / norm
+            coefs.append((2.0 * weight / (groups * norm)) * diff)  # ∂L/∂statistic
+        loss = weight * loss / groups
+        d_mu, d_sd, d_skew, d_corr, d_mod = coefs
+        g = (3.0 / n) * d_skew.unsqueeze(1) * z * z + (2.0 / n) * (d_corr @ z)
+        for i, lag in enumerate(lags):
+            a = d_mod[:, i:i + 1] / (n - lag)
+            g = g + torch.nn.functional.pad(a * z[:, lag:], (0, lag)) + torch.nn.functional.pad(a * z[:, :-lag], (lag, 0))
+        d_e = (g - g.mean(dim=1, keepdim=True) - z * (g * z).mean(dim=1, keepdim=True)) / sd.unsqueeze(1)
+        d_e = d_e + (d_mu / n).unsqueeze(1) + (d_sd / n).unsqueeze(1) * z
+        return loss, self.emap.T @ d_e[:, history.shape[1]:]
 
     @staticmethod
     def _stats_grad(a: torch.Tensor, gram_t: torch.Tensor, acorr_t: torch.Tensor, w_style: torch.Tensor,
@@ -207,18 +278,21 @@ class AnalyticStep(torch.nn.Module):
         loss = w_style * (diff_g * diff_g).sum() / norm_g
         d_a = (4.0 * w_style / (norm_g * n)) * (diff_g @ a[:, start:])
         lags = acorr_t.shape[1]
-        r_cols, d_cols = [], []
-        for t in range(1, lags + 1):
-            r_cols.append((a[:, :-t] * a[:, t:]).sum(dim=1) / (n - t))
-        r = torch.stack(r_cols, dim=1)
+        # All lags at once (one gather each way, not a dozen small ops per lag: op overhead dominated
+        # the step on 2-core CPUs): ahead[f, t, j] = a[f, j + t + 1] and behind[f, t, j] = a[f, j - t - 1],
+        # zero outside the window, so the sums run over exactly the n - t valid pairs.
+        ahead_idx, behind_idx = _lag_indices(n, lags)
+        zeros = torch.zeros_like(a[:, :lags])
+        ahead = torch.cat([a, zeros], dim=1)[:, ahead_idx]
+        behind = torch.cat([zeros, a], dim=1)[:, behind_idx]
+        counts = torch.arange(n - 1, n - lags - 1, -1, dtype=a.dtype)
+        r = (a.unsqueeze(1) * ahead).sum(dim=2) / counts
         diff_r = r - acorr_t
         norm_r = (acorr_t * acorr_t).sum() + EPS
         loss = loss + w_acorr * (diff_r * diff_r).sum() / norm_r
-        coef = (2.0 * w_acorr / norm_r) * diff_r
-        for t in range(1, lags + 1):
-            c = coef[:, t - 1:t] / (n - t)
-            d_cols.append(torch.nn.functional.pad(c * a[:, t:], (0, t)) + torch.nn.functional.pad(c * a[:, :-t], (t, 0)))
-        return loss, d_a + sum(d_cols)[:, start:]
+        coef = ((2.0 * w_acorr / norm_r) * diff_r / counts).unsqueeze(2)
+        d_r = (coef * (ahead + behind)).sum(dim=1)
+        return loss, d_a + d_r[:, start:]
 
     def _features_grad(self, x: torch.Tensor, grams: list[torch.Tensor], acorrs: list[torch.Tensor],
                        w_style: torch.Tensor, w_acorr: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,14 +371,18 @@ class AnalyticStep(torch.nn.Module):
     def forward(self, frames, context, adam_m, adam_v, step, *rest):
         n = len(self.layers)
         grams, acorrs = list(rest[:n]), list(rest[n:2 * n])
-        mean_spectrum, temporal, flux, loss_weights, bank_weights, lr, upper = rest[2 * n:]
+        mean_spectrum, temporal, flux, history = rest[2 * n:2 * n + 4]
+        envelope = list(rest[2 * n + 4:2 * n + 4 + len(st.ENVELOPE_KEYS)])
+        loss_weights, bank_weights, lr, upper = rest[2 * n + 4 + len(st.ENVELOPE_KEYS):]
         c = context.shape[1]
-        frames, context = finite(frames), finite(context)
+        frames, context, history = finite(frames), finite(context), finite(history)
         loss = torch.zeros(())
         for _ in range(self.config.steps_per_call):
             s = torch.cat([context, frames], dim=1)
             loss, d_s = self.gradient(s, grams, acorrs, mean_spectrum, temporal, flux, loss_weights, bank_weights, c)
-            frames, adam_m, adam_v, step = adam_update(frames, d_s, adam_m, adam_v, step, lr, upper)
+            loss_v, d_v = self.envelope_gradient(frames, history, envelope, loss_weights[5])
+            loss = loss + loss_v
+            frames, adam_m, adam_v, step = adam_update(frames, d_s + d_v, adam_m, adam_v, step, lr, upper)
         return frames, adam_m, adam_v, step, loss
 
 
@@ -312,7 +390,8 @@ def graph_input_names(n_layers: int) -> list[str]:
     """Input names of the step graph, in order."""
     return (["frames", "context", "adam_m", "adam_v", "step"] + [f"gram_{i}" for i in range(n_layers)]
             + [f"acorr_{i}" for i in range(n_layers)]
-            + ["mean_spectrum", "temporal", "flux", "loss_weights", "bank_weights", "lr", "upper"])
+            + ["mean_spectrum", "temporal", "flux", "env_history"] + [f"env_{k}" for k in st.ENVELOPE_KEYS]
+            + ["loss_weights", "bank_weights", "lr", "upper"])
 
 
 GRAPH_OUTPUT_NAMES = ["frames_out", "adam_m_out", "adam_v_out", "step_out", "loss"]
@@ -320,8 +399,8 @@ GRAPH_OUTPUT_NAMES = ["frames_out", "adam_m_out", "adam_v_out", "step_out", "los
 
 def graph_inputs(frames: np.ndarray, context: np.ndarray, adam_m: np.ndarray, adam_v: np.ndarray, step: float,
                  target: StyleTarget, loss_weights: np.ndarray, bank_weights: np.ndarray, lr: float,
-                 upper: np.ndarray) -> dict[str, np.ndarray]:
-    """The feed dictionary of the step graph from numpy state and a (blended) target."""
+                 upper: np.ndarray, env_history: np.ndarray) -> dict[str, np.ndarray]:
+    """The feed dictionary of the step graph from numpy state and a (blended) target with envelope statistics."""
     n = len(target.grams)
     feed = {"frames": frames, "context": context, "adam_m": adam_m, "adam_v": adam_v,
             "step": np.asarray(step, dtype=np.float32)}
@@ -329,7 +408,10 @@ def graph_inputs(frames: np.ndarray, context: np.ndarray, adam_m: np.ndarray, ad
         feed[f"gram_{i}"] = target.grams[i].numpy()
         feed[f"acorr_{i}"] = target.autocorr[i].numpy()
     feed.update(mean_spectrum=target.mean_spectrum.numpy(), temporal=target.temporal.numpy(), flux=target.flux.numpy(),
-                loss_weights=np.asarray(loss_weights, dtype=np.float32),
+                env_history=env_history)
+    for key, value in zip(st.ENVELOPE_KEYS, target.envelope):
+        feed[f"env_{key}"] = value.numpy()
+    feed.update(loss_weights=np.asarray(loss_weights, dtype=np.float32),
                 bank_weights=np.asarray(bank_weights, dtype=np.float32),
                 lr=np.asarray(lr, dtype=np.float32), upper=np.asarray(upper, dtype=np.float32))
     return {k: np.asarray(v, dtype=np.float32, order="C") for k, v in feed.items()}
@@ -340,13 +422,15 @@ def example_inputs(config: BlockConfig, rng: np.random.Generator | None = None) 
     rng = rng or np.random.default_rng(0)
     from engine.targets import compute_target
     bins = config.spectral.n_bins
-    style = rng.gamma(2.0, 0.5, size=(bins, 4 * config.window_frames)).astype(np.float32)
-    target = compute_target(style, config.build_network(), config.spectral.feature_map(), lags=config.lags)
-    b = config.block_frames
-    zeros = np.zeros((bins, b), np.float32)
-    return graph_inputs(style[:, -b:], style[:, :config.context_frames], zeros, zeros, 0.0, target,
-                        np.array([1.0, 1.0, 0.1, 0.3, 1.0]), receptive_field_weights(0.5, config.n_layers), 0.05,
-                        style.max(axis=1) * 1.5)
+    emap = config.spectral.envelope_map()
+    style = rng.gamma(2.0, 0.5, size=(bins, 4 * config.window_frames + config.history_frames)).astype(np.float32)
+    target = compute_target(style, config.build_network(), config.spectral.feature_map(), lags=config.lags,
+                            envelope_map=emap)
+    n = config.inflight_frames
+    zeros = np.zeros((bins, n), np.float32)
+    return graph_inputs(style[:, -n:], style[:, :config.context_frames], zeros, zeros, 0.0, target,
+                        np.array([1.0, 1.0, 0.1, 0.3, 1.0, 1.0]), receptive_field_weights(0.5, config.n_layers), 0.05,
+                        style.max(axis=1) * 1.5, emap @ style[:, -n - config.history_frames:-n])
 
 
 def autograd_step(config: BlockConfig, network: torch.nn.Module, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -357,10 +441,13 @@ def autograd_step(config: BlockConfig, network: torch.nn.Module, feed: dict[str,
     t = {k: torch.from_numpy(v) for k, v in feed.items()}
     n = config.n_layers
     target = StyleTarget([t[f"gram_{i}"] for i in range(n)], [t[f"acorr_{i}"] for i in range(n)],
-                         t["mean_spectrum"], t["temporal"], t["flux"])
+                         t["mean_spectrum"], t["temporal"], t["flux"],
+                         envelope=[t[f"env_{k}"] for k in st.ENVELOPE_KEYS])
     lw = t["loss_weights"].tolist()
     weights = losses.LossWeights(style=lw[0], spectral=lw[1], temporal=lw[2], autocorr=lw[3], seam=lw[4])
     fmap = torch.from_numpy(np.ascontiguousarray(config.spectral.feature_map()))
+    emap = torch.from_numpy(np.ascontiguousarray(config.spectral.envelope_map()))
+    history = finite(t["env_history"])
     frames, m, v, step = finite(t["frames"]), t["adam_m"], t["adam_v"], t["step"]
     context = finite(t["context"])
     loss = torch.zeros(())
@@ -368,6 +455,7 @@ def autograd_step(config: BlockConfig, network: torch.nn.Module, feed: dict[str,
         x = frames.clone().requires_grad_(True)
         loss, _ = losses.total_loss(torch.cat([context, x], dim=1), network, fmap, target, weights,
                                     t["bank_weights"], seam_at=config.context_frames)
+        loss = loss + lw[5] * losses.envelope_loss(torch.cat([history, emap @ x], dim=1), target.envelope)
         (g,) = torch.autograd.grad(loss, x)
         with torch.no_grad():
             frames, m, v, step = adam_update(frames, g, m, v, step, t["lr"], t["upper"])

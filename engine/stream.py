@@ -12,6 +12,7 @@ An exception inside the producer thread does not kill the process: it is kept in
 from __future__ import annotations
 
 import collections
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from engine.runtime import BlockStepper
 from engine.sinks import Sink
 from engine.styles import StyleLibrary
 
+#: Longest a thread holding the GIL runs before a waiting one (the audio callback) gets it; Python's default is 5 ms.
+SWITCH_INTERVAL_SECONDS = 0.001
 #: Seconds of per-block loss and load history kept for the GUI's curves.
 HISTORY_SECONDS = 60.0
 
@@ -74,6 +77,12 @@ class RenderStats:
         d = dict(self.__dict__)
         d["realtime_factor"] = self.realtime_factor
         return d
+
+
+def _mean_finite(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none: a render with the optimiser bypassed has no loss)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 class Engine:
@@ -146,6 +155,7 @@ class Engine:
 
     def _prepare(self) -> None:
         self.synth.prepare(int(self.params.get("variation")))
+        self.synth.warm_up(self.params.snapshot())
         self.chain = OutputChain(self.engine_rate, self.sink.rate)
         self.chain.prepare()
         if self.sink.applies_gain:
@@ -187,9 +197,15 @@ class Engine:
             self.log(f"engine stopped after an internal error: {self._error}")
 
     def start(self) -> None:
-        """Prepare synthesis, output chain and sink, and start the producer thread (non-blocking)."""
+        """Prepare synthesis, output chain and sink, and start the producer thread (non-blocking).
+
+        Sets the interpreter's thread switch interval to :data:`SWITCH_INTERVAL_SECONDS` (process-wide):
+        the sound device's callback is Python and needs the GIL within a period (5.3 ms at 256 frames
+        / 48 kHz), while the producer and the optimiser's worker thread hold it in turns.
+        """
         if self.running:
             return
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self._prepare()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="texture-producer", daemon=True)
@@ -247,7 +263,7 @@ class Engine:
         return RenderStats(seconds=written / self.sink.rate, wall_seconds=time.perf_counter() - t0, blocks=blocks,
                            block_frames=cfg.block_frames, hop=cfg.spectral.hop, sample_rate=self.sink.rate,
                            iterations_per_block=iterations / max(blocks, 1), provider=self.stepper.provider,
-                           underruns=self.sink.underruns, mean_loss=float(np.nanmean(losses)) if losses else float("nan"))
+                           underruns=self.sink.underruns, mean_loss=_mean_finite(losses))
 
     def telemetry(self) -> Telemetry:
         """Immutable snapshot of the engine's state (never blocks)."""

@@ -63,6 +63,7 @@ class StyleLibrary:
         self.config = config
         self._network = config.build_network()
         self._fmap = config.spectral.feature_map()
+        self._emap = config.spectral.envelope_map()
         self._ids = itertools.count()
         self._write_lock = threading.Lock()
         self.slots: tuple[Style, ...] = ()
@@ -79,7 +80,7 @@ class StyleLibrary:
         if len(y) < self.min_samples:
             raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
         log_mag = log_magnitude(stft(np.asarray(y, dtype=np.float64), n_fft=spec.n_fft, hop=spec.hop))
-        target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags)
+        target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap)
         power = np.mean(np.expm1(log_mag.astype(np.float64)) ** 2, axis=1)
         with self._write_lock:
             style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10))

@@ -2,7 +2,9 @@
 
 A :class:`StyleTarget` holds, for one sound, everything the losses compare against: a Gram matrix and
 an autocorrelation per network layer/bank, the mean log-magnitude spectrum (spectral energy envelope)
-the temporal energy-envelope moments and the mean spectral flux. Blending is linear in every statistic with weights
+the temporal energy-envelope moments, the mean spectral flux, the per-bin spread (standard deviation of
+the log-magnitude, which with the mean shapes the live engine's noise) and the band-envelope
+statistics (:func:`engine.statistics.envelope_statistics`). Blending is linear in every statistic with weights
 normalised to sum 1, so weights (1, 0) give exactly the first style's target.
 """
 from __future__ import annotations
@@ -25,6 +27,8 @@ class StyleTarget:
     mean_spectrum: torch.Tensor
     temporal: torch.Tensor
     flux: torch.Tensor
+    spread: torch.Tensor | None = None
+    envelope: list[torch.Tensor] | None = None
 
     def as_numpy(self) -> dict[str, np.ndarray | list[np.ndarray]]:
         """The statistics as float32 numpy arrays (the live graph's inputs)."""
@@ -44,8 +48,13 @@ def feature_input(log_mag: torch.Tensor, feature_map: torch.Tensor) -> torch.Ten
 
 @torch.no_grad()
 def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
-                   feature_map: np.ndarray | torch.Tensor, *, lags: int) -> StyleTarget:
+                   feature_map: np.ndarray | torch.Tensor, *, lags: int,
+                   envelope_map: np.ndarray | None = None) -> StyleTarget:
     """Statistics of one style's log-magnitude spectrogram ``(bins, frames)`` under ``network``.
+
+    With ``envelope_map`` ``(bands, bins)`` (:meth:`engine.spectral.SpectralConfig.envelope_map`) the
+    band-envelope statistics are computed too (the style then needs more frames than the longest
+    envelope lag).
 
     Raises
     ------
@@ -63,6 +72,9 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
         mean_spectrum=st.mean_spectrum(s),
         temporal=st.temporal_envelope_stats(s),
         flux=st.mean_flux(s),
+        spread=s.std(dim=1),
+        envelope=None if envelope_map is None else list(
+            st.envelope_statistics(torch.as_tensor(np.asarray(envelope_map, dtype=np.float32)) @ s)),
     )
 
 
@@ -101,4 +113,7 @@ def blend(targets: list[StyleTarget], weights: np.ndarray | list[float]) -> Styl
         mean_spectrum=mix(lambda t: t.mean_spectrum),
         temporal=mix(lambda t: t.temporal),
         flux=mix(lambda t: t.flux),
+        spread=None if targets[0].spread is None else mix(lambda t: t.spread),
+        envelope=None if targets[0].envelope is None else [
+            mix(lambda t, i=i: t.envelope[i]) for i in range(len(targets[0].envelope))],
     )

@@ -1,5 +1,5 @@
-"""The sound controls: morph, receptive field, quality (iterations), gain, step size, variation, freeze,
-each with a MIDI-learn button.
+"""The sound controls: morph, receptive field, quality (iterations), gain, step size, replay (material),
+variation, freeze, each with a MIDI-learn button.
 
 A control writes :class:`engine.params.ParamStore` and nothing else; :meth:`ControlsPanel.sync`
 (called by the window when the store's ``version`` moved, e.g. by MIDI or a session) shows the
@@ -42,9 +42,14 @@ SCALES: dict[str, Scale] = {
     "receptive_field": Scale("Receptive field", lambda v: f"{v:.2f}",
                              tip="0 = short, grainy (58 ms) … 1 = long, structured (383 ms)",
                              ends=("grainy", "structured")),
-    "iterations": Scale("Quality", lambda v: f"{int(v)} it", tip="optimiser steps per block (lowered under load)"),
+    "iterations": Scale("Quality", lambda v: f"{int(v)} it",
+                        tip="optimiser steps per block on all in-flight frames (lowered under load); "
+                            "0 bypasses the network: shaped noise only"),
     "gain": Scale("Gain", _gain_text, tip="output gain"),
     "learning_rate": Scale("Step size", lambda v: f"{v:.3f}", log=True, tip="optimiser step size per iteration"),
+    "material": Scale("Replay", lambda v: f"{100 * v:.0f} %",
+                      tip="0 = the network synthesises from noise; higher values start new frames from pieces "
+                          "of the recordings (granular replay, an effect)", ends=("synthesis", "replay")),
 }
 
 

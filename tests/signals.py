@@ -26,3 +26,19 @@ def tone(seconds: float = 2.0, freq: float = 440.0, *, sample_rate: int = SR) ->
     """A sine at ``freq`` Hz, amplitude 0.5, float32."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def crackle(seconds: float = 6.0, *, seed: int = 0, sample_rate: int = SR) -> np.ndarray:
+    """A rain-like texture: pink-ish noise under a random 2-8 Hz envelope, with ~20 broadband drops a
+    second of random level and length; every 11.6 ms frame differs from every other. Peak 0.5, float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    nyq = sample_rate / 2
+    bed = signal.sosfilt(signal.butter(2, 3000 / nyq, output="sos"), rng.standard_normal(n))
+    slow = signal.sosfilt(signal.butter(2, 8 / nyq, output="sos"), rng.standard_normal(n))
+    y = bed * (1.0 + 0.8 * slow / np.abs(slow).max())
+    for start in rng.integers(0, n - 4000, size=int(20 * seconds)):
+        length = int(rng.integers(200, 4000))
+        drop = rng.standard_normal(length) * np.exp(-np.arange(length) / (length / 5))
+        y[start:start + length] += float(rng.uniform(0.5, 3.0)) * drop
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)

@@ -506,8 +506,8 @@ def test_midi_learn_button_and_program_change_on_real_ports(make_window, qtbot, 
         deliver([0xB0, 22, 127], lambda: inst.params.get("iterations") == 32)
         until(lambda: not button.isChecked())
         assert "MIDI learned: CC22 (any channel) → iterations" in message_lines(window)
-        deliver([0xB0, 22, 0], lambda: inst.params.get("iterations") == 1)
-        until(lambda: window.controls.sliders["iterations"].value() == 1)  # the widget follows MIDI
+        deliver([0xB0, 22, 0], lambda: inst.params.get("iterations") == 0)
+        until(lambda: window.controls.sliders["iterations"].value() == 0)  # the widget follows MIDI
 
         # Program change n loads the (n+1)-th session of the session folder, in name order.
         folder = tmp_path / "programs"

@@ -51,6 +51,26 @@ def test_analytic_gradient_matches_autograd(axis, network, term):
     assert float((grad_new - new_t).norm()) <= 1e-4 * float(new_t.norm()) + 1e-12
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_envelope_gradient_matches_autograd(seed):
+    """The band-envelope statistics term over committed history + in-flight frames, by hand and by autograd."""
+    cfg = BlockConfig(banks=SMALL_BANKS, history_frames=80, inflight_frames=12)
+    rng = np.random.default_rng(seed)
+    emap = torch.from_numpy(cfg.spectral.envelope_map())
+    style = torch.from_numpy(rng.gamma(2.0, 0.5, size=(513, 300)).astype(np.float32))
+    target = [t * 1.3 for t in losses.st.envelope_statistics(emap @ style)]  # a target the frames do not meet
+    history = emap @ torch.from_numpy(rng.gamma(2.0, 0.6, size=(513, cfg.history_frames)).astype(np.float32))
+    frames = torch.from_numpy(rng.gamma(2.0, 0.6, size=(513, cfg.inflight_frames)).astype(np.float32))
+    with torch.no_grad():
+        loss_a, grad_a = AnalyticStep(cfg).envelope_gradient(frames, history, target, torch.tensor(0.7))
+    x = frames.clone().requires_grad_(True)
+    loss_t = 0.7 * losses.envelope_loss(torch.cat([history, emap @ x], dim=1), target)
+    (grad_t,) = torch.autograd.grad(loss_t, x)
+    assert float(loss_t) > 0
+    assert abs(float(loss_a) - float(loss_t)) <= 1e-4 * float(loss_t)
+    assert float((grad_a - grad_t).norm() / grad_t.norm()) < 1e-3
+
+
 def test_content_loss_is_zero_at_the_content_and_grows_away_from_it():
     cfg, net, _, window = _problem("linear")
     with torch.no_grad():

@@ -65,7 +65,7 @@ def test_curves_hit_the_ends_and_follow_the_documented_formulas() -> None:
     (("cc", 1, 17, "gain", 0, 1), "channel"),
     (("cc", 1, None, "volume", 0, 1), "unknown parameter 'volume'"),
     (("cc", 1, None, "gain", -0.5, 1), "lo for gain must be in [0, 1]"),
-    (("cc", 1, None, "iterations", 1, 99), "hi for iterations must be in [1, 32]"),
+    (("cc", 1, None, "iterations", 1, 99), "hi for iterations must be in [0, 32]"),
     (("cc", 1, None, "gain", 0, float("nan")), "finite"),
     (("cc", 1, None, "gain", 0, 1, "cubic"), "curve"),
 ])
@@ -80,7 +80,7 @@ def test_map_round_trips_through_json_and_reports_bad_entries_by_index() -> None
     again = MidiMap.from_dict(json.loads(json.dumps(m.to_dict())))
     assert again == m and again.routes("cc", 20) == (m.mappings[0],) and again.routes("cc", 21) == ()
     sparse = MidiMap.from_dict({"mappings": [{"kind": "cc", "number": 5, "param": "iterations"}]})
-    assert sparse.mappings[0] == Mapping("cc", 5, None, "iterations", 1, 32, "linear")
+    assert sparse.mappings[0] == Mapping("cc", 5, None, "iterations", 0, 32, "linear")
     assert sparse.note_base == 60 and sparse.note_velocity is False
     with pytest.raises(ParameterError, match="MIDI mapping 1: .*curve"):
         MidiMap.from_dict({"mappings": [{"kind": "cc", "number": 1, "param": "gain"},
@@ -255,18 +255,18 @@ def test_learn_maps_the_next_cc_and_saves_it(sender: rtmidi.MidiOut, config_dir:
         assert c.learning == "iterations"
         sender.send_message([0xB3, 20, 0])
         learned = c.wait_learned(DEADLINE_S)
-        assert learned == Mapping("cc", 20, None, "iterations", 1, 32, "linear")
-        assert c.learning is None and store.get("iterations") == 1
+        assert learned == Mapping("cc", 20, None, "iterations", 0, 32, "linear")
+        assert c.learning is None and store.get("iterations") == 0
         sender.send_message([0xB0, 20, 127])
         assert wait_for(lambda: store.get("iterations") == 32)
         sender.send_message([0xB0, 20, 64])
-        assert wait_for(lambda: store.get("iterations") == round(1 + 31 * 64 / 127))
+        assert wait_for(lambda: store.get("iterations") == round(32 * 64 / 127))
         assert wait_for(lambda: (config_dir / "midi_map.json").exists())
         assert c.stats["learned"] == 1
     finally:
         c.stop()
     saved = json.loads((config_dir / "midi_map.json").read_text())
-    assert {"kind": "cc", "number": 20, "channel": None, "param": "iterations", "lo": 1, "hi": 32,
+    assert {"kind": "cc", "number": 20, "channel": None, "param": "iterations", "lo": 0, "hi": 32,
             "curve": "linear"} in saved["mappings"]
     assert load_user_map().routes("cc", 20) == (learned,)
     assert any("CC20 (any channel) → iterations" in line for line in logged)

@@ -102,7 +102,7 @@ def test_export_writes_graph_and_manifest(tmp_path):
     manifest = json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())
     assert graph.name == GRAPH_FILE
     assert manifest["config"]["block_frames"] == CFG.block_frames
-    assert manifest["inputs"]["frames"] == [513, CFG.block_frames]
+    assert manifest["inputs"]["frames"] == [513, CFG.inflight_frames]
     assert manifest["config"]["banks"][2] == {"width": 5, "dilation": 8, "filters": 64}
 
 
@@ -128,5 +128,5 @@ def test_trained1d_needs_the_linear_bins_and_its_longest_span():
     with pytest.raises(ParameterError, match="linear"):
         BlockConfig(network="trained1d", spectral=SpectralConfig(frequency_axis="cqt"))
     with pytest.raises(ParameterError, match="needs 40"):  # span 31 + 8 lags + 1
-        BlockConfig(network="trained1d", context_frames=31, block_frames=8)
-    BlockConfig(network="trained1d", context_frames=32, block_frames=8)
+        BlockConfig(network="trained1d", context_frames=15, inflight_frames=24)
+    BlockConfig(network="trained1d", context_frames=16, inflight_frames=24)
