@@ -217,6 +217,8 @@ def _panel(y: np.ndarray, seconds: float) -> np.ndarray:
     frames = int(seconds * SR) // 256 + 1
     if p.shape[1] < frames:
         p = np.pad(p, ((0, 0), (0, frames - p.shape[1])))
+    if p.shape[1] < PANEL_W:  # fewer frames than pixels: repeat columns instead of averaging empty ones
+        p = p[:, np.arange(PANEL_W) * p.shape[1] // PANEL_W]
     f_edges = np.linspace(0, p.shape[0], PANEL_H + 1).astype(int)
     t_edges = np.linspace(0, p.shape[1], PANEL_W + 1).astype(int)
     img = np.add.reduceat(np.add.reduceat(p, f_edges[:-1], axis=0), t_edges[:-1], axis=1)
