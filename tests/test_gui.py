@@ -137,6 +137,12 @@ def message_lines(window: MainWindow) -> str:
     return "\n".join(window.messages)
 
 
+def last_message(window: MainWindow) -> str:
+    """The newest message line, "" while there is none (safe inside ``waitUntil``, which retries only
+    on a false result or an AssertionError, not on an IndexError)."""
+    return window.messages[-1] if window.messages else ""
+
+
 # ------------------------------------------------------------------ controls reach the store and the sound
 def test_added_style_blend_and_receptive_field_change_the_store_and_the_sound(
         make_window, qtbot, sounds, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,7 +265,7 @@ def test_bad_style_files_give_one_line_each_and_the_sound_keeps_playing(make_win
     t = inst.telemetry()
     assert t.running and t.error is None and t.blocks >= blocks + 4 and t.peak > 0.01
     drop(window, [sounds["bursts"]])  # a good file dropped anywhere on the window
-    qtbot.waitUntil(lambda: len(window.slots.rows) == 2 and window.messages[-1] == "added style bursts.flac",
+    qtbot.waitUntil(lambda: len(window.slots.rows) == 2 and last_message(window) == "added style bursts.flac",
                     timeout=10000)
 
 
@@ -381,7 +387,7 @@ def test_record_shortcut_writes_a_readable_file_of_the_played_length(make_window
     elapsed = time.monotonic() - t0
     rec = inst.recorder
     assert not inst.recording and rec.wait(5)
-    qtbot.waitUntil(lambda: window.messages[-1].startswith("recorded "), timeout=3000)
+    qtbot.waitUntil(lambda: last_message(window).startswith("recorded "), timeout=3000)
     files = list((tmp_path / "takes").glob("texture-*.wav"))
     assert len(files) == 1
     y, rate = sf.read(files[0], dtype="float32")
@@ -535,7 +541,7 @@ def test_output_chooser_switches_to_a_real_device_and_back(jack_server, make_win
     window.output.activated.emit(jack)
     qtbot.waitUntil(lambda: not inst.busy and inst.engine.sink.realtime and hasattr(inst.engine.sink, "name"),
                     timeout=10000)
-    qtbot.waitUntil(lambda: inst.running and window.messages[-1].startswith("output: "), timeout=5000)
+    qtbot.waitUntil(lambda: inst.running and last_message(window).startswith("output: "), timeout=5000)
     assert not window.banner.isVisible()
     blocks = inst.telemetry().blocks
     qtbot.wait(1000)
