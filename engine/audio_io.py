@@ -117,11 +117,18 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 
     return y
 
 
+def partial_path(path: str | os.PathLike) -> Path:
+    """The name a file is written under until it is complete: ``NAME.partial`` beside it (visible, so
+    the one thing a power cut or SIGKILL can leave behind is found and named for what it is)."""
+    p = Path(path)
+    return p.with_name(f"{p.name}.partial")
+
+
 def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> Path:
     """Write mono audio as wav (32-bit float) or flac (24-bit), chosen by suffix.
 
-    The file is written to a temporary name beside the target and renamed, so an interrupted write
-    never leaves a half file under the final name.
+    The file is written to :func:`partial_path` and renamed, so the final name only ever holds a
+    complete file; an exception or interruption (KeyboardInterrupt) on the way deletes the partial.
 
     Raises
     ------
@@ -135,7 +142,7 @@ def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> P
     y = np.asarray(y, dtype=np.float32)
     if not np.all(np.isfinite(y)):
         raise ParameterError(f"refusing to write NaN/Inf samples to {p}")
-    tmp = p.with_name(f".{p.name}.partial")
+    tmp = partial_path(p)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(tmp), y, sample_rate, format=fmt[0], subtype=fmt[1])
@@ -144,4 +151,6 @@ def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> P
         raise AudioFileError(p, f"cannot write: {exc.strerror or exc}") from None
     except sf.LibsndfileError as exc:
         raise AudioFileError(p, f"cannot write: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return p

@@ -1,7 +1,8 @@
 """Where the samples go: a sound device, a file, or nowhere — behind one interface.
 
 Every sink has ``rate`` (Hz it wants), ``realtime`` (whether :meth:`write` paces the producer at the
-sample rate), ``underruns`` and the lifecycle ``prepare() → write(samples)… → release()``. Sinks are
+sample rate), ``underruns`` and the lifecycle ``prepare() → write(samples)… → release()``
+(``release(complete=False)`` when the output was cut short, ``discard()`` when it failed). Sinks are
 context managers.
 
 :class:`SoundDeviceSink` real-time contract: the PortAudio callback (``_callback``) only copies from
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.audio_io import WRITE_FORMATS
+from engine.audio_io import WRITE_FORMATS, partial_path
 from engine.errors import AudioFileError, ParameterError, TextureError
 from engine.ringbuffer import RingBuffer
 
@@ -66,15 +67,22 @@ class Sink:
         """Take float32 mono samples at :attr:`rate`; a real-time sink returns early if ``stop`` is set."""
         raise NotImplementedError
 
-    def release(self) -> None:
-        """Finish and close the output."""
+    def release(self, *, complete: bool = True) -> None:
+        """Finish and close the output; ``complete=False``: it was cut short (an interrupted render)."""
+
+    def discard(self) -> None:
+        """Close the output after a failure (a file sink deletes what it wrote)."""
+        self.release(complete=False)
 
     def __enter__(self) -> "Sink":
         self.prepare()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.release()
+        else:
+            self.discard()
 
 
 #: Default audio queued ahead of each newly computed block, in seconds (see the module doc).
@@ -113,7 +121,19 @@ class NullSink(Sink):
 
 
 class FileSink(Sink):
-    """Writes a wav (float) or flac (24-bit) file; the name appears only when :meth:`release` finishes it."""
+    """Writes a wav (32-bit float) or flac (24-bit) file; the asked-for name only ever holds a whole one.
+
+    Samples go to ``NAME.partial`` (:func:`engine.audio_io.partial_path`). ``release()`` renames it to
+    ``path``; ``release(complete=False)`` (an interrupted render, already faded out by the engine) to
+    :attr:`interrupted_path`, ``NAME.interrupted.wav``, leaving an older ``path`` as it was;
+    ``discard()`` deletes it. :attr:`written_path` says where the samples ended up (None: nowhere).
+    Only SIGKILL or a power cut can leave the ``.partial`` behind.
+
+    Raises
+    ------
+    AudioFileError
+        An unsupported suffix (at construction) or a folder that cannot be written (``prepare``).
+    """
 
     def __init__(self, path: str | os.PathLike, rate: int) -> None:
         self.path = Path(path)
@@ -123,26 +143,43 @@ class FileSink(Sink):
             raise AudioFileError(self.path, f"cannot write '{self.path.suffix}' files; use one of {', '.join(WRITE_FORMATS)}")
         self._format = fmt
         self._file: sf.SoundFile | None = None
+        self._tmp = partial_path(self.path)
         self.samples_written = 0
+        self.written_path: Path | None = None
+
+    @property
+    def interrupted_path(self) -> Path:
+        """Where an interrupted render is published: ``NAME.interrupted.SUFFIX`` beside ``path``."""
+        return self.path.with_name(f"{self.path.stem}.interrupted{self.path.suffix}")
 
     def prepare(self) -> None:
-        self._tmp = self.path.with_name(f".{self.path.name}.partial")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = sf.SoundFile(str(self._tmp), "w", self.rate, 1, self._format[1], format=self._format[0])
         except (OSError, sf.LibsndfileError) as exc:
-            raise AudioFileError(self.path, f"cannot write: {exc}") from None
+            raise AudioFileError(self.path, f"cannot write: {getattr(exc, 'strerror', None) or exc}") from None
         self.samples_written = 0
+        self.written_path = None
 
     def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
         self._file.write(np.asarray(samples, dtype=np.float32))
         self.samples_written += len(samples)
 
-    def release(self) -> None:
+    def release(self, *, complete: bool = True) -> None:
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        target = self.path if complete else self.interrupted_path
+        os.replace(self._tmp, target)
+        self.written_path = target
+
+    def discard(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-            os.replace(self._tmp, self.path)
+        self._tmp.unlink(missing_ok=True)
+        self.written_path = None
 
 
 def find_output_device(device: str | int | None) -> tuple[int, dict]:

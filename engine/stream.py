@@ -64,6 +64,8 @@ class RenderStats:
     provider: str
     underruns: int
     mean_loss: float
+    #: True when ``stop`` cut the render short (it still ends in a fade-out).
+    interrupted: bool = False
 
     @property
     def realtime_factor(self) -> float:
@@ -214,20 +216,27 @@ class Engine:
         if was_running:
             self.start()
 
-    def render(self, seconds: float, *, progress: Callable[[int], None] | None = None) -> RenderStats:
+    def render(self, seconds: float, *, progress: Callable[[int], None] | None = None,
+               stop: threading.Event | None = None) -> RenderStats:
         """Run the same loop in this thread, as fast as it can, for ``seconds`` of output.
 
         The last 50 ms fade out so the file ends without a click. ``progress`` gets the number of
-        output samples written so far after each block.
+        output samples written so far after each block. When ``stop`` is set the render fades out
+        over the next 50 ms, releases the sink with ``complete=False`` and returns stats with
+        ``interrupted`` True; an exception discards the sink's output (:meth:`Sink.discard`).
         """
         self._prepare()
         total = int(round(seconds * self.sink.rate))
         written = blocks = 0
         iterations = 0
         losses = []
+        interrupted = False
         t0 = time.perf_counter()
         try:
-            while written < total:
+            while written < total and not self.chain.faded_out:
+                if stop is not None and stop.is_set() and not interrupted:
+                    interrupted = True
+                    self.chain.start_fade_out()
                 if total - written <= self.chain.fade_samples:
                     self.chain.start_fade_out()
                 y = self._one_block()[: total - written]
@@ -239,15 +248,20 @@ class Engine:
                     losses.append(self.synth.latest.loss)
                 if progress:
                     progress(written)
+        except BaseException:
+            self.sink.discard()
+            raise
+        else:
+            self.sink.release(complete=not interrupted)
         finally:
-            self.sink.release()
             self.synth.release()
             self._prepared = False
         cfg = self.library.config
         return RenderStats(seconds=written / self.sink.rate, wall_seconds=time.perf_counter() - t0, blocks=blocks,
                            block_frames=cfg.block_frames, hop=cfg.spectral.hop, sample_rate=self.sink.rate,
                            iterations_per_block=iterations / max(blocks, 1), provider=self.stepper.provider,
-                           underruns=self.sink.underruns, mean_loss=float(np.nanmean(losses)) if losses else float("nan"))
+                           underruns=self.sink.underruns, mean_loss=float(np.nanmean(losses)) if losses else float("nan"),
+                           interrupted=interrupted)
 
     def telemetry(self) -> Telemetry:
         """Immutable snapshot of the engine's state (never blocks)."""

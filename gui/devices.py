@@ -7,7 +7,7 @@ working without a sound card).
 from __future__ import annotations
 
 from engine.errors import TextureError
-from engine.sinks import NullSink, Sink, SoundDeviceSink
+from engine.sinks import DEFAULT_LEAD_SECONDS, NullSink, Sink, SoundDeviceSink
 
 SILENT = "silent"
 NO_DEVICE_BANNER = "No audio output device — running silently"
@@ -34,8 +34,10 @@ def list_outputs() -> list[tuple[str, object]]:
     return items
 
 
-def open_sink(key: object) -> tuple[Sink, str | None, str | None]:
+def open_sink(key: object, *, lead_seconds: float | None = None) -> tuple[Sink, str | None, str | None]:
     """The sink for a chooser key (or a ``--device`` name), the banner to show and why.
+
+    ``lead_seconds`` is a sound device's lead (None: :data:`engine.sinks.DEFAULT_LEAD_SECONDS`).
 
     Returns ``(sink, banner, reason)``: banner and reason are None when a device plays. A device
     that cannot be opened gives a real-time null sink, :data:`NO_DEVICE_BANNER` and the one-line
@@ -44,7 +46,8 @@ def open_sink(key: object) -> tuple[Sink, str | None, str | None]:
     if key == SILENT:
         return NullSink(NULL_RATE, realtime=True), "Output off — running silently", None
     try:
-        return SoundDeviceSink(key), None, None
+        lead = DEFAULT_LEAD_SECONDS if lead_seconds is None else lead_seconds
+        return SoundDeviceSink(key, lead_seconds=lead), None, None
     except TextureError as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - PortAudio missing entirely (OSError on import)

@@ -54,6 +54,8 @@ class Instrument(QtCore.QObject):
     midi : object or None
         A MIDI controller (:class:`engine.midi.MidiController` or anything with ``learn(param)``,
         ``cancel_learn()``, ``learning``, ``midi_map`` and ``set_map(map)``); None when MIDI is off.
+    lead_seconds : float or None
+        The sound devices' lead (``play --lead-ms``), None for the default.
     """
 
     sigMessage = QtCore.pyqtSignal(str)
@@ -64,8 +66,10 @@ class Instrument(QtCore.QObject):
     sigProgram = QtCore.pyqtSignal(int)
 
     def __init__(self, library: StyleLibrary, params: ParamStore, stepper: Any, sink: Sink, *,
-                 banner: str | None = None, midi: Any = None, output_key: object = None) -> None:
+                 banner: str | None = None, midi: Any = None, output_key: object = None,
+                 lead_seconds: float | None = None) -> None:
         super().__init__()
+        self.lead_seconds = lead_seconds
         self.library = library
         self.params = params
         self.midi = midi
@@ -126,7 +130,7 @@ class Instrument(QtCore.QObject):
         return self._submit(self._set_output, key)
 
     def _set_output(self, key: object) -> None:
-        sink, banner, reason = open_sink(key)
+        sink, banner, reason = open_sink(key, lead_seconds=self.lead_seconds)
         if reason:
             self.sigMessage.emit(f"audio output: {reason}")
         rec = self.recorder
