@@ -29,7 +29,7 @@ from engine.sinks import NullSink, Sink
 from engine.stream import Engine, Telemetry
 from engine.styles import StyleLibrary
 from gui.devices import NO_DEVICE_BANNER, NULL_RATE, SILENT, open_sink, sink_label
-from gui.recorder import Recorder
+from gui.recorder import Recorder, recover_recordings
 from gui.scope import OutputScope
 from gui.session import Session, StyleEntry, read_session, write_session
 
@@ -196,6 +196,13 @@ class Instrument(QtCore.QObject):
         self.sigRecording.emit(True)
         self.sigMessage.emit(f"recording to {rec.path}")
         return True
+
+    def recover_recordings(self, folder: str | os.PathLike) -> concurrent.futures.Future:
+        """Encode the FLAC takes a crash left in ``folder`` (loader thread); one message per take."""
+        def recover() -> None:
+            for line in recover_recordings(folder):
+                self.sigMessage.emit(line)
+        return self._loader.submit(self._guard, recover)
 
     def stop_recording(self) -> None:
         """Stop recording; the file is finished on the recorder's thread (a message says when)."""

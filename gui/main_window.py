@@ -31,7 +31,7 @@ POLL_MS = 35
 MAX_MESSAGES = 200
 WAVEFORM_SECONDS = 0.05
 SESSION_FILTER = f"Sessions (*{SESSION_SUFFIX} *.json);;All files (*)"
-RECORD_FILTER = "WAV, 32-bit float (*.wav);;FLAC, 24-bit (*.flac)"
+RECORD_FILTER = "WAV, 24-bit (*.wav);;FLAC, 24-bit (*.flac)"
 
 
 def _record_icon() -> QtGui.QIcon:
@@ -88,6 +88,7 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
         self._restore_state()
         for line in startup_messages:
             self.show_message(line)
+        instrument.recover_recordings(self._record_folder())  # FLAC takes a crash left as WAV
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._tick)

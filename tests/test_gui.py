@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from gui import devices
 from gui.app import build_instrument
 from gui.main_window import MainWindow
 from gui.morph_pad import ANCHORS, pad_weights
-from gui.recorder import Recorder, part_path
+from gui.recorder import Recorder, part_path, recover_recordings
 from gui.settings import open_settings
 from gui.theme import apply_dark_theme
 from tests.signals import bursts_and_drone, tone
@@ -415,8 +416,10 @@ def test_flac_recording_round_trips_the_blocks(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
-def test_a_killed_recording_leaves_a_readable_file_up_to_the_last_second(tmp_path, suffix: str) -> None:
-    """A writer process killed with SIGKILL 2.6 s into a real-time recording (flushed every second)."""
+def test_a_killed_recording_leaves_a_standard_file_up_to_the_last_second(tmp_path, suffix: str) -> None:
+    """A writer process killed with SIGKILL 2.6 s into a real-time recording (flushed every second):
+    the WAV it leaves opens in libsndfile and in Python's ``wave`` (integer PCM); a FLAC take is that
+    WAV under a visible name until :func:`recover_recordings` encodes the FLAC asked for."""
     target = tmp_path / f"crash{suffix}"
     script = textwrap.dedent(f"""
         import sys, time, numpy as np
@@ -439,10 +442,34 @@ def test_a_killed_recording_leaves_a_readable_file_up_to_the_last_second(tmp_pat
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     left = part_path(target)  # a .wav is written in place; a .flac recording's crash-safe part is a WAV
+    assert sorted(p.name for p in tmp_path.iterdir()) == [left.name]
+    assert not left.name.startswith(".")  # nothing hidden
     y, rate = sf.read(left, dtype="float32")
     assert rate == 48000 and 1.9 <= len(y) / rate <= 2.7
     expected = (0.3 * np.sin(np.arange(len(y)) * 0.05)).astype(np.float32)
-    assert np.allclose(y, expected, atol=1e-6)
+    assert np.allclose(y, expected, atol=1e-6)  # 24-bit steps are 1.2e-7
+    with wave.open(str(left)) as w:  # the standard library's reader knows only integer PCM
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()) == (48000, 1, 3, len(y))
+    if suffix == ".flac":
+        assert recover_recordings(tmp_path) == [f"recovered {len(y) / 48000:.1f} s of an interrupted recording "
+                                                f"as {target}"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+        flac, rate = sf.read(target, dtype="float32")
+        assert rate == 48000 and np.allclose(flac, y, atol=1e-6)
+
+
+def test_the_window_recovers_a_crashed_flac_take_when_it_starts(make_window, qtbot, tmp_path, config_dir) -> None:
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    left = part_path(folder / "take.flac")
+    sf.write(left, tone(1.0, sample_rate=RATE), RATE, subtype="PCM_24")
+    settings = open_settings()
+    settings.setValue("record_dir", str(folder))
+    settings.sync()
+    window = make_window(start=False)
+    qtbot.waitUntil(lambda: "recovered 1.0 s of an interrupted recording" in message_lines(window), timeout=10000)
+    assert sorted(p.name for p in folder.iterdir()) == ["take.flac"]
+    assert sf.info(folder / "take.flac").frames == RATE
 
 
 # ------------------------------------------------------------------ shortcuts and window state
