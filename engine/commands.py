@@ -270,16 +270,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    """Audio outputs as the engine sees them (a fresh PortAudio in the device process) and ORT providers."""
     import onnxruntime as ort
-    import sounddevice as sd
+    from engine.device_process import list_outputs
     print("Audio outputs:")
-    default_out = sd.default.device[1]
-    apis = sd.query_hostapis()
-    outputs = [d for d in sd.query_devices() if d["max_output_channels"] > 0]
+    outputs = list_outputs()
     for d in outputs:
-        mark = "*" if d["index"] == default_out else " "
-        print(f" {mark}{d['index']:3d}  {d['name']}  ({apis[d['hostapi']]['name']}, "
-              f"{d['max_output_channels']} ch, {d['default_samplerate']:.0f} Hz)")
+        mark = "*" if d["default"] else " "
+        print(f" {mark}{d['index']:3d}  {d['name']}  ({d['hostapi']}, {d['channels']} ch, {d['rate']:.0f} Hz)")
     if not outputs:
         print("   none (play runs on a null sink in the GUI)")
     print(f"ONNX Runtime {ort.__version__} providers available: {', '.join(ort.get_available_providers())}")

@@ -8,6 +8,12 @@ snapshot without waiting on anything.
 
 An exception inside the producer thread does not kill the process: it is kept in
 ``telemetry().error``, logged once, and the output fades to silence.
+
+A lost sound device (:class:`engine.errors.DeviceLost`: unplugged, its server died or restarted) is
+not an error: the producer logs one line, shows it in ``telemetry().output_lost``, waits in
+:meth:`engine.sinks.Sink.reopen` until the same device is back, logs one more line and plays on
+with a fresh fade-in (synthesis picks up where it was). :meth:`Engine.stop` works the same while it
+waits: every wait on the audio side is bounded, so a stop returns within about two seconds.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from engine.block_synth import LOOK_AHEAD, PHASE_ITERATIONS, BlockStats, BlockSynth
+from engine.errors import DeviceLost
 from engine.output_chain import OutputChain
 from engine.params import ParamStore
 from engine.runtime import BlockStepper
@@ -48,6 +55,8 @@ class Telemetry:
     peak: float
     rms: float
     error: str | None
+    #: Why the sound device is gone while the engine waits for it to return (None: it plays).
+    output_lost: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,7 @@ class Engine:
         self._last: BlockStats | None = None
         self._peak = self._rms = 0.0
         self._error: str | None = None
+        self._output_lost: str | None = None
         self._prepared = False
 
     @property
@@ -155,6 +165,7 @@ class Engine:
         self.sink.prepare()
         self._history.clear()
         self._error = None
+        self._output_lost = None
         self._prepared = True
 
     def _one_block(self) -> np.ndarray:
@@ -175,18 +186,46 @@ class Engine:
 
     def _loop(self) -> None:
         try:
-            while True:
-                self.sink.wait_for_room(self._stop)  # before the snapshot: a block is computed just in time
-                if self._stop.is_set():
-                    break
-                self.sink.write(self._one_block(), self._stop)
-            self.chain.start_fade_out()
-            while not self.chain.faded_out:
-                self.sink.wait_for_room(None)
-                self.sink.write(self._one_block(), None)
+            while not self._stop.is_set():
+                try:
+                    self._play_until_stopped()
+                except DeviceLost as exc:
+                    if not self._recover(exc):
+                        return
+            self._fade_out()
         except Exception as exc:  # noqa: BLE001 - the audio must survive anything the producer hits
             self._error = f"{type(exc).__name__}: {exc}"
             self.log(f"engine stopped after an internal error: {self._error}")
+
+    def _play_until_stopped(self) -> None:
+        while True:
+            self.sink.wait_for_room(self._stop)  # before the snapshot: a block is computed just in time
+            if self._stop.is_set():
+                return
+            self.sink.write(self._one_block(), self._stop)
+
+    def _recover(self, lost: DeviceLost) -> bool:
+        """Report the loss, wait for the device (or a stop); True once it plays again."""
+        self._output_lost = str(lost)
+        self.log(f"audio output lost ({lost}); it plays again when the device is back")
+        if not self.sink.reopen(self._stop):
+            return False
+        self._output_lost = None
+        if self.sink.rate != self.chain.device_rate:
+            self.chain = OutputChain(self.engine_rate, self.sink.rate)
+        self.chain.prepare()  # fade in again after the gap
+        self.log(f"audio output back: {getattr(self.sink, 'name', 'output')} at {self.sink.rate} Hz")
+        return True
+
+    def _fade_out(self) -> None:
+        """Play the 50 ms fade-out (every wait is bounded: a device lost meanwhile just ends it)."""
+        self.chain.start_fade_out()
+        try:
+            while not self.chain.faded_out:
+                self.sink.wait_for_room(None)
+                self.sink.write(self._one_block(), None)
+        except DeviceLost:
+            pass
 
     def start(self) -> None:
         """Prepare synthesis, output chain and sink, and start the producer thread (non-blocking)."""
@@ -272,4 +311,4 @@ class Engine:
             engine_rate=self.engine_rate, device_rate=self.sink.rate, underruns=self.sink.underruns,
             quality_drops=last.quality_drops if last else 0, iterations=last.iterations if last else 0,
             last=last, loss_history=hist[:, 0], load_history=hist[:, 1], peak=self._peak, rms=self._rms,
-            error=self._error)
+            error=self._error, output_lost=self._output_lost)

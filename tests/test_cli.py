@@ -222,3 +222,73 @@ def test_an_interrupted_offline_render_writes_nothing(tmp_path, capsys, monkeypa
     assert status == 130 and sorted(p.name for p in tmp_path.iterdir()) == ["s.wav"]
     said = [ln for ln in capsys.readouterr().err.splitlines() if "interrupted" in ln]
     assert len(said) == 1 and "nothing written" in said[0]
+
+
+# ------------------------------------------------------------------ the audio server dies under play
+class _Lines:
+    """The stderr lines of a running process, collected by a thread; ``wait_for`` blocks until one appears."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")), daemon=True)
+        self._thread.start()
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [ln for ln in self.lines if text in ln]
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no line with {text!r} in {self.lines}")
+
+    def count(self, text: str) -> int:
+        return sum(text in ln for ln in self.lines)
+
+
+def _player(server, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, _Lines]:
+    env = dict(server.env, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "play", "--no-gui", "--style",
+                             str(_style(tmp_path)), *extra], env=env, stderr=subprocess.PIPE, text=True)
+    return proc, _Lines(proc.stderr)
+
+
+LIBJACK_NOISE = ("Cannot read socket", "CheckRes error", "JackSocketClientChannel", "Server is not running")
+
+
+@pytest.mark.slow
+def test_play_reports_a_killed_jack_server_plays_again_when_it_returns_and_stops_on_ctrl_c(private_jack, tmp_path):
+    proc, err = _player(private_jack, tmp_path)
+    try:
+        err.wait_for("playing ")
+        private_jack.record_sounding(tmp_path / "before.wav")
+        private_jack.kill()
+        err.wait_for("audio output lost")
+        private_jack.start()
+        err.wait_for("audio output back: system at 48000 Hz")
+        after = private_jack.record_sounding(tmp_path / "after.wav")
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert status == 130 and np.abs(after).max() <= 1.0
+    assert err.count("audio output lost") == 1 and err.count("audio output back") == 1, err.lines
+    assert not any(noise in ln for ln in err.lines for noise in LIBJACK_NOISE), err.lines
+    assert "Traceback" not in "".join(err.lines)
+
+
+@pytest.mark.slow
+def test_play_ends_after_its_seconds_while_the_server_is_gone(private_jack, tmp_path):
+    proc, err = _player(private_jack, tmp_path, "--seconds", "6")
+    try:
+        err.wait_for("playing ")
+        private_jack.record_sounding(tmp_path / "before.wav")
+        private_jack.kill()
+        status = proc.wait(60)  # a guard against a hang, not a timing claim
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert status == 0, err.lines
+    assert err.count("audio output lost") == 1 and err.count("audio output back") == 0
+    assert err.wait_for("played ").startswith("played ")

@@ -593,3 +593,28 @@ def test_screenshot_was_made_from_the_current_gui_sources() -> None:
     assert not picture.isNull() and picture.width() >= 1000
     assert picture.text("gui-sources") == module.gui_sources_digest(), \
         "gui/ changed since docs/screenshot.png was made: run .venv/bin/python docs/screenshot.py"
+
+
+# ------------------------------------------------------------------ the audio server dies under the window
+@pytest.mark.slow
+def test_the_window_reports_a_killed_jack_server_plays_again_when_it_returns_and_closes(
+        make_window, qtbot, private_jack, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from engine.sinks import SoundDeviceSink
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", private_jack.name)  # the device process plays on it
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    window = make_window(sink=SoundDeviceSink(None))
+    inst = window.instrument
+    private_jack.record_sounding(tmp_path / "before.wav")
+    private_jack.kill()
+    qtbot.waitUntil(lambda: window.banner.isVisible() and window.banner.text() == devices.LOST_BANNER, timeout=15000)
+    assert sum("audio output lost" in m for m in window.messages) == 1
+    blocks = inst.telemetry().blocks
+    private_jack.start()
+    qtbot.waitUntil(lambda: "audio output back: system at 48000 Hz" in message_lines(window)
+                    and not window.banner.isVisible(), timeout=30000)
+    after = private_jack.record_sounding(tmp_path / "after.wav")
+    assert np.abs(after).max() <= 1.0 and inst.telemetry().blocks > blocks and inst.telemetry().error is None
+    private_jack.kill()  # gone again: closing the window must still return, and stop everything
+    qtbot.waitUntil(lambda: inst.telemetry().output_lost is not None, timeout=15000)
+    window.close()
+    assert not inst.running
