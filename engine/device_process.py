@@ -245,9 +245,11 @@ class DeviceProcess:
 def _spawn(request: dict, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    # cwd: ``-m`` puts the working directory first on sys.path, and an ``engine`` folder where the
+    # user happens to stand must not be the one the child imports.
     return subprocess.Popen([sys.executable, "-m", "engine.device_process", json.dumps(request)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            bufsize=1, pass_fds=pass_fds, env=env, close_fds=True)
+                            bufsize=1, pass_fds=pass_fds, env=env, close_fds=True, cwd=str(_ROOT))
 
 
 def list_outputs(timeout: float = OPEN_TIMEOUT_SECONDS) -> list[dict]:
