@@ -354,8 +354,11 @@ def _make_callback(block: SharedBlock, ring_holder: list, scratch: np.ndarray, g
     return callback
 
 
-def _watch(stream, block: SharedBlock, stopping: threading.Event) -> None:
-    """Report ``lost`` and exit when PortAudio stops the stream or the callback stalls."""
+def _watch(stream, block: SharedBlock, started: threading.Event, stopping: threading.Event) -> None:
+    """Report ``lost`` and exit when PortAudio stops the stream or the callback stalls.
+
+    Runs from the ``start`` command on, so a ``stream.start()`` that never returns (a server that
+    died while the stream was idle) is a stall like any other."""
     state = block.state
     seen, since = state.callbacks, time.monotonic()
     while not stopping.is_set():
@@ -366,7 +369,7 @@ def _watch(stream, block: SharedBlock, stopping: threading.Event) -> None:
         if state.callbacks != seen:
             seen, since = state.callbacks, now
         reason = None
-        if not stream.active:
+        if started.is_set() and not stream.active:
             reason = "the audio server stopped the stream (it went away or restarted)"
         elif now - since > STALL_SECONDS:
             reason = f"the device has asked for no audio for {STALL_SECONDS:g} s"
@@ -411,14 +414,19 @@ def _play(request: dict) -> None:
         _say("error", message=f"cannot open audio device {dev['name']!r}: {exc}")
         os._exit(2)
     _say("opened", **{**dev, "channels": channels, "latency": float(stream.latency)})
-    stopping = threading.Event()
+    started, stopping = threading.Event(), threading.Event()
     for line in sys.stdin:
         command = line.strip()
         if command == "start":
             from engine.ringbuffer import RingBuffer
             ring_holder[0] = RingBuffer(int(block.state.capacity), buffer=block.samples, counters=block.state)
-            stream.start()
-            threading.Thread(target=_watch, args=(stream, block, stopping), daemon=True).start()
+            threading.Thread(target=_watch, args=(stream, block, started, stopping), daemon=True).start()
+            try:
+                stream.start()
+            except sd.PortAudioError as exc:
+                _say("lost", message=f"the stream could not start: {str(exc).splitlines()[0]}")
+                os._exit(3)
+            started.set()
         elif command == "stop":
             break
     stopping.set()
