@@ -105,7 +105,7 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     params = build_params(args)
     config = live_config(args.sample_rate, network=args.network)
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
-    sink = SoundDeviceSink(args.device, lead_seconds=lead)
+    sink = SoundDeviceSink(args.device, lead_seconds=lead, wait=False)  # it opens while the styles load
     library = build_library(config, args.style, args.blend, params)
     engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None

@@ -48,6 +48,10 @@ class SoundDeviceSink(Sink):
         busy; 25 ms is about four times the compute of a default block on a 2-core CPU.
     latency : str or float
         PortAudio's suggested latency ("low", "high" or seconds).
+    wait : bool
+        Wait here until the device is open (default). False returns at once, so the caller can do
+        other work while the child starts (about 0.3 s); the first use of :attr:`name`,
+        :attr:`rate` & co. or :meth:`prepare` then waits, and raises the error if there is one.
 
     Raises
     ------
@@ -59,7 +63,7 @@ class SoundDeviceSink(Sink):
     applies_gain = True
 
     def __init__(self, device: str | int | None = None, *, lead_seconds: float = DEFAULT_LEAD_SECONDS,
-                 latency: str | float = "low") -> None:
+                 latency: str | float = "low", wait: bool = True) -> None:
         if not 0.001 <= lead_seconds <= 1.0:
             raise ParameterError(f"the output lead must be 1..1000 ms. Found: {lead_seconds * 1000:g} ms")
         self.device = device
@@ -72,7 +76,10 @@ class SoundDeviceSink(Sink):
         self._counted, self._first_audio = (0, 0), None
         self._holder: list[DeviceProcess | None] = [None]  # the child to kill if this sink is dropped
         weakref.finalize(self, SoundDeviceSink._end, self._holder)
-        self._take(self._open(DeviceProcess(self._block, device, latency=latency)))
+        self._info: dict | None = None
+        self._proc = DeviceProcess(self._block, device, latency=latency)
+        if wait:
+            self._opened()
 
     # ---------------------------------------------------------------- the child
     @property
@@ -98,10 +105,33 @@ class SoundDeviceSink(Sink):
             raise
 
     def _take(self, info: dict) -> None:
-        self.name, self.hostapi = info["name"], info["hostapi"]
-        self.rate = int(info["rate"])
-        self.channels = int(info["channels"])
-        self._device_latency = float(info["latency"])
+        self._info = info
+
+    def _opened(self) -> dict:
+        """The open device's info, waiting for the first child if it has not answered yet."""
+        if self._info is None:
+            self._take(self._open(self._proc))
+        return self._info
+
+    @property
+    def name(self) -> str:
+        """The device's PortAudio name."""
+        return self._opened()["name"]
+
+    @property
+    def hostapi(self) -> str:
+        """The device's host API (``JACK Audio Connection Kit``, ``ALSA``, ...)."""
+        return self._opened()["hostapi"]
+
+    @property
+    def rate(self) -> int:
+        """The device's own sample rate in Hz (the engine resamples to it)."""
+        return int(self._opened()["rate"])
+
+    @property
+    def channels(self) -> int:
+        """Output channels played (the mono signal on each, at most 2)."""
+        return int(self._opened()["channels"])
 
     def _start_stream(self) -> None:
         """Reset the shared header and the ring (no child reads it yet) and start the child's stream.
@@ -126,6 +156,7 @@ class SoundDeviceSink(Sink):
         self._proc.start()
 
     def prepare(self) -> None:
+        self._opened()
         if self._proc is None or self._proc.started or not self._proc.alive:
             if self._proc is not None:
                 self._proc.kill()
@@ -159,7 +190,7 @@ class SoundDeviceSink(Sink):
     @property
     def device_latency_seconds(self) -> float:
         """PortAudio's reported output latency of the stream last opened."""
-        return self._device_latency
+        return float(self._opened()["latency"])
 
     @property
     def queued_samples(self) -> int:

@@ -164,6 +164,8 @@ class Engine:
             self.sink.gain_source = self.params.reader("gain")
         self.sink.prepare()
         self._history.clear()
+        self._last = None  # telemetry of a new run never shows the previous run's blocks
+        self._peak = self._rms = 0.0
         self._error = None
         self._output_lost = None
         self._prepared = True

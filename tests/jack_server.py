@@ -4,6 +4,13 @@ Never the shared server of the session (``conftest.jack_server``): killing that 
 ground from under every other test. This process never loads PortAudio on it either (PortAudio
 aborts the process that owns a client of a server that died, see engine.device_process): what is
 played is recorded with ``jack_rec`` in its own process.
+
+JACK keeps the servers of a machine in a shared registry of 8 entries, and a server killed with
+SIGKILL never leaves it: only a new server of the same name reclaims the entry (seen here: after
+six killed test servers of different names no JACK server could start on the machine, "Too many
+servers already active"). So :meth:`JackServer.close` brings a killed server back and stops it with
+SIGTERM, which unregisters it, and the fixture's name is fixed per checkout, so even a test run that
+is itself killed leaves at most one entry, which the next run reclaims.
 """
 from __future__ import annotations
 
@@ -48,6 +55,18 @@ class JackServer:
         """SIGKILL: the server vanishes the way a crash does, without telling its clients."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(10)
+        self._proc = None
+
+    def close(self) -> None:
+        """Stop for good and leave JACK's server registry as it was (see the module doc)."""
+        if self._proc is None:
+            self.start()  # reclaims the registry entry the killed server left
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
             self._proc.wait(10)
         self._proc = None
 
