@@ -149,7 +149,10 @@ class DeviceProcess:
                 self._stderr.append(line.strip())
 
     def _exit_message(self) -> str:
-        code = self._proc.poll()
+        try:  # its output has ended: it is exiting, give it a moment to be reaped
+            code = self._proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            code = None
         tail = f": {self._stderr[-1]}" if self._stderr else ""
         return f"the audio device process exited (status {code}){tail}"
 
