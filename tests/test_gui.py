@@ -621,3 +621,22 @@ def test_the_window_reports_a_killed_jack_server_plays_again_when_it_returns_and
     qtbot.waitUntil(lambda: inst.telemetry().output_lost is not None, timeout=15000)
     window.close()
     assert not inst.running
+
+
+# ------------------------------------------------------------------ play's options reach the window
+def test_play_options_reach_the_windows_engine(jack_server, qapp, stepper, config_dir) -> None:
+    import main
+    from engine.commands import build_params
+    args = main.build_parser().parse_args(["play", "--gain", "0.3", "--receptive-field", "0.9", "--seed", "7",
+                                           "--lead-ms", "60"])
+    inst, _ = build_instrument(None, stepper=stepper, params=build_params(args), lead_ms=args.lead_ms)
+    try:
+        assert (inst.params.get("gain"), inst.params.get("receptive_field"), inst.params.get("variation")) == (0.3, 0.9, 7)
+        assert inst.lead_seconds == 0.06 and inst.engine.sink.lead_seconds == 0.06  # the JACK device's sink
+    finally:
+        inst.shutdown()
+
+
+def test_play_seconds_closes_the_window(jack_server, qapp, config_dir) -> None:
+    import main
+    assert main.main(["play", "--seconds", "1"]) == 0  # the window opened, played and closed by itself
