@@ -1,13 +1,16 @@
 """Command line of the neural texture instrument: parses, then hands over to engine/ or gui/.
 
 Run ``python main.py --help`` (or ``python main.py COMMAND --help``) for the commands. Any failure
-prints one line on stderr and exits with a non-zero status; set ``TEXTURE_DEBUG=1`` to see the
-traceback of an internal error.
+prints one line on stderr and exits with a non-zero status (2 for a malformed command line, 1 for a
+bad value or file, 3 for an internal error, 130 when interrupted); set ``TEXTURE_DEBUG=1`` to see the
+traceback of an internal error. Every value is checked (:mod:`engine.options`) before any work, and
+the window is opened only when there is a display (:mod:`gui.display`). SIGTERM stops like Ctrl-C.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -32,19 +35,26 @@ def _add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--receptive-field", type=float, default=None, metavar="X",
                    help="0 = short/grainy .. 1 = long/structured (default 0.5)")
     p.add_argument("--iterations", type=int, default=None,
-                   help="optimiser steps per block, 0..32 (live; 0 bypasses the optimiser) or L-BFGS iterations "
-                        "(offline)")
+                   help="optimiser steps per block, 0..32 (live; 0 bypasses the optimiser: the ablation), or "
+                        "L-BFGS iterations, 1..5000 (offline)")
     p.add_argument("--material", type=float, default=None, metavar="X",
                    help="0 = synthesise from noise (default); up to 1 = start frames from pieces of the "
                         "recordings (granular replay)")
-    p.add_argument("--seed", type=int, default=0, help="variation seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="variation seed, 0..2147483647 (default 0)")
     p.add_argument("--backend", choices=("ort", "torch"), default="ort", help="block optimiser backend (default ort)")
-    p.add_argument("--sample-rate", type=int, default=22050, help="engine sample rate in Hz (default 22050)")
+    p.add_argument("--sample-rate", type=int, default=22050, help="engine sample rate, 8000..48000 Hz (default 22050)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors: ``error: ...`` on stderr, exit status 2, no usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (the CLI contract of DESIGN.md)."""
-    parser = argparse.ArgumentParser(prog="python main.py", description="Live neural audio texture instrument.")
+    parser = _Parser(prog="python main.py", description="Live neural audio texture instrument.")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("gui", help="open the window and play (the default when no command is given)")
@@ -55,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("play", help="play an endless texture")
     _add_style_args(p, required=False)
-    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds, up to a week (default: until Ctrl-C)")
     p.add_argument("--device", help="audio output device (index or name)")
     p.add_argument("--no-gui", action="store_true", help="play from the terminal, no window")
     p.add_argument("--midi", help="MIDI input port (index or name) besides the virtual 'texture in' port")
@@ -68,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="render a texture to a file, faster than real time")
     _add_style_args(p, required=True)
-    p.add_argument("--seconds", type=float, required=True, help="duration of the output in seconds")
+    p.add_argument("--seconds", type=float, required=True,
+                   help="duration of the output in seconds: up to 6 h, or 120 s with --offline")
     p.add_argument("--out", required=True, help="output file (.wav or .flac)")
     p.add_argument("--offline", action="store_true", help="whole-file L-BFGS synthesis instead of the streaming engine")
     p.add_argument("--stats", metavar="FILE.json", help="write run statistics as JSON")
@@ -76,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frequency-axis", choices=("linear", "cqt"), default=None,
                    help="linear bins or pseudo-CQT for the network (default: cqt streaming with random1d, "
                         "else linear)")
-    p.add_argument("--gain", type=float, default=None, help="output gain for streaming renders, linear 0..1")
+    p.add_argument("--gain", type=float, default=None, help="output gain, linear 0..1 (default 0.7 streaming, 1 offline)")
     _add_live_args(p)
 
     p = sub.add_parser("transfer", help="offline style transfer: content of one sound, style of another")
@@ -84,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", required=True, help="style sound")
     p.add_argument("--out", required=True, help="output file (.wav or .flac)")
     p.add_argument("--weights", metavar="A,B,G,D", help="content, style, spectral and temporal envelope weights (default 1,1,0.5,0.1)")
-    p.add_argument("--iterations", type=int, default=200, help="L-BFGS iterations (default 200)")
+    p.add_argument("--iterations", type=int, default=200, help="L-BFGS iterations, 1..5000 (default 200)")
     p.add_argument("--seed", type=int, default=0)
     _add_network_arg(p)
     p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear")
@@ -154,20 +165,43 @@ def midi_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop the way Ctrl-C does (renders and play clean up and say what they left)."""
+    raise KeyboardInterrupt
+
+
+def _open_window(args: argparse.Namespace) -> int:
+    from gui.app import run_gui
+    live = {}
+    if args.command == "play":  # every play option reaches the window's engine too
+        from engine.commands import build_params
+        live = dict(params=build_params(args), sample_rate=args.sample_rate, backend=args.backend,
+                    lead_ms=args.lead_ms, seconds=args.seconds)
+    return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi,
+                   network=args.network, **live)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["gui", *argv]
     args = build_parser().parse_args(argv)
-    from engine import commands
-    commands.START_TIME = _START
     from engine.errors import TextureError
+    windowed = args.command == "gui" or (args.command == "play" and not args.no_gui)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if args.command == "gui" or (args.command == "play" and not args.no_gui):
-            from gui.app import run_gui
-            return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi,
-                           network=args.network)
+        from engine.options import check_args
+        check_args(args)  # every value, before any work
+        if windowed:
+            from gui.display import display_problem
+            problem = display_problem()
+            if problem:
+                raise TextureError(problem)
+        from engine import commands
+        commands.START_TIME = _START
+        if windowed:
+            return _open_window(args)
         status = commands.run(args, midi_starter=start_midi) if args.command != "midi-learn" else 0
         if args.command in ("devices", "midi-learn") and status == 0:
             status = midi_command(args)
@@ -183,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"internal error: {type(exc).__name__}: {exc} (set TEXTURE_DEBUG=1 for details)", file=sys.stderr)
         return 3
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

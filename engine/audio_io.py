@@ -72,8 +72,17 @@ def resample(y: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(y, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 0) -> np.ndarray:
+#: Frames read (and mixed to mono) at a time by :func:`load_audio`.
+READ_BLOCK_FRAMES = 1 << 18
+
+
+def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 0,
+               max_seconds: float | None = None) -> np.ndarray:
     """Read a sound file as mono float32 at ``sample_rate`` Hz.
+
+    The file is read and mixed to mono :data:`READ_BLOCK_FRAMES` frames at a time, so a long
+    multichannel file never exists in memory as a whole (peak: the mono signal at the file's rate
+    plus the resampled one).
 
     Parameters
     ----------
@@ -83,6 +92,8 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 
         Engine rate in Hz; the file is resampled to it.
     min_samples : int
         Fewest samples (at ``sample_rate``) the caller's analysis needs.
+    max_seconds : float or None
+        Longest file the caller accepts, checked from the header before anything is read.
 
     Returns
     -------
@@ -96,17 +107,20 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 
     p = Path(path)
     _check_readable(p)
     try:
-        with _quiet_native_stderr():
-            data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        with _quiet_native_stderr(), sf.SoundFile(str(p)) as f:
+            rate = f.samplerate
+            if max_seconds is not None and f.frames > max_seconds * rate:
+                raise AudioFileError(p, f"is {f.frames / rate / 60:.1f} min long; it may be at most "
+                                        f"{max_seconds / 60:g} min here; cut it shorter")
+            mono = _read_mono(f)
     except (sf.LibsndfileError, RuntimeError, TypeError):
         raise AudioFileError(p, "not a readable sound file (corrupt or unsupported format)") from None
     except PermissionError:
         raise AudioFileError(p, "permission denied (file is not readable)") from None
-    if data.shape[0] == 0:
+    if mono.shape[0] == 0:
         raise AudioFileError(p, "contains no samples")
-    if not np.all(np.isfinite(data)):
+    if not np.all(np.isfinite(mono)):
         raise AudioFileError(p, "contains NaN or Inf samples")
-    mono = data.mean(axis=1)
     if float(np.max(np.abs(mono))) < SILENCE_PEAK:
         raise AudioFileError(p, "is silent (all samples are zero or below -120 dBFS)")
     y = resample(mono, int(rate), sample_rate)
@@ -117,11 +131,32 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 
     return y
 
 
+def _read_mono(f: sf.SoundFile) -> np.ndarray:
+    """All of ``f`` mixed to mono (channel mean) as float32, read in blocks into one array."""
+    out = np.empty(max(f.frames, 0), dtype=np.float32)
+    filled, extra = 0, []
+    for block in f.blocks(blocksize=READ_BLOCK_FRAMES, dtype="float32", always_2d=True):
+        m = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        take = min(len(m), len(out) - filled)
+        out[filled:filled + take] = m[:take]
+        filled += take
+        if take < len(m):  # a format whose length the header got wrong
+            extra.append(m[take:].copy())
+    return np.concatenate([out[:filled], *extra]) if extra or filled < len(out) else out
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """The name a file is written under until it is complete: ``NAME.partial`` beside it (visible, so
+    the one thing a power cut or SIGKILL can leave behind is found and named for what it is)."""
+    p = Path(path)
+    return p.with_name(f"{p.name}.partial")
+
+
 def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> Path:
     """Write mono audio as wav (32-bit float) or flac (24-bit), chosen by suffix.
 
-    The file is written to a temporary name beside the target and renamed, so an interrupted write
-    never leaves a half file under the final name.
+    The file is written to :func:`partial_path` and renamed, so the final name only ever holds a
+    complete file; an exception or interruption (KeyboardInterrupt) on the way deletes the partial.
 
     Raises
     ------
@@ -135,7 +170,7 @@ def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> P
     y = np.asarray(y, dtype=np.float32)
     if not np.all(np.isfinite(y)):
         raise ParameterError(f"refusing to write NaN/Inf samples to {p}")
-    tmp = p.with_name(f".{p.name}.partial")
+    tmp = partial_path(p)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(tmp), y, sample_rate, format=fmt[0], subtype=fmt[1])
@@ -144,4 +179,6 @@ def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> P
         raise AudioFileError(p, f"cannot write: {exc.strerror or exc}") from None
     except sf.LibsndfileError as exc:
         raise AudioFileError(p, f"cannot write: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return p

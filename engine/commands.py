@@ -4,14 +4,24 @@ Nothing here imports gui/ or the MIDI module (house rule: only main.py and gui/ 
 MIDI through the ``midi_starter`` that main.py hands in, and main.py opens the GUI itself.
 
 Each command returns an exit status; user errors raise :class:`engine.errors.TextureError`, which
-``main.py`` prints as one line. Long work shows a progress bar on stderr (tqdm, hidden when stderr
-is not a terminal).
+``main.py`` prints as one line. ``main.py`` has checked every value with
+:func:`engine.options.check_args` before it calls in here. Long work shows a progress bar on stderr
+(tqdm, hidden when stderr is not a terminal).
+
+Interruptions: ``play`` stops on Ctrl-C or SIGTERM like at the end of ``--seconds``. A streaming
+``render`` that gets Ctrl-C or SIGTERM fades out over the next 50 ms of output and publishes what it
+made as ``NAME.interrupted.wav`` (``.flac``), never under the name asked for, and says so in one line
+(exit status 130); a second signal stops at once and leaves nothing. An offline render or a transfer
+has no audio before it ends: interrupted, it writes nothing and says so.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,6 +31,7 @@ from tqdm import tqdm
 
 from engine.audio_io import load_audio, save_audio
 from engine.errors import ParameterError, TextureError
+from engine.options import OFFLINE_MAX_SECONDS, parse_blend
 from engine.params import ParamStore
 from engine.spectral import SpectralConfig
 from engine.step_graph import BlockConfig
@@ -42,21 +53,6 @@ def log(message: str) -> None:
 def _bar(total: int, desc: str, unit: str) -> tqdm:
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(),
                 dynamic_ncols=True)
-
-
-def parse_blend(text: str | None, n: int) -> list[float] | None:
-    """``"0.7,0.3"`` → ``[0.7, 0.3]``; ParameterError unless there are ``n`` finite weights in [0, 1]."""
-    if text is None:
-        return None
-    try:
-        weights = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ParameterError(f"--blend must be comma-separated numbers. Found: {text!r}") from None
-    if len(weights) != n:
-        raise ParameterError(f"--blend needs {n} weights, one per --style. Found {len(weights)}: {text!r}")
-    if not all(0.0 <= w <= 1.0 for w in weights) or sum(weights) <= 0:
-        raise ParameterError(f"--blend weights must be in [0, 1] and not all 0. Found: {text!r}")
-    return weights
 
 
 #: Pseudo-CQT resolution of the live random banks' input: 98 channels instead of 513 linear bins.
@@ -117,10 +113,8 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     from engine.stream import Engine
     params = build_params(args)
     config = live_config(args.sample_rate, network=args.network)
-    if args.seconds is not None and not args.seconds > 0:
-        raise ParameterError(f"--seconds must be > 0. Found: {args.seconds}")
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
-    sink = SoundDeviceSink(args.device, lead_seconds=lead)
+    sink = SoundDeviceSink(args.device, lead_seconds=lead, wait=False)  # it opens while the styles load
     library = build_library(config, args.style, args.blend, params)
     engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
@@ -147,11 +141,29 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     return 0
 
 
+@contextlib.contextmanager
+def _signals_set(stop: threading.Event):
+    """While inside: SIGINT and SIGTERM set ``stop``; a second one raises KeyboardInterrupt (stop now)."""
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def cmd_render(args: argparse.Namespace) -> int:
-    if not args.seconds > 0 or not np.isfinite(args.seconds):
-        raise ParameterError(f"--seconds must be > 0. Found: {args.seconds}")
+    """Render to ``--out``: streaming (interruptible, see the module doc) or offline."""
     if args.offline:
-        return _render_offline(args)
+        try:
+            return _render_offline(args)
+        except KeyboardInterrupt:
+            log(f"interrupted: nothing written (an offline render has no audio before it ends); {args.out} untouched")
+            return 130
     from engine.sinks import FileSink
     from engine.stream import Engine
     params = build_params(args)
@@ -160,8 +172,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     sink = FileSink(args.out, config.spectral.sample_rate)
     engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, log=log)
     total = int(round(args.seconds * sink.rate))
-    with _bar(total, "render", "sample") as bar:
-        stats = engine.render(args.seconds, progress=lambda n: bar.update(n - bar.n))
+    stop = threading.Event()
+    with _bar(total, "render", "sample") as bar, _signals_set(stop):
+        stats = engine.render(args.seconds, progress=lambda n: bar.update(n - bar.n), stop=stop)
+    if stats.interrupted:
+        log(f"interrupted after {stats.seconds:.2f} s of {args.seconds:g} s: wrote {sink.written_path} "
+            f"(faded out); {args.out} not written")
+        _write_json(args.stats, {**stats.to_dict(), "network": config.network})
+        return 130
     log(f"wrote {args.out}: {stats.seconds:.2f} s in {stats.wall_seconds:.2f} s "
         f"({stats.realtime_factor:.1f}x real time, {stats.blocks} blocks, network {config.network}, "
         f"provider {stats.provider})")
@@ -201,7 +219,8 @@ def _render_offline(args: argparse.Namespace) -> int:
         styles, seconds=args.seconds, blend_weights=parse_blend(args.blend, len(styles)), settings=settings,
         progress=prog, phase_progress=phase))
     wall = time.perf_counter() - t0
-    save_audio(args.out, result.audio, sample_rate=settings.spectral.sample_rate)
+    gain = 1.0 if args.gain is None else args.gain  # the offline result peaks at 0.99 at most
+    save_audio(args.out, result.audio * np.float32(gain), sample_rate=settings.spectral.sample_rate)
     log(f"wrote {args.out}: {args.seconds:.2f} s in {wall:.1f} s ({wall / args.seconds:.2f} s of compute per "
         f"second of output); final loss {result.final_loss:.4g}; spectral convergence "
         f"{result.spectral_convergence_db:.1f} dB")
@@ -219,11 +238,17 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     weights = LossWeights.parse(args.weights, base=TRANSFER_WEIGHTS) if args.weights else TRANSFER_WEIGHTS
     settings = _offline_settings(args, weights=weights, receptive_field=0.5)
     need = int(settings.spectral.sample_rate * 0.5)
-    content = load_audio(args.content, sample_rate=settings.spectral.sample_rate, min_samples=need)
+    # transfer makes as much audio as the content: the offline limit applies to it (engine.options)
+    content = load_audio(args.content, sample_rate=settings.spectral.sample_rate, min_samples=need,
+                         max_seconds=OFFLINE_MAX_SECONDS)
     style = load_audio(args.style, sample_rate=settings.spectral.sample_rate, min_samples=need)
     t0 = time.perf_counter()
-    result = _run_offline(settings, lambda prog, phase: transfer(content, style, settings=settings, progress=prog,
-                                                                 phase_progress=phase))
+    try:
+        result = _run_offline(settings, lambda prog, phase: transfer(content, style, settings=settings, progress=prog,
+                                                                     phase_progress=phase))
+    except KeyboardInterrupt:
+        log(f"interrupted: nothing written (a transfer has no audio before it ends); {args.out} untouched")
+        return 130
     save_audio(args.out, result.audio, sample_rate=settings.spectral.sample_rate)
     terms = ", ".join(f"{k} {v:.3g}" for k, v in result.loss_terms.items())
     log(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s; loss terms: {terms}; "
@@ -261,16 +286,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    """Audio outputs as the engine sees them (a fresh PortAudio in the device process) and ORT providers."""
     import onnxruntime as ort
-    import sounddevice as sd
+    from engine.device_process import list_outputs
     print("Audio outputs:")
-    default_out = sd.default.device[1]
-    apis = sd.query_hostapis()
-    outputs = [d for d in sd.query_devices() if d["max_output_channels"] > 0]
+    outputs = list_outputs()
     for d in outputs:
-        mark = "*" if d["index"] == default_out else " "
-        print(f" {mark}{d['index']:3d}  {d['name']}  ({apis[d['hostapi']]['name']}, "
-              f"{d['max_output_channels']} ch, {d['default_samplerate']:.0f} Hz)")
+        mark = "*" if d["default"] else " "
+        print(f" {mark}{d['index']:3d}  {d['name']}  ({d['hostapi']}, {d['channels']} ch, {d['rate']:.0f} Hz)")
     if not outputs:
         print("   none (play runs on a null sink in the GUI)")
     print(f"ONNX Runtime {ort.__version__} providers available: {', '.join(ort.get_available_providers())}")
@@ -293,7 +316,8 @@ COMMANDS = {"play": cmd_play, "render": cmd_render, "transfer": cmd_transfer,
 
 
 def run(args: argparse.Namespace, *, midi_starter: MidiStarter | None = None) -> int:
-    """Dispatch a parsed command line (MIDI-free: main.py owns the MIDI commands and hands in ``midi_starter``)."""
+    """Dispatch a parsed command line whose values :func:`engine.options.check_args` accepted
+    (MIDI-free: main.py owns the MIDI commands and hands in ``midi_starter``)."""
     if args.command == "play":
         return cmd_play(args, midi_starter)
     return COMMANDS[args.command](args)

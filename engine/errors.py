@@ -20,3 +20,11 @@ class AudioFileError(TextureError):
 
 class ParameterError(TextureError, ValueError):
     """A setting is out of range or malformed; the message quotes the value."""
+
+
+class DeviceLost(TextureError):
+    """The sound device stopped taking audio (unplugged, its server died or restarted, it hung).
+
+    Raised by a real-time sink's waits instead of waiting for ever; the engine reports it in one
+    line and reopens the device when it is back (:meth:`engine.sinks.Sink.reopen`).
+    """

@@ -58,8 +58,11 @@ from typing import Callable
 import rtmidi
 
 from engine.errors import ParameterError, TextureError
+from engine.jack_quiet import silence_jack
 from engine.midi_map import Mapping, MidiMap, load_user_map, save_user_map
 from engine.params import ParamStore
+
+silence_jack()  # a dying JACK server must not print libjack's lines through our MIDI client
 
 CLIENT_NAME = "texture"
 VIRTUAL_PORT_NAME = "texture in"

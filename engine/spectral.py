@@ -154,8 +154,40 @@ def stft(y: np.ndarray, *, n_fft: int = DEFAULT_N_FFT, hop: int = DEFAULT_HOP) -
     need = (n_frames - 1) * hop + n_fft
     if len(yp) < need:
         yp = np.pad(yp, (0, need - len(yp)))
-    frames = np.lib.stride_tricks.sliding_window_view(yp, n_fft)[::hop][:n_frames]
+    return _spectra(yp, n_frames, n_fft=n_fft, hop=hop)
+
+
+def _spectra(padded: np.ndarray, n_frames: int, *, n_fft: int, hop: int) -> np.ndarray:
+    """Windowed rFFTs of the first ``n_frames`` frames of ``padded``, ``(bins, n_frames)`` complex128."""
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
     return np.fft.rfft(frames * hann_window(n_fft), axis=1).T
+
+
+def stft_frames(y: np.ndarray, start: int, stop: int, *, n_fft: int = DEFAULT_N_FFT,
+                hop: int = DEFAULT_HOP) -> np.ndarray:
+    """Frames ``start .. stop - 1`` of :func:`stft` ``(y)``, the same values, from the samples they need.
+
+    A long sound is analysed in pieces with this (bounded memory: a piece of ``m`` frames costs about
+    ``m * n_fft * 24`` bytes); the centred edges are reflected exactly as :func:`stft` pads them.
+    ``stop`` is clipped to the frame count; ``y`` must be 1-D floating and finite (not re-checked
+    per piece: check once with :func:`stft`'s rules or trust the caller).
+    """
+    y = np.asarray(y)
+    n, pad = len(y), n_fft // 2
+    stop = min(stop, frame_count(n, hop=hop))
+    if not 0 <= start < stop:
+        return np.zeros((n_fft // 2 + 1, 0), dtype=np.complex128)
+    idx = np.arange(start * hop - pad, (stop - 1) * hop - pad + n_fft)
+    segment = np.zeros(len(idx), dtype=np.float64)
+    if n > pad:  # np.pad(mode="reflect"), then zeros past the reflected edge (stft's final pad)
+        keep = (idx >= -pad) & (idx < n + pad)
+        j = np.abs(idx[keep])
+        j = np.where(j >= n, 2 * (n - 1) - j, j)
+        segment[keep] = y[j]
+    else:  # np.pad(mode="constant")
+        keep = (idx >= 0) & (idx < n)
+        segment[keep] = y[idx[keep]]
+    return _spectra(segment, stop - start, n_fft=n_fft, hop=hop)
 
 
 def istft(spec: np.ndarray, *, hop: int = DEFAULT_HOP, length: int | None = None) -> np.ndarray:

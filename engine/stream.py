@@ -8,11 +8,16 @@ snapshot without waiting on anything.
 
 An exception inside the producer thread does not kill the process: it is kept in
 ``telemetry().error``, logged once, and the output fades to silence.
+
+A lost sound device (:class:`engine.errors.DeviceLost`: unplugged, its server died or restarted) is
+not an error: the producer logs one line, shows it in ``telemetry().output_lost``, waits in
+:meth:`engine.sinks.Sink.reopen` until the same device is back, logs one more line and plays on
+with a fresh fade-in (synthesis picks up where it was). :meth:`Engine.stop` works the same while it
+waits: every wait on the audio side is bounded, so a stop returns within about two seconds.
 """
 from __future__ import annotations
 
 import collections
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -21,14 +26,13 @@ from typing import Callable
 import numpy as np
 
 from engine.block_synth import LOOK_AHEAD, PHASE_ITERATIONS, BlockStats, BlockSynth
+from engine.errors import DeviceLost
 from engine.output_chain import OutputChain
 from engine.params import ParamStore
 from engine.runtime import BlockStepper
 from engine.sinks import Sink
 from engine.styles import StyleLibrary
 
-#: Longest a thread holding the GIL runs before a waiting one (the audio callback) gets it; Python's default is 5 ms.
-SWITCH_INTERVAL_SECONDS = 0.001
 #: Seconds of per-block loss and load history kept for the GUI's curves.
 HISTORY_SECONDS = 60.0
 
@@ -51,6 +55,8 @@ class Telemetry:
     peak: float
     rms: float
     error: str | None
+    #: Why the sound device is gone while the engine waits for it to return (None: it plays).
+    output_lost: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class RenderStats:
     provider: str
     underruns: int
     mean_loss: float
+    #: True when ``stop`` cut the render short (it still ends in a fade-out).
+    interrupted: bool = False
 
     @property
     def realtime_factor(self) -> float:
@@ -124,6 +132,7 @@ class Engine:
         self._last: BlockStats | None = None
         self._peak = self._rms = 0.0
         self._error: str | None = None
+        self._output_lost: str | None = None
         self._prepared = False
 
     @property
@@ -164,7 +173,10 @@ class Engine:
             self.sink.gain_source = self.params.reader("gain")
         self.sink.prepare()
         self._history.clear()
+        self._last = None  # telemetry of a new run never shows the previous run's blocks
+        self._peak = self._rms = 0.0
         self._error = None
+        self._output_lost = None
         self._prepared = True
 
     def _one_block(self) -> np.ndarray:
@@ -185,29 +197,51 @@ class Engine:
 
     def _loop(self) -> None:
         try:
-            while True:
-                self.sink.wait_for_room(self._stop)  # before the snapshot: a block is computed just in time
-                if self._stop.is_set():
-                    break
-                self.sink.write(self._one_block(), self._stop)
-            self.chain.start_fade_out()
-            while not self.chain.faded_out:
-                self.sink.wait_for_room(None)
-                self.sink.write(self._one_block(), None)
+            while not self._stop.is_set():
+                try:
+                    self._play_until_stopped()
+                except DeviceLost as exc:
+                    if not self._recover(exc):
+                        return
+            self._fade_out()
         except Exception as exc:  # noqa: BLE001 - the audio must survive anything the producer hits
             self._error = f"{type(exc).__name__}: {exc}"
             self.log(f"engine stopped after an internal error: {self._error}")
 
-    def start(self) -> None:
-        """Prepare synthesis, output chain and sink, and start the producer thread (non-blocking).
+    def _play_until_stopped(self) -> None:
+        while True:
+            self.sink.wait_for_room(self._stop)  # before the snapshot: a block is computed just in time
+            if self._stop.is_set():
+                return
+            self.sink.write(self._one_block(), self._stop)
 
-        Sets the interpreter's thread switch interval to :data:`SWITCH_INTERVAL_SECONDS` (process-wide):
-        the sound device's callback is Python and needs the GIL within a period (5.3 ms at 256 frames
-        / 48 kHz), while the producer and the optimiser's worker thread hold it in turns.
-        """
+    def _recover(self, lost: DeviceLost) -> bool:
+        """Report the loss, wait for the device (or a stop); True once it plays again."""
+        self._output_lost = str(lost)
+        self.log(f"audio output lost ({lost}); it plays again when the device is back")
+        if not self.sink.reopen(self._stop):
+            return False
+        self._output_lost = None
+        if self.sink.rate != self.chain.device_rate:
+            self.chain = OutputChain(self.engine_rate, self.sink.rate)
+        self.chain.prepare()  # fade in again after the gap
+        self.log(f"audio output back: {getattr(self.sink, 'name', 'output')} at {self.sink.rate} Hz")
+        return True
+
+    def _fade_out(self) -> None:
+        """Play the 50 ms fade-out (every wait is bounded: a device lost meanwhile just ends it)."""
+        self.chain.start_fade_out()
+        try:
+            while not self.chain.faded_out:
+                self.sink.wait_for_room(None)
+                self.sink.write(self._one_block(), None)
+        except DeviceLost:
+            pass
+
+    def start(self) -> None:
+        """Prepare synthesis, output chain and sink, and start the producer thread (non-blocking)."""
         if self.running:
             return
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self._prepare()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="texture-producer", daemon=True)
@@ -232,20 +266,27 @@ class Engine:
         if was_running:
             self.start()
 
-    def render(self, seconds: float, *, progress: Callable[[int], None] | None = None) -> RenderStats:
+    def render(self, seconds: float, *, progress: Callable[[int], None] | None = None,
+               stop: threading.Event | None = None) -> RenderStats:
         """Run the same loop in this thread, as fast as it can, for ``seconds`` of output.
 
         The last 50 ms fade out so the file ends without a click. ``progress`` gets the number of
-        output samples written so far after each block.
+        output samples written so far after each block. When ``stop`` is set the render fades out
+        over the next 50 ms, releases the sink with ``complete=False`` and returns stats with
+        ``interrupted`` True; an exception discards the sink's output (:meth:`Sink.discard`).
         """
         self._prepare()
         total = int(round(seconds * self.sink.rate))
         written = blocks = 0
         iterations = 0
         losses = []
+        interrupted = False
         t0 = time.perf_counter()
         try:
-            while written < total:
+            while written < total and not self.chain.faded_out:
+                if stop is not None and stop.is_set() and not interrupted:
+                    interrupted = True
+                    self.chain.start_fade_out()
                 if total - written <= self.chain.fade_samples:
                     self.chain.start_fade_out()
                 y = self._one_block()[: total - written]
@@ -257,15 +298,19 @@ class Engine:
                     losses.append(self.synth.latest.loss)
                 if progress:
                     progress(written)
+        except BaseException:
+            self.sink.discard()
+            raise
+        else:
+            self.sink.release(complete=not interrupted)
         finally:
-            self.sink.release()
             self.synth.release()
             self._prepared = False
         cfg = self.library.config
         return RenderStats(seconds=written / self.sink.rate, wall_seconds=time.perf_counter() - t0, blocks=blocks,
                            block_frames=cfg.block_frames, hop=cfg.spectral.hop, sample_rate=self.sink.rate,
                            iterations_per_block=iterations / max(blocks, 1), provider=self.stepper.provider,
-                           underruns=self.sink.underruns, mean_loss=_mean_finite(losses))
+                           underruns=self.sink.underruns, mean_loss=_mean_finite(losses), interrupted=interrupted)
 
     def telemetry(self) -> Telemetry:
         """Immutable snapshot of the engine's state (never blocks)."""
@@ -276,4 +321,4 @@ class Engine:
             engine_rate=self.engine_rate, device_rate=self.sink.rate, underruns=self.sink.underruns,
             quality_drops=last.quality_drops if last else 0, iterations=last.iterations if last else 0,
             last=last, loss_history=hist[:, 0], load_history=hist[:, 1], peak=self._peak, rms=self._rms,
-            error=self._error)
+            error=self._error, output_lost=self._output_lost)

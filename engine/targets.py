@@ -6,6 +6,14 @@ the temporal energy-envelope moments, the mean spectral flux, the per-bin spread
 the log-magnitude, which with the mean shapes the live engine's noise) and the band-envelope
 statistics (:func:`engine.statistics.envelope_statistics`). Blending is linear in every statistic with weights
 normalised to sum 1, so weights (1, 0) give exactly the first style's target.
+
+Long styles are analysed in pieces: with a 1D network of valid convolutions (``random1d``,
+``trained1d``), :func:`compute_target` runs the network on ``chunk_frames`` (4096 frames, 48 s at
+22050 Hz) at a time plus the overlap the longest layer and the lags need, and keeps the Gram and
+autocorrelation as running sums (float64), so its memory does not grow with the sound's length:
+about 30 MB for the live banks, where the whole spectrogram at once took 1.3 GB for 20 minutes. The
+result equals the one-piece statistics to float32 rounding (tested). 2D networks (offline only)
+see the whole spectrogram at once.
 """
 from __future__ import annotations
 
@@ -16,6 +24,9 @@ import torch
 
 from engine import statistics as st
 from engine.errors import ParameterError
+
+#: Frames of feature maps computed at once by :func:`compute_target` for long styles.
+CHUNK_FRAMES = 4096
 
 
 @dataclass
@@ -48,13 +59,15 @@ def feature_input(log_mag: torch.Tensor, feature_map: torch.Tensor) -> torch.Ten
 
 @torch.no_grad()
 def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
-                   feature_map: np.ndarray | torch.Tensor, *, lags: int,
-                   envelope_map: np.ndarray | None = None) -> StyleTarget:
+                   feature_map: np.ndarray | torch.Tensor, *, lags: int, envelope_map: np.ndarray | None = None,
+                   chunk_frames: int = CHUNK_FRAMES) -> StyleTarget:
     """Statistics of one style's log-magnitude spectrogram ``(bins, frames)`` under ``network``.
 
     With ``envelope_map`` ``(bands, bins)`` (:meth:`engine.spectral.SpectralConfig.envelope_map`) the
     band-envelope statistics are computed too (the style then needs more frames than the longest
-    envelope lag).
+    envelope lag; the band envelopes are 16 rows, so they are analysed whole). Spectrograms longer
+    than ``chunk_frames`` are analysed in pieces when the network is a stack of valid 1D convolutions
+    (see the module doc); the memory then stays bounded.
 
     Raises
     ------
@@ -65,17 +78,65 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
     need = network.max_span + lags + 1
     if s.shape[1] < need:
         raise ParameterError(f"style needs at least {need} frames for these networks. Found: {s.shape[1]}")
-    feats = network(feature_input(s, torch.as_tensor(np.asarray(feature_map, dtype=np.float32))))
-    return StyleTarget(
-        grams=[st.gram(a) for a in feats],
-        autocorr=[st.autocorrelation(a, min(lags, a.shape[1] - 1)) for a in feats],
-        mean_spectrum=st.mean_spectrum(s),
-        temporal=st.temporal_envelope_stats(s),
-        flux=st.mean_flux(s),
-        spread=s.std(dim=1),
-        envelope=None if envelope_map is None else list(
-            st.envelope_statistics(torch.as_tensor(np.asarray(envelope_map, dtype=np.float32)) @ s)),
-    )
+    fmap = torch.as_tensor(np.asarray(feature_map, dtype=np.float32))
+    if s.shape[1] <= chunk_frames or not _valid_1d(network):
+        feats = network(feature_input(s, fmap))
+        grams = [st.gram(a) for a in feats]
+        autocorr = [st.autocorrelation(a, min(lags, a.shape[1] - 1)) for a in feats]
+        flux = st.mean_flux(s)
+    else:
+        grams, autocorr = _chunked_feature_stats(s, network, fmap, lags, chunk_frames)
+        flux = _chunked_flux(s, chunk_frames)
+    envelope = None if envelope_map is None else list(
+        st.envelope_statistics(torch.as_tensor(np.asarray(envelope_map, dtype=np.float32)) @ s))
+    return StyleTarget(grams=grams, autocorr=autocorr, mean_spectrum=st.mean_spectrum(s),
+                       temporal=st.temporal_envelope_stats(s), flux=flux, spread=s.std(dim=1), envelope=envelope)
+
+
+def _valid_1d(network: torch.nn.Module) -> bool:
+    """Whether ``network`` maps ``(channels, frames)`` to maps whose position ``j`` sees only frames
+    ``j .. j + span - 1`` (valid 1D convolutions), so it can run on overlapping pieces."""
+    from models.random_banks import RandomBanks1D
+    from models.trained import Trained1DCNN
+    return isinstance(network, (RandomBanks1D, Trained1DCNN))
+
+
+def _chunked_feature_stats(s: torch.Tensor, network: torch.nn.Module, fmap: torch.Tensor, lags: int,
+                           chunk: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Gram ``a aᵀ / P`` and autocorrelation ``Σ_t a_t a_{t+τ} / (P − τ)`` of every layer, piece by piece."""
+    n, span = s.shape[1], network.max_span
+    probe = network(feature_input(s[:, :span], fmap))  # one position of the longest layer
+    spans = [span - a.shape[1] + 1 for a in probe]
+    positions = [n - k + 1 for k in spans]
+    layer_lags = [min(lags, p - 1) for p in positions]
+    grams = [torch.zeros(a.shape[0], a.shape[0], dtype=torch.float64) for a in probe]
+    sums = [torch.zeros(a.shape[0], q, dtype=torch.float64) for a, q in zip(probe, layer_lags)]
+    for start in range(0, max(positions), chunk):
+        lo = min(start, n - span)  # a piece shorter than the longest span starts earlier
+        hi = min(n, start + chunk + lags + span - 1)
+        for k, a in enumerate(network(feature_input(s[:, lo:hi], fmap))):
+            m = min(start + chunk, positions[k]) - start  # this piece's own positions of layer k
+            if m <= 0:
+                continue
+            x = a[:, start - lo:]  # from global position ``start`` on, with the lags' overlap after it
+            grams[k] += (x[:, :m] @ x[:, :m].T).double()
+            for tau in range(1, layer_lags[k] + 1):
+                count = min(m, x.shape[1] - tau)
+                if count > 0:
+                    sums[k][:, tau - 1] += (x[:, :count] * x[:, tau:tau + count]).sum(dim=1).double()
+    counts = [torch.arange(p - 1, p - q - 1, -1, dtype=torch.float64) for p, q in zip(positions, layer_lags)]
+    return ([(g / p).float() for g, p in zip(grams, positions)],
+            [(r / c).float() for r, c in zip(sums, counts)])
+
+
+def _chunked_flux(s: torch.Tensor, chunk: int) -> torch.Tensor:
+    """:func:`engine.statistics.mean_flux` without a full-size difference array."""
+    n = s.shape[1]
+    total = 0.0
+    for start in range(0, n - 1, chunk):
+        piece = s[:, start:min(n, start + chunk + 1)]
+        total += float(((piece[:, 1:] - piece[:, :-1]).double() ** 2).sum())
+    return torch.tensor(total / (s.shape[0] * (n - 1)), dtype=torch.float32)
 
 
 def normalise_weights(weights: np.ndarray | list[float], n: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import Any
 
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from engine.commands import live_config, log, parse_blend
 from engine.errors import TextureError
@@ -28,10 +28,13 @@ APP_NAME = "Neural Texture"
 
 
 def build_instrument(styles: list[str] | None = None, blend: str | None = None, device: str | None = None, *,
-                     stepper: Any = None, sink: Any = None, network: str = "random1d") -> tuple[Instrument, list[str]]:
+                     stepper: Any = None, sink: Any = None, network: str = "random1d", params: ParamStore | None = None,
+                     sample_rate: int = 22050, backend: str = "ort",
+                     lead_ms: float | None = None) -> tuple[Instrument, list[str]]:
     """The instrument for the command line's arguments, and the start-up messages for the window.
 
-    ``stepper`` and ``sink`` may be given (tests share one optimiser and use a null sink).
+    ``stepper`` and ``sink`` may be given (tests share one optimiser and use a null sink);
+    ``params``, ``sample_rate``, ``backend`` and ``lead_ms`` carry ``play``'s options.
 
     Raises
     ------
@@ -39,8 +42,8 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
         Only when the block optimiser cannot be built (nothing could play), or ``network`` cannot run live.
     """
     messages: list[str] = []
-    config = live_config(network=network)
-    params = ParamStore()
+    config = live_config(sample_rate, network=network)
+    params = params if params is not None else ParamStore()
     library = StyleLibrary(config)
     try:
         weights = parse_blend(blend, len(styles or []))
@@ -61,15 +64,16 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
             messages.append("no style could be loaded; playing the default style")
     if stepper is None:
         from engine.runtime import BlockStepper
-        stepper = BlockStepper(config, log=log)
+        stepper = BlockStepper(config, backend=backend, log=log)
     banner = None
     key: object = device
+    lead = None if lead_ms is None else lead_ms / 1000.0
     if sink is None:
-        sink, banner, reason = open_sink(device)
+        sink, banner, reason = open_sink(device, lead_seconds=lead)
         if banner is not None:
             key = "silent"
             messages.append(f"audio output: {reason}")
-    return Instrument(library, params, stepper, sink, banner=banner, output_key=key), messages
+    return Instrument(library, params, stepper, sink, banner=banner, output_key=key, lead_seconds=lead), messages
 
 
 def start_midi(instrument: Instrument, port: str | None) -> str | None:
@@ -89,14 +93,19 @@ def start_midi(instrument: Instrument, port: str | None) -> str | None:
 
 
 def run_gui(styles: list[str] | None = None, blend: str | None = None, device: str | None = None,
-            midi_port: str | None = None, network: str = "random1d") -> int:
-    """Open the window and play; returns the exit status when the window closes."""
+            midi_port: str | None = None, network: str = "random1d", *, seconds: float | None = None,
+            **options: Any) -> int:
+    """Open the window and play; returns the exit status when the window closes.
+
+    ``seconds`` closes the window after that long (``play --seconds``); ``options`` go to
+    :func:`build_instrument`. Ctrl-C and SIGTERM close the window like its Quit action.
+    """
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("neural-texture")
     apply_dark_theme(app)
     try:
-        instrument, messages = build_instrument(styles, blend, device, network=network)
+        instrument, messages = build_instrument(styles, blend, device, network=network, **options)
     except TextureError as exc:
         log(f"error: {one_line(exc)}")
         return 1
@@ -106,13 +115,16 @@ def run_gui(styles: list[str] | None = None, blend: str | None = None, device: s
     window = MainWindow(instrument, open_settings(), startup_messages=messages)
     window.show()
     instrument.start()
-    # Ctrl-C in the terminal closes the window like the Quit action (the poll timer lets Python
-    # run the handler while Qt's loop is in C++).
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    if seconds is not None:
+        QtCore.QTimer.singleShot(int(seconds * 1000), window.close)
+    # Ctrl-C in the terminal (and SIGTERM) closes the window like the Quit action (the poll timer
+    # lets Python run the handler while Qt's loop is in C++).
+    previous = {sig: signal.signal(sig, lambda *_: window.close()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return app.exec()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
         window.close()
         # Drop the engine before the interpreter exits, so its native objects are freed in order.
         window.deleteLater()

@@ -3,15 +3,27 @@
 The chooser's keys are ``None`` (the system default), a PortAudio device index, or
 :data:`SILENT` (no output: a real-time paced :class:`engine.sinks.NullSink`, so everything else keeps
 working without a sound card).
+
+The list comes from a fresh PortAudio in a child process (:func:`engine.device_process.list_outputs`,
+about 0.3 s, kept for :data:`LIST_CACHE_SECONDS`): this process never loads PortAudio, so a JACK
+server that dies cannot take it down (see :mod:`engine.device_process`), and a restarted server is
+listed again.
 """
 from __future__ import annotations
 
+import time
+
+from engine.device_process import list_outputs as _device_list
 from engine.errors import TextureError
-from engine.sinks import NullSink, Sink, SoundDeviceSink
+from engine.sinks import DEFAULT_LEAD_SECONDS, NullSink, Sink, SoundDeviceSink
 
 SILENT = "silent"
 NO_DEVICE_BANNER = "No audio output device — running silently"
+LOST_BANNER = "Audio output lost — it plays again as soon as the device is back"
 NULL_RATE = 48000
+#: How long a device list is reused (windows made in a row, a chooser filled twice), in seconds.
+LIST_CACHE_SECONDS = 2.0
+_cache: tuple[float, list[dict]] = (-1e9, [])
 
 
 def list_outputs() -> list[tuple[str, object]]:
@@ -19,23 +31,26 @@ def list_outputs() -> list[tuple[str, object]]:
 
     Never raises: without PortAudio (or with no devices) only "No output (silent)" is listed.
     """
+    global _cache
     items: list[tuple[str, object]] = []
     try:
-        import sounddevice as sd
-        apis = sd.query_hostapis()
-        outputs = [d for d in sd.query_devices() if d["max_output_channels"] > 0]
-        if outputs:
-            items.append(("System default output", None))
-        for d in outputs:
-            items.append((f"{d['name']} ({apis[d['hostapi']]['name']})", int(d["index"])))
+        if time.monotonic() - _cache[0] > LIST_CACHE_SECONDS:
+            _cache = (time.monotonic(), _device_list())
+        outputs = _cache[1]
     except Exception:  # noqa: BLE001 - no PortAudio library, a broken host API: no devices
-        pass
+        outputs = []
+    if outputs:
+        items.append(("System default output", None))
+    for d in outputs:
+        items.append((f"{d['name']} ({d['hostapi']})", int(d["index"])))
     items.append(("No output (silent)", SILENT))
     return items
 
 
-def open_sink(key: object) -> tuple[Sink, str | None, str | None]:
+def open_sink(key: object, *, lead_seconds: float | None = None) -> tuple[Sink, str | None, str | None]:
     """The sink for a chooser key (or a ``--device`` name), the banner to show and why.
+
+    ``lead_seconds`` is a sound device's lead (None: :data:`engine.sinks.DEFAULT_LEAD_SECONDS`).
 
     Returns ``(sink, banner, reason)``: banner and reason are None when a device plays. A device
     that cannot be opened gives a real-time null sink, :data:`NO_DEVICE_BANNER` and the one-line
@@ -44,7 +59,8 @@ def open_sink(key: object) -> tuple[Sink, str | None, str | None]:
     if key == SILENT:
         return NullSink(NULL_RATE, realtime=True), "Output off — running silently", None
     try:
-        return SoundDeviceSink(key), None, None
+        lead = DEFAULT_LEAD_SECONDS if lead_seconds is None else lead_seconds
+        return SoundDeviceSink(key, lead_seconds=lead), None, None
     except TextureError as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - PortAudio missing entirely (OSError on import)

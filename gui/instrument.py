@@ -29,7 +29,7 @@ from engine.sinks import NullSink, Sink
 from engine.stream import Engine, Telemetry
 from engine.styles import StyleLibrary
 from gui.devices import NO_DEVICE_BANNER, NULL_RATE, SILENT, open_sink, sink_label
-from gui.recorder import Recorder
+from gui.recorder import Recorder, recover_recordings
 from gui.scope import OutputScope
 from gui.session import Session, StyleEntry, read_session, write_session
 
@@ -54,6 +54,8 @@ class Instrument(QtCore.QObject):
     midi : object or None
         A MIDI controller (:class:`engine.midi.MidiController` or anything with ``learn(param)``,
         ``cancel_learn()``, ``learning``, ``midi_map`` and ``set_map(map)``); None when MIDI is off.
+    lead_seconds : float or None
+        The sound devices' lead (``play --lead-ms``), None for the default.
     """
 
     sigMessage = QtCore.pyqtSignal(str)
@@ -64,8 +66,10 @@ class Instrument(QtCore.QObject):
     sigProgram = QtCore.pyqtSignal(int)
 
     def __init__(self, library: StyleLibrary, params: ParamStore, stepper: Any, sink: Sink, *,
-                 banner: str | None = None, midi: Any = None, output_key: object = None) -> None:
+                 banner: str | None = None, midi: Any = None, output_key: object = None,
+                 lead_seconds: float | None = None) -> None:
         super().__init__()
+        self.lead_seconds = lead_seconds
         self.library = library
         self.params = params
         self.midi = midi
@@ -126,7 +130,7 @@ class Instrument(QtCore.QObject):
         return self._submit(self._set_output, key)
 
     def _set_output(self, key: object) -> None:
-        sink, banner, reason = open_sink(key)
+        sink, banner, reason = open_sink(key, lead_seconds=self.lead_seconds)
         if reason:
             self.sigMessage.emit(f"audio output: {reason}")
         rec = self.recorder
@@ -192,6 +196,13 @@ class Instrument(QtCore.QObject):
         self.sigRecording.emit(True)
         self.sigMessage.emit(f"recording to {rec.path}")
         return True
+
+    def recover_recordings(self, folder: str | os.PathLike) -> concurrent.futures.Future:
+        """Encode the FLAC takes a crash left in ``folder`` (loader thread); one message per take."""
+        def recover() -> None:
+            for line in recover_recordings(folder):
+                self.sigMessage.emit(line)
+        return self._loader.submit(self._guard, recover)
 
     def stop_recording(self) -> None:
         """Stop recording; the file is finished on the recorder's thread (a message says when)."""

@@ -19,7 +19,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from engine.errors import ParameterError
 from gui import theme
 from gui.controls import ControlsPanel
-from gui.devices import list_outputs
+from gui.devices import LOST_BANNER, list_outputs
 from gui.instrument import Instrument
 from gui.meters import HistoryPlot, LevelMeter, StatsPanel, WaveformView
 from gui.morph_pad import MAX_STYLES, MorphPad, pad_weights
@@ -31,7 +31,7 @@ POLL_MS = 35
 MAX_MESSAGES = 200
 WAVEFORM_SECONDS = 0.05
 SESSION_FILTER = f"Sessions (*{SESSION_SUFFIX} *.json);;All files (*)"
-RECORD_FILTER = "WAV, 32-bit float (*.wav);;FLAC, 24-bit (*.flac)"
+RECORD_FILTER = "WAV, 24-bit (*.wav);;FLAC, 24-bit (*.flac)"
 
 
 def _record_icon() -> QtGui.QIcon:
@@ -64,6 +64,7 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
         self.session_path: Path | None = None
         self._seen_version = -1
         self._shown_error: str | None = None
+        self._shown_lost: str | None = None
         self._display_error: str | None = None
         self._fps = 0.0
         self._last_tick = time.perf_counter()
@@ -88,6 +89,7 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
         self._restore_state()
         for line in startup_messages:
             self.show_message(line)
+        instrument.recover_recordings(self._record_folder())  # FLAC takes a crash left as WAV
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._tick)
@@ -448,6 +450,9 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
         if t.error and t.error != self._shown_error:
             self._shown_error = t.error
             self.show_message(f"engine stopped after an internal error: {t.error}")
+        if t.output_lost != self._shown_lost:  # the engine's own message line says what and when
+            self._shown_lost = t.output_lost
+            self.set_banner(LOST_BANNER if t.output_lost else self.instrument.banner)
         state = "playing" if t.running else "stopped"
         midi = inst.midi
         midi_text = f"MIDI {getattr(midi, 'api_name', None) or 'on'}" if midi is not None else "MIDI off"

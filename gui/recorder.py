@@ -2,20 +2,24 @@
 
 Data flow: the engine calls :meth:`Recorder.tap` in its producer thread with every output block; the
 tap only copies the block into a queue (no I/O, no lock, no waiting). A writer thread drains the
-queue into the file and, every ``flush_seconds`` (1 s), flushes the data to the OS **and rewrites the
-WAV header** with the current length (libsndfile ``SFC_UPDATE_HEADER_NOW``). So a crash, a kill -9 or
-a power cut (once the OS wrote its cache) leaves a WAV whose header is consistent with the data up to
-the last flush: any reader (libsndfile, Python's ``wave``, Audacity, ffmpeg) opens it.
+queue into a **24-bit PCM WAV** (the plain ``WAVE_FORMAT_PCM`` kind every reader knows) and, every
+``flush_seconds`` (1 s), flushes the data to the OS **and rewrites the WAV header** with the current
+length (libsndfile ``SFC_UPDATE_HEADER_NOW``). So a crash, a kill -9 or a power cut (once the OS
+wrote its cache) leaves a WAV whose header matches the data up to the last flush, which libsndfile,
+Python's ``wave``, Audacity and ffmpeg open (the tests read a SIGKILLed take with soundfile and with
+``wave``). 24 bits are not a loss here: the output chain's limiter keeps every sample below full
+scale and 24 bits hold 144 dB. (A 32-bit float WAV, format 3, would not open in ``wave``.)
 
-Measured here (libsndfile 1.2.2, writer killed with SIGKILL after 3.5 s): a float WAV with header
-updates reads back exactly up to the last flush; a FLAC killed mid-write is *not* readable by
-libsndfile (its STREAMINFO length is only written at close, ``sf.read`` fails). Hence a ``.flac``
-recording is written as a crash-safe WAV beside the target (``.NAME.flac.recording.wav``) and encoded
-to FLAC (temporary name, then ``os.replace``) by the writer thread after :meth:`Recorder.stop`; a
-crash leaves that readable WAV.
+FLAC cannot be made crash-safe this way: its length and checksum are written only at close, and a
+FLAC killed mid-write does not read back (measured with libsndfile 1.2.2). So a ``take.flac``
+recording is written as the crash-safe WAV ``take.flac.recording.wav`` beside it (visible, named
+for what it is) and encoded to ``take.flac`` (via ``take.flac.partial``, then ``os.replace``) by the
+writer thread after :meth:`Recorder.stop`. After a crash that WAV holds the take up to the last
+second; :func:`recover_recordings` (the window runs it on start-up for its recording folder)
+encodes it to the FLAC that was asked for.
 
-Float WAV grows 192 kB per second at 48 kHz mono; the RIFF size limit (4 GiB) is reached after
-about six hours.
+A 24-bit WAV grows 144 kB per second at 48 kHz mono; the RIFF size limit (4 GiB) is reached after
+about eight hours.
 """
 from __future__ import annotations
 
@@ -29,12 +33,17 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
+from engine.audio_io import partial_path
 from engine.errors import AudioFileError
 
 #: libsndfile command that rewrites the header with the current length (sndfile.h).
 _SFC_UPDATE_HEADER_NOW = 0x1060
 #: Suffixes a recording can have.
 RECORD_FORMATS = (".wav", ".flac")
+#: What a FLAC take is recorded as until it is encoded: ``take.flac`` → ``take.flac.recording.wav``.
+RECORDING_SUFFIX = ".recording.wav"
+#: Sample format of the crash-safe WAV (integer PCM, format tag 1).
+WAV_SUBTYPE = "PCM_24"
 
 
 def _update_header(f: sf.SoundFile) -> None:
@@ -51,7 +60,49 @@ def part_path(path: Path) -> Path:
     """The crash-safe WAV a recording to ``path`` is written to (``path`` itself for a ``.wav``)."""
     if path.suffix.lower() == ".wav":
         return path
-    return path.with_name(f".{path.name}.recording.wav")
+    return path.with_name(f"{path.name}{RECORDING_SUFFIX}")
+
+
+def encode_flac(wav: Path, flac: Path) -> float:
+    """Encode the recording ``wav`` to 24-bit ``flac`` (through its ``.partial``, then renamed) and
+    delete ``wav``; returns the seconds encoded. OSError / LibsndfileError when it cannot."""
+    tmp = partial_path(flac)
+    try:
+        with sf.SoundFile(str(wav)) as src, \
+                sf.SoundFile(str(tmp), "w", src.samplerate, 1, "PCM_24", format="FLAC") as dst:
+            for block in src.blocks(blocksize=65536, dtype="float32", always_2d=True):
+                dst.write(block[:, 0])
+            seconds = src.frames / src.samplerate
+        os.replace(tmp, flac)
+    finally:
+        tmp.unlink(missing_ok=True)
+    wav.unlink(missing_ok=True)
+    return seconds
+
+
+def recover_recordings(folder: str | os.PathLike) -> list[str]:
+    """Encode the FLAC takes a crash left as ``NAME.flac.recording.wav`` in ``folder``; one line each.
+
+    A take whose ``NAME.flac`` already exists is left alone (and said so); a folder that cannot be
+    read gives no lines. Never raises.
+    """
+    lines = []
+    try:
+        leftovers = sorted(Path(folder).glob(f"*.flac{RECORDING_SUFFIX}"))
+    except OSError:
+        return lines
+    for wav in leftovers:
+        flac = wav.with_name(wav.name[: -len(RECORDING_SUFFIX)])
+        if flac.exists():
+            lines.append(f"{wav}: a take from an earlier crash; {flac.name} exists, so it was left as it is")
+            continue
+        try:
+            seconds = encode_flac(wav, flac)
+        except (OSError, sf.LibsndfileError) as exc:
+            lines.append(f"{wav}: could not recover it as {flac.name}: {getattr(exc, 'strerror', None) or exc}")
+            continue
+        lines.append(f"recovered {seconds:.1f} s of an interrupted recording as {flac}")
+    return lines
 
 
 class Recorder:
@@ -60,7 +111,7 @@ class Recorder:
     Parameters
     ----------
     path : path-like
-        Target file; its suffix picks the format (``.wav`` 32-bit float, ``.flac`` 24-bit).
+        Target file; its suffix picks the format (``.wav`` or ``.flac``, both 24-bit).
     rate : int
         Sample rate of the blocks in Hz (the engine's device rate).
     flush_seconds : float
@@ -127,7 +178,7 @@ class Recorder:
         target = part_path(self.path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._file = sf.SoundFile(str(target), "w", self.rate, 1, "FLOAT", format="WAV")
+            self._file = sf.SoundFile(str(target), "w", self.rate, 1, WAV_SUBTYPE, format="WAV")
         except (OSError, sf.LibsndfileError) as exc:
             raise AudioFileError(self.path, f"cannot record here: {getattr(exc, 'strerror', None) or exc}") from None
         self._accepting = True
@@ -159,7 +210,7 @@ class Recorder:
                 if block is None:
                     break
                 if block is not ...:
-                    f.write(block)
+                    f.write(np.clip(block, -1.0, 1.0))  # integer PCM would wrap around past full scale
                     self.samples_written += len(block)
                 if time.monotonic() - last_flush >= self.flush_seconds:
                     f.flush()
@@ -167,7 +218,7 @@ class Recorder:
                     last_flush = time.monotonic()
             f.close()
             if self.path.suffix.lower() == ".flac":
-                self._encode_flac()
+                encode_flac(part_path(self.path), self.path)
             message = f"recorded {self.seconds:.1f} s to {self.path}"
         except Exception as exc:  # noqa: BLE001 - disk full, permissions: one line, the sound plays on
             self._accepting = False
@@ -180,12 +231,3 @@ class Recorder:
         self._done.set()
         if self.on_finished is not None:
             self.on_finished(message)
-
-    def _encode_flac(self) -> None:
-        part = part_path(self.path)
-        tmp = self.path.with_name(f".{self.path.name}.partial")
-        with sf.SoundFile(str(part)) as src, sf.SoundFile(str(tmp), "w", self.rate, 1, "PCM_24", format="FLAC") as dst:
-            for block in src.blocks(blocksize=65536, dtype="float32"):
-                dst.write(np.clip(block, -1.0, 1.0))
-        os.replace(tmp, self.path)
-        part.unlink(missing_ok=True)

@@ -81,3 +81,18 @@ def jack_server() -> str:
         proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def private_jack():
+    """A JACK dummy server of this test's own, which it may kill and restart (tests/jack_server.py)."""
+    if shutil.which("jackd") is None:
+        pytest.fail("jackd is not installed: apt-get install -y --no-install-recommends jackd2")
+    import hashlib
+    from tests.jack_server import JackServer
+    server = JackServer(f"texture-private-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]}")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -105,7 +105,7 @@ def test_bad_parameters_are_one_line_errors(tmp_path, capsys):
     for argv, expected in (
         (["render", "--style", str(style), "--seconds", "-3", "--out", str(tmp_path / "o.wav")], "--seconds"),
         (["render", "--style", str(style), "--seconds", "1", "--blend", "0.5,0.5", "--out", str(tmp_path / "o.wav")], "--blend"),
-        (["render", "--style", str(style), "--seconds", "1", "--receptive-field", "nan", "--out", str(tmp_path / "o.wav")], "receptive_field"),
+        (["render", "--style", str(style), "--seconds", "1", "--receptive-field", "nan", "--out", str(tmp_path / "o.wav")], "--receptive-field"),
         (["render", "--style", str(style), "--seconds", "1", "--out", str(tmp_path / "o.mp4")], "cannot write '.mp4'"),
     ):
         assert main.main(argv) == 1

@@ -1,10 +1,14 @@
 """The CLI contract of DESIGN.md through the real main.py: render stats, export, devices, play on JACK."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -81,3 +85,210 @@ def test_play_with_a_missing_midi_port_is_one_line(jack_server, tmp_path):
                            "--midi", "99"], capture_output=True, text=True, env=env, timeout=120)
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 1 and len(lines) == 1 and "MIDI" in lines[0], proc.stderr
+
+
+# ------------------------------------------------------------------ values checked before any work
+def _bad_value_cases(tmp: Path) -> list[tuple[list[str], str]]:
+    """(argv, a word the one error line must hold). A file stands where a folder should be for the
+    unwritable outputs: that fails for root too, where a read-only folder would not."""
+    blocker = tmp / "a-file"
+    blocker.write_text("not a folder")
+    missing = str(tmp / "no-such-style.wav")  # never opened: the value is refused first
+    render = ["render", "--style", missing, "--out", str(tmp / "o.wav")]
+    offline = [*render, "--offline", "--seconds", "5"]
+    transfer = ["transfer", "--content", missing, "--style", missing]
+    return [
+        ([*render, "--seconds", "1e9"], "--seconds"),
+        ([*render, "--seconds", "nan"], "--seconds"),
+        (["render", "--style", missing, "--out", str(tmp / "o.wav"), "--offline", "--seconds", "1e9"], "--seconds"),
+        ([*offline, "--iterations", "100000"], "--iterations"),
+        ([*offline, "--gain", "10"], "--gain"),
+        ([*offline, "--receptive-field", "2"], "--receptive-field"),
+        ([*offline[:4], str(tmp / "o.mp3"), *offline[5:]], ".mp3"),
+        ([*offline[:4], str(blocker / "o.wav"), *offline[5:]], "not a folder"),
+        ([*offline, "--stats", str(blocker / "s.json")], "--stats"),
+        ([*render, "--seconds", "5", "--stats", str(tmp / "s.txt")], ".txt"),
+        ([*render, "--seconds", "5", "--iterations", "33"], "--iterations"),
+        ([*render, "--seconds", "5", "--sample-rate", "96000"], "--sample-rate"),
+        ([*render, "--seconds", "5", "--seed", "-1"], "--seed"),
+        ([*transfer, "--out", str(tmp / "t.mp3")], ".mp3"),
+        ([*transfer, "--out", str(blocker / "t.wav")], "not a folder"),
+        ([*transfer, "--out", str(tmp / "t.wav"), "--iterations", "0"], "--iterations"),
+        ([*transfer, "--out", str(tmp / "t.wav"), "--weights", "1,2,3"], "--weights"),
+        (["play", "--no-gui", "--style", missing, "--seconds", "0"], "--seconds"),
+        (["play", "--no-gui", "--style", missing, "--gain", "1.5"], "--gain"),
+        (["play", "--no-gui", "--style", missing, "--lead-ms", "5000"], "--lead-ms"),
+        (["play", "--no-gui", "--style", missing, "--blend", "0.5,0.5"], "--blend"),
+        (["bench", "--blocks", "0"], "--blocks"),
+        (["midi-learn", "gain", "--timeout", "0"], "--timeout"),
+        (["evaluate", missing, missing, "--json", str(tmp / "e.txt")], ".txt"),
+        (["export-onnx", "--out", str(blocker)], "not a folder"),
+        ([*render, "--seconds", "abc"], "invalid float"),
+    ]
+
+
+def test_every_bad_value_is_one_line_before_any_work(tmp_path, capsys):
+    for argv, word in _bad_value_cases(tmp_path):
+        try:
+            status = main.main(argv)
+        except SystemExit as exc:  # argparse's own errors exit from inside parse_args
+            status = exc.code
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert status not in (0, None), argv
+        assert len(lines) == 1 and lines[0].startswith("error: ") and word in lines[0], (argv, err)
+        assert "no-such-style" not in lines[0], (argv, lines)  # refused before the style was opened
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written, nothing left
+
+
+def test_offline_gain_is_applied(tmp_path):
+    style = _style(tmp_path)
+    loud, quiet = tmp_path / "loud.wav", tmp_path / "quiet.wav"
+    base = ["render", "--offline", "--seconds", "1", "--iterations", "10", "--style", str(style)]
+    assert main.main([*base, "--out", str(loud)]) == 0
+    assert main.main([*base, "--out", str(quiet), "--gain", "0.25"]) == 0
+    a, b = sf.read(loud, dtype="float32")[0], sf.read(quiet, dtype="float32")[0]
+    assert np.abs(a).max() > 0.1 and np.allclose(b, 0.25 * a, atol=1e-6)
+
+
+# ------------------------------------------------------------------ no display
+def test_the_window_without_a_display_is_one_line_and_names_the_headless_ways():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["PYTHONPATH"] = str(ROOT)
+    for argv in ([], ["play", "--seconds", "1"]):
+        proc = subprocess.run([sys.executable, str(ROOT / "main.py"), *argv], capture_output=True, text=True,
+                              env=env, timeout=120)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+        assert "no display" in lines[0] and "play --no-gui" in lines[0] and "xvfb-run" in lines[0]
+
+
+def test_an_unreachable_display_is_told_apart_from_a_missing_one():
+    from gui.display import display_problem
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None  # needs no window server
+    assert display_problem({}, "darwin") is None  # other systems have their own window servers
+    gone = display_problem({"DISPLAY": ":4711"}, "linux")  # nothing listens on X display 4711
+    assert gone is not None and gone.startswith("cannot reach the display (DISPLAY=:4711")
+    assert "no display" in display_problem({"QT_QPA_PLATFORM": "xcb"}, "linux")
+
+
+# ------------------------------------------------------------------ interrupted renders
+def _signal_once_written(path: Path, sig: int, min_bytes: int) -> threading.Thread:
+    """Send ``sig`` to this process once ``path`` holds ``min_bytes`` (the render is under way)."""
+    def run() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if path.exists() and path.stat().st_size >= min_bytes:
+                os.kill(os.getpid(), sig)
+                return
+            time.sleep(0.02)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_render_leaves_one_named_faded_file(tmp_path, capsys, sig):
+    """A real signal to this process (main.main runs in the main thread, as in the CLI) mid-render."""
+    out = tmp_path / "long.wav"
+    watcher = _signal_once_written(tmp_path / "long.wav.partial", sig, min_bytes=SR * 4 // 2)  # 0.5 s written
+    status = main.main(["render", "--seconds", "30", "--style", str(_style(tmp_path)), "--out", str(out)])
+    watcher.join(5)
+    err = capsys.readouterr().err
+    assert status == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.interrupted.wav", "s.wav"]  # no final, no partial
+    y, rate = sf.read(tmp_path / "long.interrupted.wav", dtype="float32")
+    assert rate == SR and 0.5 <= len(y) / SR < 30
+    assert np.abs(y).max() > 0.05 and np.abs(y[-SR // 1000:]).max() < 0.05 * np.abs(y).max()  # faded to silence
+    said = [ln for ln in err.splitlines() if "interrupted" in ln]
+    assert len(said) == 1 and "long.interrupted.wav" in said[0] and "not written" in said[0], err
+
+
+def test_an_interrupted_offline_render_writes_nothing(tmp_path, capsys, monkeypatch):
+    import engine.offline
+    started = threading.Event()
+    real = engine.offline.synthesize
+
+    def observed(*args, **kwargs):  # the real synthesis; only tells the test that it began
+        started.set()
+        return real(*args, **kwargs)
+    monkeypatch.setattr(engine.offline, "synthesize", observed)
+    sender = threading.Thread(target=lambda: started.wait(120) and os.kill(os.getpid(), signal.SIGTERM), daemon=True)
+    sender.start()
+    out = tmp_path / "off.wav"
+    status = main.main(["render", "--offline", "--seconds", "2", "--iterations", "5000", "--style",
+                        str(_style(tmp_path)), "--out", str(out)])
+    sender.join(5)
+    assert status == 130 and sorted(p.name for p in tmp_path.iterdir()) == ["s.wav"]
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "interrupted" in ln]
+    assert len(said) == 1 and "nothing written" in said[0]
+
+
+# ------------------------------------------------------------------ the audio server dies under play
+class _Lines:
+    """The stderr lines of a running process, collected by a thread; ``wait_for`` blocks until one appears."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")), daemon=True)
+        self._thread.start()
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [ln for ln in self.lines if text in ln]
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no line with {text!r} in {self.lines}")
+
+    def count(self, text: str) -> int:
+        return sum(text in ln for ln in self.lines)
+
+
+def _player(server, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, _Lines]:
+    env = dict(server.env, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "play", "--no-gui", "--style",
+                             str(_style(tmp_path)), *extra], env=env, stderr=subprocess.PIPE, text=True)
+    return proc, _Lines(proc.stderr)
+
+
+LIBJACK_NOISE = ("Cannot read socket", "CheckRes error", "JackSocketClientChannel", "Server is not running")
+
+
+@pytest.mark.slow
+def test_play_reports_a_killed_jack_server_plays_again_when_it_returns_and_stops_on_ctrl_c(private_jack, tmp_path):
+    proc, err = _player(private_jack, tmp_path)
+    try:
+        err.wait_for("playing ")
+        private_jack.record_sounding(tmp_path / "before.wav")
+        private_jack.kill()
+        err.wait_for("audio output lost")
+        private_jack.start()
+        err.wait_for("audio output back: system at 48000 Hz")
+        after = private_jack.record_sounding(tmp_path / "after.wav")
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert status == 130 and np.abs(after).max() <= 1.0
+    assert err.count("audio output lost") == 1 and err.count("audio output back") == 1, err.lines
+    assert not any(noise in ln for ln in err.lines for noise in LIBJACK_NOISE), err.lines
+    assert "Traceback" not in "".join(err.lines)
+
+
+@pytest.mark.slow
+def test_play_ends_after_its_seconds_while_the_server_is_gone(private_jack, tmp_path):
+    proc, err = _player(private_jack, tmp_path, "--seconds", "6")
+    try:
+        err.wait_for("playing ")
+        private_jack.record_sounding(tmp_path / "before.wav")
+        private_jack.kill()
+        status = proc.wait(60)  # a guard against a hang, not a timing claim
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert status == 0, err.lines
+    assert err.count("audio output lost") == 1 and err.count("audio output back") == 0
+    assert err.wait_for("played ").startswith("played ")

@@ -3,7 +3,7 @@ import pytest
 
 from engine.errors import ParameterError
 from engine.spectral import (SpectralConfig, istft, log_magnitude, magnitude_from_log, pseudo_cqt_inverse,
-                             pseudo_cqt_matrix, stft)
+                             pseudo_cqt_matrix, stft, stft_frames)
 from tests.signals import bursts_and_drone
 
 
@@ -56,3 +56,12 @@ def test_config_validates_and_selects_the_axis():
         SpectralConfig(n_fft=1000)
     with pytest.raises(ParameterError, match="frequency_axis"):
         SpectralConfig(frequency_axis="mel")
+
+
+@pytest.mark.parametrize("n", [100, 511, 513, 22050 + 17])
+def test_stft_in_pieces_gives_the_very_frames_of_the_whole(n):
+    y = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    whole = stft(y)
+    for piece in (1, 7, 64):
+        parts = np.concatenate([stft_frames(y, a, a + piece) for a in range(0, whole.shape[1], piece)], axis=1)
+        assert np.array_equal(parts, whole), piece

@@ -1,0 +1,192 @@
+"""Checks of the command line's values, made before any work: numeric ranges, output paths, blend.
+
+``main.py`` calls :func:`check_args` right after parsing, before it imports torch, loads a style or
+starts an optimisation, so a bad value costs a fraction of a second and gives one line
+(:class:`engine.errors.ParameterError`), never a failure at the end of a 20-second run. This module
+imports nothing heavy (no numpy, no torch) for that reason.
+
+The ranges (:data:`RANGES`) and why each bound is where it is:
+
+* ``--seconds``: ``play`` up to a week; a streaming ``render`` up to 6 h (a 32-bit float WAV at
+  48 kHz reaches the 4 GiB RIFF limit after 6.2 h; a 6 h file at 22050 Hz is 1.9 GB); an offline
+  render up to :data:`OFFLINE_MAX_SECONDS` (L-BFGS keeps 40 copies of the whole spectrogram, about
+  9 MB of memory per second of output, and computes 8-26 s per second of output on a 2-core CPU).
+* ``--iterations``: live steps per block 0..32 (0 bypasses the optimiser); offline L-BFGS 1..5000.
+* ``--gain`` 0..1 linear, ``--receptive-field`` 0..1, ``--lead-ms`` 1..1000 ms, ``--seed``
+  0..2³¹−1, ``--sample-rate`` 8000..48000 Hz (the STFT is 1024 samples: 128 ms at 8 kHz; above
+  48 kHz every block costs more than real time allows on a 2-core CPU), ``--blocks`` 1..10000,
+  ``--timeout`` up to an hour, ``--weights`` four values in [0, 1e12].
+
+Outputs (``--out``, ``--stats``, ``--json``): the suffix must be one this program writes and the
+folder (or the nearest existing folder above it, since missing folders are created) must accept a
+new file, tested by creating and deleting a temporary one there.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import ParameterError
+
+#: The longest offline render / style transfer, in seconds of output (see the module doc).
+OFFLINE_MAX_SECONDS = 120.0
+#: Suffixes of the audio files ``render`` and ``transfer`` write (engine.audio_io.WRITE_FORMATS).
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed range ``[lo, hi]`` (``lo`` excluded when ``open_lo``) for one option, with its unit."""
+
+    option: str
+    lo: float
+    hi: float
+    open_lo: bool = False
+    unit: str = ""
+    why: str = ""
+    applies: Callable[[argparse.Namespace], bool] = lambda args: True
+
+    def check(self, value: float | None) -> None:
+        """Raise ParameterError (one line quoting the value) unless ``value`` is None or in range."""
+        if value is None:
+            return
+        ok = math.isfinite(value) and (self.lo < value if self.open_lo else self.lo <= value) and value <= self.hi
+        if not ok:
+            low = f"> {_num(self.lo)}" if self.open_lo else f">= {_num(self.lo)}"
+            why = f" ({self.why})" if self.why else ""
+            raise ParameterError(f"{self.option} must be {low} and <= {_num(self.hi)}{self.unit}{why}. Found: {_num(value)}")
+
+
+def _num(v: float) -> str:
+    """A bound or value as the user would type it: ``2147483647``, ``0.5``, ``1e+09``."""
+    return str(int(v)) if math.isfinite(v) and float(v).is_integer() and abs(v) < 1e12 else f"{v:g}"
+
+
+def _offline(args: argparse.Namespace) -> bool:
+    return args.command == "transfer" or bool(getattr(args, "offline", False))
+
+
+def _streaming(args: argparse.Namespace) -> bool:
+    return not _offline(args)
+
+
+_SEED = Range("--seed", 0, 2 ** 31 - 1)
+_RATE = Range("--sample-rate", 8000, 48000, unit=" Hz")
+_LIVE = (Range("--receptive-field", 0, 1), Range("--material", 0, 1), Range("--gain", 0, 1, unit=" (linear)"), _SEED, _RATE)
+
+#: Per command: the ranges of its numeric options (``dest`` names are the option names without ``--``).
+RANGES: dict[str, tuple[Range, ...]] = {
+    "play": (Range("--seconds", 0, 7 * 86400, open_lo=True, unit=" s"),
+             Range("--iterations", 0, 32, unit=" steps per block"),
+             Range("--lead-ms", 1, 1000, unit=" ms"), *_LIVE),
+    "render": (Range("--seconds", 0, 6 * 3600, open_lo=True, unit=" s", applies=_streaming,
+                     why="a 6 h float WAV at 48 kHz is near the 4 GiB WAV limit"),
+               Range("--seconds", 0, OFFLINE_MAX_SECONDS, open_lo=True, unit=" s with --offline", applies=_offline,
+                     why="the offline optimiser holds the whole spectrogram 40 times, about 9 MB per second; "
+                         "render longer textures without --offline"),
+               Range("--iterations", 0, 32, unit=" steps per block", applies=_streaming),
+               Range("--iterations", 1, 5000, unit=" L-BFGS iterations with --offline", applies=_offline),
+               *_LIVE),
+    "transfer": (Range("--iterations", 1, 5000, unit=" L-BFGS iterations"), _SEED, _RATE),
+    "evaluate": (_RATE,),
+    "bench": (Range("--blocks", 1, 10000),),
+    "midi-learn": (Range("--timeout", 0, 3600, open_lo=True, unit=" s"),),
+}
+
+#: Per command: (option, suffixes it may have or None for a folder) of the files it writes.
+OUTPUTS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
+    "render": (("--out", AUDIO_SUFFIXES), ("--stats", (".json",))),
+    "transfer": (("--out", AUDIO_SUFFIXES),),
+    "evaluate": (("--json", (".json",)),),
+    "bench": (("--json", (".json",)),),
+    "export-onnx": (("--out", None),),
+}
+
+
+def _dest(option: str) -> str:
+    return option.lstrip("-").replace("-", "_")
+
+
+def parse_blend(text: str | None, n: int) -> list[float] | None:
+    """``"0.7,0.3"`` → ``[0.7, 0.3]``; ParameterError unless there are ``n`` finite weights in [0, 1]."""
+    if text is None:
+        return None
+    try:
+        weights = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ParameterError(f"--blend must be comma-separated numbers. Found: {text!r}") from None
+    if len(weights) != n:
+        raise ParameterError(f"--blend needs {n} weights, one per --style. Found {len(weights)}: {text!r}")
+    if not all(0.0 <= w <= 1.0 for w in weights) or sum(weights) <= 0:
+        raise ParameterError(f"--blend weights must be in [0, 1] and not all 0. Found: {text!r}")
+    return weights
+
+
+def parse_weights(text: str | None) -> list[float] | None:
+    """``--weights a,b,g,d``: four finite numbers in [0, 1e12]; ParameterError otherwise."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) and 0 <= v <= 1e12 for v in values):
+        raise ParameterError(f"--weights must be four numbers a,b,g,d in [0, 1e12]. Found: {text!r}")
+    return values
+
+
+def check_output(option: str, path: str, suffixes: tuple[str, ...] | None) -> None:
+    """Raise ParameterError unless ``path`` has one of ``suffixes`` (None: a folder) and can be written.
+
+    A missing folder is fine when the nearest existing folder above it accepts new entries (the
+    writers create the rest); the test creates and deletes a temporary file there.
+    """
+    p = Path(path)
+    if suffixes is not None:
+        if p.suffix.lower() not in suffixes:
+            raise ParameterError(f"{option} {path}: cannot write '{p.suffix}' files; use {' or '.join(suffixes)}")
+        if p.is_dir():
+            raise ParameterError(f"{option} {path}: is a folder, not a file name")
+        folder = p.parent
+    else:
+        if p.exists() and not p.is_dir():
+            raise ParameterError(f"{option} {path}: is a file, not a folder")
+        folder = p
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParameterError(f"{option} {path}: cannot write there: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".texture-write-test-", dir=existing)
+    except OSError as exc:
+        raise ParameterError(f"{option} {path}: cannot write in {existing}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Check every numeric option, the blend and the output paths of a parsed command line.
+
+    Raises
+    ------
+    ParameterError
+        The first bad value, as one line that names the option, the allowed range and the value.
+    """
+    for r in RANGES.get(args.command, ()):
+        if r.applies(args):
+            r.check(getattr(args, _dest(r.option), None))
+    styles = getattr(args, "style", None)
+    if isinstance(styles, list) or styles is None:
+        parse_blend(getattr(args, "blend", None), len(styles or []))
+    if args.command == "transfer":
+        parse_weights(args.weights)
+    for option, suffixes in OUTPUTS.get(args.command, ()):
+        value = getattr(args, _dest(option), None)
+        if value is not None:
+            check_output(option, value, suffixes)

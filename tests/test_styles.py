@@ -1,0 +1,82 @@
+"""Style analysis of long sounds: in pieces, equal to the whole, bounded in memory, and a stated limit."""
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine import styles
+from engine.commands import live_config
+from engine.errors import AudioFileError
+from engine.spectral import log_magnitude, stft
+from engine.styles import StyleLibrary
+from engine.targets import compute_target
+from tests.signals import SR, bursts_and_drone
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("network", ["random1d", "trained1d"])
+def test_the_statistics_of_a_style_in_pieces_equal_those_of_the_whole(network):
+    config = live_config(network=network)
+    net, fmap = config.build_network(), config.spectral.feature_map()
+    s = log_magnitude(stft(bursts_and_drone(20.0).astype(np.float64)))  # 1723 frames
+    whole = compute_target(s, net, fmap, lags=config.lags, chunk_frames=10 ** 9)
+    for chunk in (50, 333):  # shorter than the longest span + lags, and an uneven split
+        part = compute_target(s, net, fmap, lags=config.lags, chunk_frames=chunk)
+        for a, b in zip(part.grams + part.autocorr, whole.grams + whole.autocorr):
+            assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
+        assert float(part.flux) == pytest.approx(float(whole.flux), rel=1e-6)
+        assert np.array_equal(part.mean_spectrum.numpy(), whole.mean_spectrum.numpy())
+
+
+def test_a_style_analysed_in_pieces_keeps_the_spectrogram_and_spectrum(monkeypatch):
+    y = bursts_and_drone(6.0)
+    monkeypatch.setattr(styles, "STFT_CHUNK_FRAMES", 100)  # 517 frames in six pieces
+    style = StyleLibrary(live_config()).add_audio(y, "bursts")
+    whole = log_magnitude(stft(y.astype(np.float64)))
+    assert np.array_equal(style.log_mag, whole) and style.log_mag.strides == whole.strides
+    power = np.mean(np.expm1(whole.astype(np.float64)) ** 2, axis=1)
+    assert np.allclose(style.spectrum_db, 10 * np.log10(power + 1e-10), atol=1e-9)
+
+
+def test_a_style_longer_than_the_limit_is_one_line_before_it_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "long.wav"
+    sf.write(path, bursts_and_drone(3.0), SR)
+    monkeypatch.setattr(styles, "STYLE_MAX_SECONDS", 2.0)
+    with pytest.raises(AudioFileError, match=r"long.wav: is 0.1 min long; it may be at most 0.0333333 min"):
+        StyleLibrary(live_config()).add_file(path)
+
+
+@pytest.mark.slow
+def test_analysing_a_five_minute_style_stays_within_a_few_times_its_spectrogram():
+    """Peak memory growth of a real analysis in its own process (ru_maxrss): the whole-sound analysis
+    took 1.3 GB of feature maps and 1.7 GB of STFT temporaries for 20 minutes; pieces take ~50 MB."""
+    script = textwrap.dedent(f"""
+        import json, resource, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import numpy as np
+        from engine.commands import live_config
+        from engine.styles import StyleLibrary
+        library = StyleLibrary(live_config())
+        rng = np.random.default_rng(0)
+        y = (0.1 * rng.standard_normal(300 * 22050)).astype(np.float32)
+        with open("/proc/self/statm") as f:  # resident now (ru_maxrss is the peak so far, maybe earlier)
+            before = int(f.read().split()[1]) * resource.getpagesize()
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        style = library.add_audio(y, "five minutes")
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({{"growth": after - before, "spectrogram": style.log_mag.nbytes,
+                          "earlier_peak": peak_before - before}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"peak growth {figures['growth'] / 1e6:.0f} MB for a {figures['spectrogram'] / 1e6:.0f} MB spectrogram "
+          f"(an earlier peak was {figures['earlier_peak'] / 1e6:.0f} MB above the start)")
+    # ru_maxrss is the process's peak: when an earlier peak (imports) is higher, "growth" is an upper bound
+    # of the analysis's own, so the bound below holds for the analysis either way
+    assert figures["growth"] < 3 * figures["spectrogram"] + 100e6
