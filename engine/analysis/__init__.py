@@ -1,0 +1,6 @@
+"""Analysis: style sounds in, their statistics out.
+
+Audio files are read and resampled (``audio_io``), turned into log1p-magnitude spectrograms
+(``spectral``), and measured under the feature network (``statistics``, ``targets``) into the per-style
+targets that the ``styles`` library holds for synthesis.
+"""
