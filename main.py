@@ -3,7 +3,7 @@
 Run ``python main.py --help`` (or ``python main.py COMMAND --help``) for the commands. Any failure
 prints one line on stderr and exits with a non-zero status (2 for a malformed command line, 1 for a
 bad value or file, 3 for an internal error, 130 when interrupted); set ``TEXTURE_DEBUG=1`` to see the
-traceback of an internal error. Every value is checked (:mod:`engine.options`) before any work, and
+traceback of an internal error. Every value is checked (:mod:`engine.cli.options`) before any work, and
 the window is opened only when there is a display (:mod:`gui.display`). SIGTERM stops like Ctrl-C.
 """
 from __future__ import annotations
@@ -133,9 +133,9 @@ def start_midi(params, library, port: str | None):
 
     Without ``--midi`` a machine with no working MIDI API only gets a note on stderr.
     """
-    from engine.commands import log
+    from engine.cli.commands import log
     from engine.errors import TextureError
-    from engine.midi import MidiController
+    from engine.control.midi import MidiController
     try:
         controller = MidiController(params, slot_ids=library.ids, port=port, log=log)
         controller.start()
@@ -149,9 +149,9 @@ def start_midi(params, library, port: str | None):
 
 def midi_command(args: argparse.Namespace) -> int:
     """``devices`` (MIDI part) and ``midi-learn``."""
-    from engine import midi
+    from engine.control import midi
     if args.command == "midi-learn":
-        from engine.params import ParamStore
+        from engine.live.params import ParamStore
         ParamStore.spec(args.param)
         midi.cli_learn(None, args.param, timeout=args.timeout, port=args.midi)
         return 0
@@ -174,7 +174,7 @@ def _open_window(args: argparse.Namespace) -> int:
     from gui.app import run_gui
     live = {}
     if args.command == "play":  # every play option reaches the window's engine too
-        from engine.commands import build_params
+        from engine.cli.commands import build_params
         live = dict(params=build_params(args), sample_rate=args.sample_rate, backend=args.backend,
                     lead_ms=args.lead_ms, seconds=args.seconds)
     return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi,
@@ -191,14 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     windowed = args.command == "gui" or (args.command == "play" and not args.no_gui)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        from engine.options import check_args
+        from engine.cli.options import check_args
         check_args(args)  # every value, before any work
         if windowed:
             from gui.display import display_problem
             problem = display_problem()
             if problem:
                 raise TextureError(problem)
-        from engine import commands
+        from engine.cli import commands
         commands.START_TIME = _START
         if windowed:
             return _open_window(args)

@@ -38,18 +38,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.audio_io import load_audio  # noqa: E402
-from engine.baselines import paulstretch, spectral_noise  # noqa: E402
-from engine.commands import live_config  # noqa: E402
-from engine.metrics import METRIC_KEYS, evaluate  # noqa: E402
-from engine.novelty import collage_index, copied_share, distance_ratio  # noqa: E402
-from engine.offline import OfflineSettings, synthesize  # noqa: E402
-from engine.params import ParamStore  # noqa: E402
-from engine.runtime import BlockStepper  # noqa: E402
-from engine.sinks import NullSink  # noqa: E402
-from engine.spectral import log_magnitude, stft  # noqa: E402
-from engine.stream import Engine  # noqa: E402
-from engine.styles import StyleLibrary  # noqa: E402
+from engine.analysis.audio_io import load_audio  # noqa: E402
+from engine.evaluation.baselines import paulstretch, spectral_noise  # noqa: E402
+from engine.cli.commands import live_config  # noqa: E402
+from engine.evaluation.metrics import METRIC_KEYS, evaluate  # noqa: E402
+from engine.evaluation.novelty import collage_index, copied_share, distance_ratio  # noqa: E402
+from engine.synthesis.offline import OfflineSettings, synthesize  # noqa: E402
+from engine.live.params import ParamStore  # noqa: E402
+from engine.synthesis.runtime import BlockStepper  # noqa: E402
+from engine.live.sinks import NullSink  # noqa: E402
+from engine.analysis.spectral import log_magnitude, stft  # noqa: E402
+from engine.live.stream import Engine  # noqa: E402
+from engine.analysis.styles import StyleLibrary  # noqa: E402
 
 SR = 22050
 #: Pairs blended 50/50 for the collage index: two noisy textures, two tonal sounds, speech with rain.

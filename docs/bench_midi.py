@@ -3,7 +3,7 @@
 Usage: ``python docs/bench_midi.py [--count 200] [--period 256]``. Uses the JACK server named by
 ``JACK_DEFAULT_SERVER`` when one runs, else starts a private dummy server (48 kHz, ``--period``
 frames, ``jackd --no-realtime -d dummy``) and stops it afterwards. An rtmidi MidiOut sends ``--count``
-CC7 messages to the :class:`engine.midi.MidiController` virtual port ``"texture in"``; each latency
+CC7 messages to the :class:`engine.control.midi.MidiController` virtual port ``"texture in"``; each latency
 is the time from ``send_message`` to the store's ``version`` changing (polled every 20 µs with the
 GIL released), with a random 0–5 ms pause between messages so they land at random points of the
 JACK period. JACK MIDI moves once per period (256 frames = 5.3 ms at 48 kHz), so expect figures
@@ -26,9 +26,9 @@ import rtmidi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.midi import MidiController  # noqa: E402
-from engine.midi_map import MidiMap  # noqa: E402
-from engine.params import ParamStore  # noqa: E402
+from engine.control.midi import MidiController  # noqa: E402
+from engine.control.midi_map import MidiMap  # noqa: E402
+from engine.live.params import ParamStore  # noqa: E402
 
 RATE = 48000
 POLL_S = 20e-6

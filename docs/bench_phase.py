@@ -3,9 +3,9 @@
 Usage: ``python docs/bench_phase.py [files...]`` (default: every wav in ``/work/shared/corpus``,
 i.e. ``../shared/corpus`` next to the repository). Each file is loaded at 22050 Hz, cut to 10 s,
 and its linear STFT magnitude (n_fft 1024, hop 256) is inverted twice: by
-:func:`engine.phase.fast_griffin_lim` (32 iterations, momentum 0.99) and by
-:class:`engine.phase.StreamingPhase` with the live engine's settings (``LOOK_AHEAD`` and
-``PHASE_ITERATIONS`` of :mod:`engine.block_synth`) fed one frame at a time. Prints a markdown table of spectral convergence (dB, lower is better), the difference
+:func:`engine.synthesis.phase.fast_griffin_lim` (32 iterations, momentum 0.99) and by
+:class:`engine.synthesis.phase.StreamingPhase` with the live engine's settings (``LOOK_AHEAD`` and
+``PHASE_ITERATIONS`` of :mod:`engine.synthesis.block_synth`) fed one frame at a time. Prints a markdown table of spectral convergence (dB, lower is better), the difference
 (streaming minus FGLA; negative means streaming is better) and the streaming cost in ms per frame.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.audio_io import load_audio  # noqa: E402
-from engine.block_synth import LOOK_AHEAD, PHASE_ITERATIONS  # noqa: E402
+from engine.analysis.audio_io import load_audio  # noqa: E402
+from engine.synthesis.block_synth import LOOK_AHEAD, PHASE_ITERATIONS  # noqa: E402
 from engine.errors import AudioFileError  # noqa: E402
-from engine.phase import StreamingPhase, fast_griffin_lim  # noqa: E402
-from engine.spectral import spectral_convergence_db, stft  # noqa: E402
+from engine.synthesis.phase import StreamingPhase, fast_griffin_lim  # noqa: E402
+from engine.analysis.spectral import spectral_convergence_db, stft  # noqa: E402
 
 SAMPLE_RATE = 22050
 MAX_SECONDS = 10.0

@@ -13,7 +13,7 @@ Stages (each skips work whose output already exists, so a run can be resumed):
 * ``transfers`` — Verma & Smith's two tasks with ``python main.py transfer``: speech → violin
   timbre, and harp content with celesta (struck, near-pure tone: the corpus's stand-in for the tuning
   fork) style; for each network of :data:`TRANSFER_NETWORKS`.
-* ``tables`` — ``engine.metrics.evaluate`` (what ``python main.py evaluate`` prints) of every output
+* ``tables`` — ``engine.evaluation.metrics.evaluate`` (what ``python main.py evaluate`` prints) of every output
   against its style (and, for transfers, against the content too); run times from ``--stats`` or the
   wall clock; written as Markdown to ``WORK/tables.md`` and as JSON to ``WORK/results.json``.
 * ``live`` — milliseconds per gradient step on the live engine's window under each network.
@@ -36,10 +36,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.audio_io import load_audio, save_audio  # noqa: E402
-from engine.baselines import paulstretch, spectral_noise  # noqa: E402
-from engine.metrics import METRIC_KEYS, evaluate  # noqa: E402
-from engine.spectral import stft  # noqa: E402
+from engine.analysis.audio_io import load_audio, save_audio  # noqa: E402
+from engine.evaluation.baselines import paulstretch, spectral_noise  # noqa: E402
+from engine.evaluation.metrics import METRIC_KEYS, evaluate  # noqa: E402
+from engine.analysis.spectral import stft  # noqa: E402
 
 SR = 22050
 #: (network, frequency axis) pairs rendered for every corpus file.
@@ -284,14 +284,14 @@ def stage_figures(corpus: Path, work: Path, figures: Path, seconds: float = 6.0)
 
 def stage_live(work: Path, repeats: int = 20) -> list[dict]:
     """Cost of one gradient step on a live-sized window (C=40 context + B=8 new frames, the streaming
-    engine's default) under each network: torch autograd of :func:`engine.losses.total_loss` on one thread,
+    engine's default) under each network: torch autograd of :func:`engine.synthesis.losses.total_loss` on one thread,
     median of ``repeats``. The live engine itself runs a hand-written gradient (random1d or trained1d) on ORT."""
     import torch
 
-    from engine import losses
-    from engine.offline import OfflineSettings
-    from engine.step_graph import BlockConfig, receptive_field_weights
-    from engine.targets import compute_target
+    from engine.synthesis import losses
+    from engine.synthesis.offline import OfflineSettings
+    from engine.synthesis.step_graph import BlockConfig, receptive_field_weights
+    from engine.analysis.targets import compute_target
     from models.random_banks import DEFAULT_BANKS, RandomBanks1D
     from tests.signals import bursts_and_drone
 

@@ -72,7 +72,7 @@ def shoot(out: Path, seconds: float) -> int:
     """Open the window, play ``seconds``, save the picture (in this process's display)."""
     from PyQt6 import QtCore, QtWidgets
 
-    from engine.sinks import NullSink
+    from engine.live.sinks import NullSink
     from gui.app import APP_NAME, build_instrument
     from gui.main_window import MainWindow
     from gui.settings import open_settings

@@ -26,5 +26,5 @@ class DeviceLost(TextureError):
     """The sound device stopped taking audio (unplugged, its server died or restarted, it hung).
 
     Raised by a real-time sink's waits instead of waiting for ever; the engine reports it in one
-    line and reopens the device when it is back (:meth:`engine.sinks.Sink.reopen`).
+    line and reopens the device when it is back (:meth:`engine.live.sinks.Sink.reopen`).
     """

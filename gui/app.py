@@ -14,10 +14,10 @@ from typing import Any
 
 from PyQt6 import QtCore, QtWidgets
 
-from engine.commands import live_config, log, parse_blend
+from engine.cli.commands import live_config, log, parse_blend
 from engine.errors import TextureError
-from engine.params import ParamStore
-from engine.styles import StyleLibrary
+from engine.live.params import ParamStore
+from engine.analysis.styles import StyleLibrary
 from gui.devices import open_sink
 from gui.instrument import Instrument, one_line
 from gui.main_window import MainWindow
@@ -63,7 +63,7 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
         if styles:
             messages.append("no style could be loaded; playing the default style")
     if stepper is None:
-        from engine.runtime import BlockStepper
+        from engine.synthesis.runtime import BlockStepper
         stepper = BlockStepper(config, backend=backend, log=log)
     banner = None
     key: object = device
@@ -79,7 +79,7 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
 def start_midi(instrument: Instrument, port: str | None) -> str | None:
     """Open MIDI input for the instrument (attached as ``instrument.midi``); a message when it cannot."""
     try:
-        from engine.midi import MidiController
+        from engine.control.midi import MidiController
     except ImportError as exc:
         return f"MIDI off: {exc}"
     try:

@@ -1,21 +1,21 @@
 """Audio outputs for the device chooser, and the sink for a choice (null sink when there is none).
 
 The chooser's keys are ``None`` (the system default), a PortAudio device index, or
-:data:`SILENT` (no output: a real-time paced :class:`engine.sinks.NullSink`, so everything else keeps
+:data:`SILENT` (no output: a real-time paced :class:`engine.live.sinks.NullSink`, so everything else keeps
 working without a sound card).
 
-The list comes from a fresh PortAudio in a child process (:func:`engine.device_process.list_outputs`,
+The list comes from a fresh PortAudio in a child process (:func:`engine.live.device_process.list_outputs`,
 about 0.3 s, kept for :data:`LIST_CACHE_SECONDS`): this process never loads PortAudio, so a JACK
-server that dies cannot take it down (see :mod:`engine.device_process`), and a restarted server is
+server that dies cannot take it down (see :mod:`engine.live.device_process`), and a restarted server is
 listed again.
 """
 from __future__ import annotations
 
 import time
 
-from engine.device_process import list_outputs as _device_list
+from engine.live.device_process import list_outputs as _device_list
 from engine.errors import TextureError
-from engine.sinks import DEFAULT_LEAD_SECONDS, NullSink, Sink, SoundDeviceSink
+from engine.live.sinks import DEFAULT_LEAD_SECONDS, NullSink, Sink, SoundDeviceSink
 
 SILENT = "silent"
 NO_DEVICE_BANNER = "No audio output device — running silently"
@@ -50,7 +50,7 @@ def list_outputs() -> list[tuple[str, object]]:
 def open_sink(key: object, *, lead_seconds: float | None = None) -> tuple[Sink, str | None, str | None]:
     """The sink for a chooser key (or a ``--device`` name), the banner to show and why.
 
-    ``lead_seconds`` is a sound device's lead (None: :data:`engine.sinks.DEFAULT_LEAD_SECONDS`).
+    ``lead_seconds`` is a sound device's lead (None: :data:`engine.live.sinks.DEFAULT_LEAD_SECONDS`).
 
     Returns ``(sink, banner, reason)``: banner and reason are None when a device plays. A device
     that cannot be opened gives a real-time null sink, :data:`NO_DEVICE_BANNER` and the one-line

@@ -7,12 +7,12 @@ Nothing here ever makes the GUI thread wait on the engine:
 * loading and analysing style files (0.2–1 s each) and the styles of a session run on one *loader*
   worker thread;
 * the producer thread reaches the GUI only through taps that enqueue (recorder, scope) and through
-  :meth:`engine.stream.Engine.telemetry`, which the window polls;
+  :meth:`engine.live.stream.Engine.telemetry`, which the window polls;
 * every message for the user (a bad file, a lost device, a finished recording) is one line emitted
   on ``sigMessage`` — from whatever thread — and Qt queues it to the window.
 
-The GUI writes only :class:`engine.params.ParamStore` (and adds/removes styles in the thread-safe
-:class:`engine.styles.StyleLibrary`).
+The GUI writes only :class:`engine.live.params.ParamStore` (and adds/removes styles in the thread-safe
+:class:`engine.analysis.styles.StyleLibrary`).
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from typing import Any
 from PyQt6 import QtCore
 
 from engine.errors import TextureError
-from engine.params import BLEND_MODES, ParamStore
-from engine.sinks import NullSink, Sink
-from engine.stream import Engine, Telemetry
-from engine.styles import StyleLibrary
+from engine.live.params import BLEND_MODES, ParamStore
+from engine.live.sinks import NullSink, Sink
+from engine.live.stream import Engine, Telemetry
+from engine.analysis.styles import StyleLibrary
 from gui.devices import NO_DEVICE_BANNER, NULL_RATE, SILENT, open_sink, sink_label
 from gui.recorder import Recorder, recover_recordings
 from gui.scope import OutputScope
@@ -48,11 +48,11 @@ class Instrument(QtCore.QObject):
     Parameters
     ----------
     library, params, stepper, sink
-        As for :class:`engine.stream.Engine`.
+        As for :class:`engine.live.stream.Engine`.
     banner : str or None
         Shown above everything while set (e.g. no audio device).
     midi : object or None
-        A MIDI controller (:class:`engine.midi.MidiController` or anything with ``learn(param)``,
+        A MIDI controller (:class:`engine.control.midi.MidiController` or anything with ``learn(param)``,
         ``cancel_learn()``, ``learning``, ``midi_map`` and ``set_map(map)``); None when MIDI is off.
     lead_seconds : float or None
         The sound devices' lead (``play --lead-ms``), None for the default.
@@ -229,7 +229,7 @@ class Instrument(QtCore.QObject):
         if data is None or self.midi is None:
             return
         try:
-            from engine.midi_map import MidiMap
+            from engine.control.midi_map import MidiMap
             self.midi.set_map(MidiMap.from_dict(data))
         except Exception as exc:  # noqa: BLE001 - a bad map in a session: say so, keep the current map
             self.sigMessage.emit(f"session MIDI map not used: {one_line(exc)}")

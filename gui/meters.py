@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from engine.stream import Telemetry
+from engine.live.stream import Telemetry
 from gui import theme
 
 DB_FLOOR = -60.0

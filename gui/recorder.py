@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from engine.audio_io import partial_path
+from engine.analysis.audio_io import partial_path
 from engine.errors import AudioFileError
 
 #: libsndfile command that rewrites the header with the current length (sndfile.h).

@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore
 
-from engine.stream import Telemetry
+from engine.live.stream import Telemetry
 
 #: Colour levels in log1p magnitude units (the default style spans about 0..3.4; 99 % below 1.6).
 LEVELS = (0.0, 2.2)

@@ -3,5 +3,5 @@
 #: Every network ``--network`` names: random 1D banks, random 2D CNN, the trained 2D and 1D classifiers.
 NETWORKS = ("random1d", "random2d", "trained2d", "trained1d")
 #: The networks the streaming engine runs: stacks of 1D conv + ReLU layers, whose gradient
-#: :class:`engine.step_graph.AnalyticStep` writes out by hand. The 2D ones are offline only.
+#: :class:`engine.synthesis.step_graph.AnalyticStep` writes out by hand. The 2D ones are offline only.
 LIVE_NETWORKS = ("random1d", "trained1d")

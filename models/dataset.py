@@ -243,7 +243,7 @@ def read_notes(root: Path) -> list[Note]:
 
 def note_magnitude(y: np.ndarray, onset: int) -> np.ndarray:
     """``(513, CLIP_FRAMES)`` STFT magnitude of one note from its onset, peak-normalised to :data:`PEAK`."""
-    from engine.spectral import stft
+    from engine.analysis.spectral import stft
 
     n = (CLIP_FRAMES - 1) * HOP
     seg = y[onset:onset + n].astype(np.float64)

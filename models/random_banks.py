@@ -45,7 +45,7 @@ DEFAULT_BANKS: tuple[BankSpec, ...] = (
 
 
 class ConvLayer(NamedTuple):
-    """One 1D conv + ReLU feature layer as the live graph runs it (:class:`engine.step_graph.AnalyticStep`).
+    """One 1D conv + ReLU feature layer as the live graph runs it (:class:`engine.synthesis.step_graph.AnalyticStep`).
 
     ``a = relu(conv1d(input, weight, bias, dilation))``, valid convolution; ``input`` is the network's
     input when ``source`` is -1, else the ReLU maps of layer ``source`` (an earlier layer). Separate

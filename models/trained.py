@@ -1,7 +1,7 @@
 """Trained spectrogram CNNs: an AlexNet-like 3x3 2D classifier (Verma & Smith 2018) and a 1D classifier
 with frequency bins as channels (Huzaifah & Wyse), trained on GM instrument-family notes.
 
-Both have the interface of :mod:`models.random_banks` networks, so :mod:`engine.offline` uses them
+Both have the interface of :mod:`models.random_banks` networks, so :mod:`engine.synthesis.offline` uses them
 unchanged: ``forward(x)`` takes a log-magnitude spectrogram ``(bins, frames)`` and returns each conv
 layer's ReLU feature maps ``(channels, positions)``; ``max_span`` is the fewest frames they accept;
 ``weights`` has one entry per feature layer (the receptive-field control weights layers, shallow to

@@ -2,7 +2,7 @@
 
 Never the shared server of the session (``conftest.jack_server``): killing that one would pull the
 ground from under every other test. This process never loads PortAudio on it either (PortAudio
-aborts the process that owns a client of a server that died, see engine.device_process): what is
+aborts the process that owns a client of a server that died, see engine.live.device_process): what is
 played is recorded with ``jack_rec`` in its own process.
 
 JACK keeps the servers of a machine in a shared registry of 8 entries, and a server killed with

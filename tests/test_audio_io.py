@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 import main
-from engine.audio_io import load_audio, save_audio
+from engine.analysis.audio_io import load_audio, save_audio
 from engine.errors import AudioFileError
 from tests.signals import bursts_and_drone
 

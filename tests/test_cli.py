@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 import main
-from engine.step_graph import BlockConfig
+from engine.synthesis.step_graph import BlockConfig
 from tests.signals import SR, bursts_and_drone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,14 +205,14 @@ def test_an_interrupted_render_leaves_one_named_faded_file(tmp_path, capsys, sig
 
 
 def test_an_interrupted_offline_render_writes_nothing(tmp_path, capsys, monkeypatch):
-    import engine.offline
+    import engine.synthesis.offline
     started = threading.Event()
-    real = engine.offline.synthesize
+    real = engine.synthesis.offline.synthesize
 
     def observed(*args, **kwargs):  # the real synthesis; only tells the test that it began
         started.set()
         return real(*args, **kwargs)
-    monkeypatch.setattr(engine.offline, "synthesize", observed)
+    monkeypatch.setattr(engine.synthesis.offline, "synthesize", observed)
     sender = threading.Thread(target=lambda: started.wait(120) and os.kill(os.getpid(), signal.SIGTERM), daemon=True)
     sender.start()
     out = tmp_path / "off.wav"

@@ -23,10 +23,10 @@ import pytest
 import soundfile as sf
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from engine.commands import live_config
+from engine.cli.commands import live_config
 from engine.errors import TextureError
-from engine.midi_map import Mapping, MidiMap
-from engine.sinks import NullSink
+from engine.control.midi_map import Mapping, MidiMap
+from engine.live.sinks import NullSink
 from gui import devices
 from gui.app import build_instrument
 from gui.main_window import MainWindow
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # ------------------------------------------------------------------ fixtures and helpers
 @pytest.fixture(scope="module")
 def stepper():
-    from engine.runtime import BlockStepper
+    from engine.synthesis.runtime import BlockStepper
     return BlockStepper(live_config())
 
 
@@ -501,7 +501,7 @@ def test_space_toggles_play_and_the_window_remembers_its_geometry(make_window, q
 # ------------------------------------------------------------------ MIDI learn on real ports (JACK)
 def test_midi_learn_button_and_program_change_on_real_ports(make_window, qtbot, jack_server, tmp_path) -> None:
     import rtmidi
-    from engine.midi import MidiController
+    from engine.control.midi import MidiController
     window = make_window(start=False)
     inst = window.instrument
     controller = MidiController(inst.params, api="jack", midi_map=MidiMap.default(), save_learned=False,
@@ -602,7 +602,7 @@ def test_screenshot_was_made_from_the_current_gui_sources() -> None:
 @pytest.mark.slow
 def test_the_window_reports_a_killed_jack_server_plays_again_when_it_returns_and_closes(
         make_window, qtbot, private_jack, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from engine.sinks import SoundDeviceSink
+    from engine.live.sinks import SoundDeviceSink
     monkeypatch.setenv("JACK_DEFAULT_SERVER", private_jack.name)  # the device process plays on it
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     window = make_window(sink=SoundDeviceSink(None))
@@ -626,7 +626,7 @@ def test_the_window_reports_a_killed_jack_server_plays_again_when_it_returns_and
 # ------------------------------------------------------------------ play's options reach the window
 def test_play_options_reach_the_windows_engine(jack_server, qapp, stepper, config_dir) -> None:
     import main
-    from engine.commands import build_params
+    from engine.cli.commands import build_params
     args = main.build_parser().parse_args(["play", "--gain", "0.3", "--receptive-field", "0.9", "--seed", "7",
                                            "--lead-ms", "60"])
     inst, _ = build_instrument(None, stepper=stepper, params=build_params(args), lead_ms=args.lead_ms)

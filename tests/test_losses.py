@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine import losses
-from engine.spectral import SpectralConfig
-from engine.step_graph import AnalyticStep, BlockConfig, receptive_field_weights
-from engine.targets import blend, compute_target
+from engine.synthesis import losses
+from engine.analysis.spectral import SpectralConfig
+from engine.synthesis.step_graph import AnalyticStep, BlockConfig, receptive_field_weights
+from engine.analysis.targets import blend, compute_target
 from models.random_banks import BankSpec
 
 TERMS = {"style": (1, 0, 0, 0, 0), "spectral": (0, 1, 0, 0, 0), "temporal": (0, 0, 1, 0, 0),

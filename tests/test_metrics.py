@@ -1,4 +1,4 @@
-"""Texture metrics (engine.metrics) and the baselines they rank (engine.baselines).
+"""Texture metrics (engine.evaluation.metrics) and the baselines they rank (engine.evaluation.baselines).
 
 Signals are generated here: pink noise, band-passed noise bursts over a drone (a bursty texture),
 and a sine. "Same process" pairs use different seeds and different durations.
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from engine import baselines, metrics
+from engine.evaluation import baselines
+
+from engine.evaluation import metrics
 from engine.errors import ParameterError
 from models.random_banks import DEFAULT_BANKS
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.baselines import spectral_noise
+from engine.evaluation.baselines import spectral_noise
 from engine.errors import ParameterError
-from engine.novelty import COPY_RUN_FRAMES, collage_index, copied_mask, copied_share, distance_ratio
+from engine.evaluation.novelty import COPY_RUN_FRAMES, collage_index, copied_mask, copied_share, distance_ratio
 from tests.signals import SR, crackle
 
 ROOT = Path(__file__).resolve().parents[1]

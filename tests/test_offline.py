@@ -5,9 +5,9 @@ import numpy as np
 import soundfile as sf
 
 import main
-from engine.baselines import spectral_noise
-from engine.metrics import evaluate, heldout_gram_distance
-from engine.offline import TRANSFER_WEIGHTS, OfflineSettings, synthesize, transfer
+from engine.evaluation.baselines import spectral_noise
+from engine.evaluation.metrics import evaluate, heldout_gram_distance
+from engine.synthesis.offline import TRANSFER_WEIGHTS, OfflineSettings, synthesize, transfer
 from tests.signals import SR, bursts_and_drone, tone
 
 

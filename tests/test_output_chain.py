@@ -2,8 +2,8 @@
 import numpy as np
 import scipy.signal
 
-from engine.output_chain import OutputChain, soft_limit
-from engine.ringbuffer import RingBuffer
+from engine.live.output_chain import OutputChain, soft_limit
+from engine.live.ringbuffer import RingBuffer
 
 
 def test_soft_limit_never_reaches_full_scale_and_leaves_quiet_audio_alone():

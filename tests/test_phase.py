@@ -1,4 +1,4 @@
-"""Tests of engine.phase: Fast Griffin-Lim and streaming RTISI-LA.
+"""Tests of engine.synthesis.phase: Fast Griffin-Lim and streaming RTISI-LA.
 
 Bounds come from measurement (2 s signals at 22050 Hz, n_fft 1024, hop 256, default seeds):
 FGLA-32 reaches -20.8 dB on the harmonic tone and -18.7 dB on the noise; random phase gives -4 dB;
@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import phase as phase_mod
+from engine.synthesis import phase as phase_mod
 from engine.errors import ParameterError
-from engine.phase import StreamingPhase, fast_griffin_lim
-from engine.spectral import istft, spectral_convergence_db, stft
+from engine.synthesis.phase import StreamingPhase, fast_griffin_lim
+from engine.analysis.spectral import istft, spectral_convergence_db, stft
 
 SR = 22050
 HOP = 256

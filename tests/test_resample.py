@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ParameterError
-from engine.resample import StreamResampler
+from engine.live.resample import StreamResampler
 
 
 def _through(rates: tuple[int, int], x: np.ndarray, block: int = 512) -> np.ndarray:

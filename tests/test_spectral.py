@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ParameterError
-from engine.spectral import (SpectralConfig, istft, log_magnitude, magnitude_from_log, pseudo_cqt_inverse,
+from engine.analysis.spectral import (SpectralConfig, istft, log_magnitude, magnitude_from_log, pseudo_cqt_inverse,
                              pseudo_cqt_matrix, stft, stft_frames)
 from tests.signals import bursts_and_drone
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from engine.errors import ParameterError
-from engine.graph_cache import GRAPH_FILE, MANIFEST_FILE, cache_root, cached_graph, check_cached, config_key, export_graph
-from engine.runtime import BlockStepper
-from engine.step_graph import BlockConfig, example_inputs, receptive_field_weights
-from engine.spectral import SpectralConfig
+from engine.synthesis.graph_cache import GRAPH_FILE, MANIFEST_FILE, cache_root, cached_graph, check_cached, config_key, export_graph
+from engine.synthesis.runtime import BlockStepper
+from engine.synthesis.step_graph import BlockConfig, example_inputs, receptive_field_weights
+from engine.analysis.spectral import SpectralConfig
 from models.random_banks import BankSpec
 from models.trained import load_trained
 

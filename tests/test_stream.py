@@ -7,18 +7,18 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from engine.audio_io import resample
-from engine.block_synth import adapt_cap, continuation_probability
-from engine.metrics import envelope_stats_distance
-from engine.novelty import collage_index, copied_share
-from engine.commands import live_config
-from engine.params import ParamStore
-from engine.runtime import BlockStepper
-from engine.sinks import LEAD_STEP_SECONDS, FileSink, NullSink, SoundDeviceSink
-from engine.spectral import SpectralConfig, log_magnitude, stft
-from engine.step_graph import BlockConfig
-from engine.stream import Engine
-from engine.styles import StyleLibrary
+from engine.analysis.audio_io import resample
+from engine.synthesis.block_synth import adapt_cap, continuation_probability
+from engine.evaluation.metrics import envelope_stats_distance
+from engine.evaluation.novelty import collage_index, copied_share
+from engine.cli.commands import live_config
+from engine.live.params import ParamStore
+from engine.synthesis.runtime import BlockStepper
+from engine.live.sinks import LEAD_STEP_SECONDS, FileSink, NullSink, SoundDeviceSink
+from engine.analysis.spectral import SpectralConfig, log_magnitude, stft
+from engine.synthesis.step_graph import BlockConfig
+from engine.live.stream import Engine
+from engine.analysis.styles import StyleLibrary
 from tests.jack_capture import JackCapture
 from tests.signals import SR, bursts_and_drone, crackle
 
@@ -80,7 +80,7 @@ def test_plays_five_seconds_through_jack_without_underruns(jack_server, stepper)
     assert np.max(np.abs(played)) <= 1.0
     assert np.sqrt(np.mean(played[sink.rate:] ** 2)) > 0.01  # not silent
     heard = resample(played[sink.rate:], sink.rate, SR)
-    from engine.default_style import default_style
+    from engine.analysis.default_style import default_style
     ref = default_style()
     near = _band_spectrum_distance_db(ref, heard)
     far = _band_spectrum_distance_db(ref, _noise((3000, 9000)))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import styles
-from engine.commands import live_config
+from engine.analysis import styles
+from engine.cli.commands import live_config
 from engine.errors import AudioFileError
-from engine.spectral import log_magnitude, stft
-from engine.styles import StyleLibrary
-from engine.targets import compute_target
+from engine.analysis.spectral import log_magnitude, stft
+from engine.analysis.styles import StyleLibrary
+from engine.analysis.targets import compute_target
 from tests.signals import SR, bursts_and_drone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +60,8 @@ def test_analysing_a_five_minute_style_stays_within_a_few_times_its_spectrogram(
         import json, resource, sys
         sys.path.insert(0, {str(ROOT)!r})
         import numpy as np
-        from engine.commands import live_config
-        from engine.styles import StyleLibrary
+        from engine.cli.commands import live_config
+        from engine.analysis.styles import StyleLibrary
         library = StyleLibrary(live_config())
         rng = np.random.default_rng(0)
         y = (0.1 * rng.standard_normal(300 * 22050)).astype(np.float32)

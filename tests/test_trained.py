@@ -11,8 +11,8 @@ import soundfile as sf
 import torch
 
 from engine.errors import ParameterError
-from engine.offline import NETWORKS, OfflineSettings, synthesize, transfer
-from engine.spectral import SpectralConfig, log_magnitude, stft
+from engine.synthesis.offline import NETWORKS, OfflineSettings, synthesize, transfer
+from engine.analysis.spectral import SpectralConfig, log_magnitude, stft
 import main
 from models.trained import KINDS, MANIFEST, WEIGHTS_DIR, Trained1DCNN, export_onnx, load_trained, sha256_file
 from tests.signals import SR, bursts_and_drone, tone

@@ -93,7 +93,7 @@ class SpectralConfig:
 
         Half-octave bands (a :func:`pseudo_cqt_matrix` at 2 bins per octave) from 50 Hz to Nyquist: 16
         bands at 22050 Hz. Their band-mean log1p magnitudes over time are the envelopes whose statistics
-        (:func:`engine.statistics.envelope_statistics`) the live engine matches.
+        (:func:`engine.analysis.statistics.envelope_statistics`) the live engine matches.
         """
         return pseudo_cqt_matrix(sample_rate=self.sample_rate, n_fft=self.n_fft, bins_per_octave=2,
                                  fmin=ENVELOPE_FMIN_HZ).copy()

@@ -8,8 +8,8 @@ the engine's.
 
 Memory. A style keeps its log-magnitude spectrogram (float32, 177 kB per second at 22050 Hz). The
 analysis around it is bounded: the file is read and mixed to mono in blocks
-(:func:`engine.audio_io.load_audio`), the STFT is taken :data:`STFT_CHUNK_FRAMES` frames at a time
-(:func:`engine.spectral.stft_frames`), and :func:`engine.targets.compute_target` runs the network in
+(:func:`engine.analysis.audio_io.load_audio`), the STFT is taken :data:`STFT_CHUNK_FRAMES` frames at a time
+(:func:`engine.analysis.spectral.stft_frames`), and :func:`engine.analysis.targets.compute_target` runs the network in
 pieces. Measured here on a 20-minute 44.1 kHz stereo 16-bit file (``StyleLibrary.add_file``): peak
 memory 2.4 GB and 34 s when it was analysed whole, 0.69 GB and 17 s in pieces (0.28 GB of that is
 the interpreter with torch; the rest is the mono signal while it is resampled, then the 212 MB
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio_io import load_audio
-from engine.default_style import DEFAULT_STYLE_NAME, default_style
+from engine.analysis.audio_io import load_audio
+from engine.analysis.default_style import DEFAULT_STYLE_NAME, default_style
 from engine.errors import AudioFileError
-from engine.spectral import _check_audio, log_magnitude, stft_frames
-from engine.step_graph import BlockConfig
-from engine.targets import StyleTarget, compute_target
+from engine.analysis.spectral import _check_audio, log_magnitude, stft_frames
+from engine.synthesis.step_graph import BlockConfig
+from engine.analysis.targets import StyleTarget, compute_target
 
 #: Longest style file accepted, in seconds (its spectrogram stays in memory: ~0.64 GB an hour).
 STYLE_MAX_SECONDS = 3600.0
@@ -103,7 +103,7 @@ class StyleLibrary:
         return style
 
     def _spectrogram(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """log1p |STFT| ``(bins, frames)`` float32 (frame-major, as :func:`engine.spectral.stft` lays it
+        """log1p |STFT| ``(bins, frames)`` float32 (frame-major, as :func:`engine.analysis.spectral.stft` lays it
         out) and the mean power per bin, computed :data:`STFT_CHUNK_FRAMES` frames at a time."""
         spec = self.config.spectral
         y = _check_audio(y)  # ParameterError, as stft() gives, for audio that is not mono, float, finite
@@ -117,7 +117,7 @@ class StyleLibrary:
         return log_mag, power / n_frames
 
     def add_file(self, path: str | os.PathLike) -> Style:
-        """Load a sound file (see :func:`engine.audio_io.load_audio` for the errors) and add it.
+        """Load a sound file (see :func:`engine.analysis.audio_io.load_audio` for the errors) and add it.
 
         Files longer than :data:`STYLE_MAX_SECONDS` are refused (AudioFileError) before they are read."""
         y = load_audio(path, sample_rate=self.config.spectral.sample_rate, min_samples=self.min_samples,

@@ -4,7 +4,7 @@ A :class:`StyleTarget` holds, for one sound, everything the losses compare again
 an autocorrelation per network layer/bank, the mean log-magnitude spectrum (spectral energy envelope)
 the temporal energy-envelope moments, the mean spectral flux, the per-bin spread (standard deviation of
 the log-magnitude, which with the mean shapes the live engine's noise) and the band-envelope
-statistics (:func:`engine.statistics.envelope_statistics`). Blending is linear in every statistic with weights
+statistics (:func:`engine.analysis.statistics.envelope_statistics`). Blending is linear in every statistic with weights
 normalised to sum 1, so weights (1, 0) give exactly the first style's target.
 
 Long styles are analysed in pieces: with a 1D network of valid convolutions (``random1d``,
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine import statistics as st
+from engine.analysis import statistics as st
 from engine.errors import ParameterError
 
 #: Frames of feature maps computed at once by :func:`compute_target` for long styles.
@@ -63,7 +63,7 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
                    chunk_frames: int = CHUNK_FRAMES) -> StyleTarget:
     """Statistics of one style's log-magnitude spectrogram ``(bins, frames)`` under ``network``.
 
-    With ``envelope_map`` ``(bands, bins)`` (:meth:`engine.spectral.SpectralConfig.envelope_map`) the
+    With ``envelope_map`` ``(bands, bins)`` (:meth:`engine.analysis.spectral.SpectralConfig.envelope_map`) the
     band-envelope statistics are computed too (the style then needs more frames than the longest
     envelope lag; the band envelopes are 16 rows, so they are analysed whole). Spectrograms longer
     than ``chunk_frames`` are analysed in pieces when the network is a stack of valid 1D convolutions
@@ -130,7 +130,7 @@ def _chunked_feature_stats(s: torch.Tensor, network: torch.nn.Module, fmap: torc
 
 
 def _chunked_flux(s: torch.Tensor, chunk: int) -> torch.Tensor:
-    """:func:`engine.statistics.mean_flux` without a full-size difference array."""
+    """:func:`engine.analysis.statistics.mean_flux` without a full-size difference array."""
     n = s.shape[1]
     total = 0.0
     for start in range(0, n - 1, chunk):

@@ -5,7 +5,7 @@ MIDI through the ``midi_starter`` that main.py hands in, and main.py opens the G
 
 Each command returns an exit status; user errors raise :class:`engine.errors.TextureError`, which
 ``main.py`` prints as one line. ``main.py`` has checked every value with
-:func:`engine.options.check_args` before it calls in here. Long work shows a progress bar on stderr
+:func:`engine.cli.options.check_args` before it calls in here. Long work shows a progress bar on stderr
 (tqdm, hidden when stderr is not a terminal).
 
 Interruptions: ``play`` stops on Ctrl-C or SIGTERM like at the end of ``--seconds``. A streaming
@@ -29,13 +29,13 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from engine.audio_io import load_audio, save_audio
+from engine.analysis.audio_io import load_audio, save_audio
 from engine.errors import ParameterError, TextureError
-from engine.options import OFFLINE_MAX_SECONDS, parse_blend
-from engine.params import ParamStore
-from engine.spectral import SpectralConfig
-from engine.step_graph import BlockConfig
-from engine.styles import StyleLibrary
+from engine.cli.options import OFFLINE_MAX_SECONDS, parse_blend
+from engine.live.params import ParamStore
+from engine.analysis.spectral import SpectralConfig
+from engine.synthesis.step_graph import BlockConfig
+from engine.analysis.styles import StyleLibrary
 
 
 #: When this module was imported (the process's start, for "first sound" figures), time.monotonic().
@@ -95,7 +95,7 @@ def build_library(config: BlockConfig, styles: list[str] | None, blend: str | No
 
 
 def _stepper(config: BlockConfig, backend: str):
-    from engine.runtime import BlockStepper
+    from engine.synthesis.runtime import BlockStepper
     return BlockStepper(config, backend=backend, log=log)
 
 
@@ -109,8 +109,8 @@ def _write_json(path: str | None, data: dict) -> None:
 
 def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) -> int:
     """Play from the terminal until Ctrl-C or ``--seconds``; ``midi_starter`` (from main.py) attaches MIDI input."""
-    from engine.sinks import DEFAULT_LEAD_SECONDS, SoundDeviceSink
-    from engine.stream import Engine
+    from engine.live.sinks import DEFAULT_LEAD_SECONDS, SoundDeviceSink
+    from engine.live.stream import Engine
     params = build_params(args)
     config = live_config(args.sample_rate, network=args.network)
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
@@ -164,8 +164,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log(f"interrupted: nothing written (an offline render has no audio before it ends); {args.out} untouched")
             return 130
-    from engine.sinks import FileSink
-    from engine.stream import Engine
+    from engine.live.sinks import FileSink
+    from engine.live.stream import Engine
     params = build_params(args)
     config = live_config(args.sample_rate, network=args.network, frequency_axis=args.frequency_axis)
     library = build_library(config, args.style, args.blend, params)
@@ -188,7 +188,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
-    from engine.offline import OfflineSettings
+    from engine.synthesis.offline import OfflineSettings
     kwargs = dict(network=args.network, seed=args.seed,
                   spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis or "linear"))
     if getattr(args, "iterations", None) is not None:
@@ -209,7 +209,7 @@ def _run_offline(settings, run) -> "OfflineResult":
 
 
 def _render_offline(args: argparse.Namespace) -> int:
-    from engine.offline import synthesize
+    from engine.synthesis.offline import synthesize
     settings = _offline_settings(args)
     parse_blend(args.blend, len(args.style))
     need = int(settings.spectral.sample_rate * 0.5)
@@ -233,12 +233,12 @@ def _render_offline(args: argparse.Namespace) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from engine.losses import LossWeights
-    from engine.offline import TRANSFER_WEIGHTS, transfer
+    from engine.synthesis.losses import LossWeights
+    from engine.synthesis.offline import TRANSFER_WEIGHTS, transfer
     weights = LossWeights.parse(args.weights, base=TRANSFER_WEIGHTS) if args.weights else TRANSFER_WEIGHTS
     settings = _offline_settings(args, weights=weights, receptive_field=0.5)
     need = int(settings.spectral.sample_rate * 0.5)
-    # transfer makes as much audio as the content: the offline limit applies to it (engine.options)
+    # transfer makes as much audio as the content: the offline limit applies to it (engine.cli.options)
     content = load_audio(args.content, sample_rate=settings.spectral.sample_rate, min_samples=need,
                          max_seconds=OFFLINE_MAX_SECONDS)
     style = load_audio(args.style, sample_rate=settings.spectral.sample_rate, min_samples=need)
@@ -257,14 +257,14 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.metrics import METRIC_KEYS, evaluate, format_table, min_samples
+    from engine.evaluation.metrics import METRIC_KEYS, evaluate, format_table, min_samples
     need = max(min_samples(k, sample_rate=args.sample_rate) for k in METRIC_KEYS)
     ref = load_audio(args.reference, sample_rate=args.sample_rate, min_samples=need)
     cands = [load_audio(p, sample_rate=args.sample_rate, min_samples=need) for p in args.candidates]
     rows = evaluate(ref, cands, sample_rate=args.sample_rate)
     print(format_table(rows, [Path(p).name for p in args.candidates]))
     if args.style:
-        from engine.novelty import copied_share, distance_ratio
+        from engine.evaluation.novelty import copied_share, distance_ratio
         style = load_audio(args.style, sample_rate=args.sample_rate)
         print(f"\nnovelty against {Path(args.style).name} (copied: share in verbatim runs of it; distance: "
               f"nearest-frame distance over the reference's, 1 = as new as fresh material)")
@@ -278,7 +278,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from engine.bench import run_bench
+    from engine.cli.bench import run_bench
     figures = run_bench(live_config(network=args.network), blocks=args.blocks, log=log)
     print(json.dumps(figures, indent=2))
     _write_json(args.json, figures)
@@ -288,7 +288,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     """Audio outputs as the engine sees them (a fresh PortAudio in the device process) and ORT providers."""
     import onnxruntime as ort
-    from engine.device_process import list_outputs
+    from engine.live.device_process import list_outputs
     print("Audio outputs:")
     outputs = list_outputs()
     for d in outputs:
@@ -301,7 +301,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from engine.graph_cache import export_graph, export_manifest_summary
+    from engine.synthesis.graph_cache import export_graph, export_manifest_summary
     try:
         graph = export_graph(live_config(network=args.network), args.out)
     except OSError as exc:
@@ -316,7 +316,7 @@ COMMANDS = {"play": cmd_play, "render": cmd_render, "transfer": cmd_transfer,
 
 
 def run(args: argparse.Namespace, *, midi_starter: MidiStarter | None = None) -> int:
-    """Dispatch a parsed command line whose values :func:`engine.options.check_args` accepted
+    """Dispatch a parsed command line whose values :func:`engine.cli.options.check_args` accepted
     (MIDI-free: main.py owns the MIDI commands and hands in ``midi_starter``)."""
     if args.command == "play":
         return cmd_play(args, midi_starter)

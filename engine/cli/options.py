@@ -35,7 +35,7 @@ from engine.errors import ParameterError
 
 #: The longest offline render / style transfer, in seconds of output (see the module doc).
 OFFLINE_MAX_SECONDS = 120.0
-#: Suffixes of the audio files ``render`` and ``transfer`` write (engine.audio_io.WRITE_FORMATS).
+#: Suffixes of the audio files ``render`` and ``transfer`` write (engine.analysis.audio_io.WRITE_FORMATS).
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 

@@ -1,8 +1,8 @@
 """MIDI in → parameter store: python-rtmidi input, mappings, MIDI learn, hot-plug.
 
 Only ``main.py`` and ``gui/`` import this module (the synthesis code never does). It writes to one
-:class:`~engine.params.ParamStore` and to counters it owns; the mapping model lives in
-:mod:`engine.midi_map`.
+:class:`~engine.live.params.ParamStore` and to counters it owns; the mapping model lives in
+:mod:`engine.control.midi_map`.
 
 Ports. :class:`MidiController` always opens a virtual input port named ``"texture in"`` (client
 ``"texture"``) that any sequencer or MidiOut can connect to, plus, when asked, one hardware/software
@@ -58,9 +58,9 @@ from typing import Callable
 import rtmidi
 
 from engine.errors import ParameterError, TextureError
-from engine.jack_quiet import silence_jack
-from engine.midi_map import Mapping, MidiMap, load_user_map, save_user_map
-from engine.params import ParamStore
+from engine.live.jack_quiet import silence_jack
+from engine.control.midi_map import Mapping, MidiMap, load_user_map, save_user_map
+from engine.live.params import ParamStore
 
 silence_jack()  # a dying JACK server must not print libjack's lines through our MIDI client
 
@@ -190,7 +190,7 @@ class MidiController:
     Parameters
     ----------
     params : the store to write.
-    midi_map : the mappings; None loads the user config (:func:`engine.midi_map.load_user_map`).
+    midi_map : the mappings; None loads the user config (:func:`engine.control.midi_map.load_user_map`).
     slot_ids : returns the current style slot ids in slot order (default: none, so notes are
         unmapped); called on the MIDI thread for each note-on, so it must be cheap and thread-safe
         (e.g. return a list the app swaps atomically).
@@ -558,7 +558,7 @@ def cli_learn(params: ParamStore | None, param: str, timeout: float, port: str |
 
     Opens a :class:`MidiController` (virtual port ``"texture in"`` plus ``port`` if given), logs
     what to do, waits up to ``timeout`` seconds, saves the user config
-    (:func:`engine.midi_map.user_map_path`) and returns the new mapping. ``params`` may be None (a
+    (:func:`engine.control.midi_map.user_map_path`) and returns the new mapping. ``params`` may be None (a
     scratch store is used; the learned value is not kept). Suggested wiring in main.py:
     ``python main.py midi-learn PARAM [--midi PORT] [--timeout 30] [--lo X --hi Y --curve C]``,
     printing ``mapping.describe()``; catch TextureError for the one-line failure.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import ParameterError
-from engine.spectral import DEFAULT_HOP, DEFAULT_N_FFT, SpectralConfig, frame_count, hann_window, istft, stft
+from engine.analysis.spectral import DEFAULT_HOP, DEFAULT_N_FFT, SpectralConfig, frame_count, hann_window, istft, stft
 
 
 def _check(style: np.ndarray, *, seconds: float, sample_rate: int) -> tuple[np.ndarray, int]:
@@ -54,7 +54,7 @@ def spectral_noise(style: np.ndarray, *, seconds: float, sample_rate: int, rng: 
     """Spectral-noise baseline: the style's mean STFT magnitude under fresh random phases.
 
     Every frame of an STFT (n_fft 1024, hop 256) gets the style's time-averaged magnitude
-    ``mean_t |X[f, t]|`` ``(513,)`` with phases uniform in [0, 2π); :func:`engine.spectral.istft`
+    ``mean_t |X[f, t]|`` ``(513,)`` with phases uniform in [0, 2π); :func:`engine.analysis.spectral.istft`
     overlap-adds them.
 
     Parameters
@@ -88,7 +88,7 @@ def paulstretch(style: np.ndarray, *, seconds: float, sample_rate: int, rng: np.
     at position ``k / (K − 1) · (len(style) − w)``: the read position advances evenly from the start
     to the end of the style over the whole output, so the style is stretched (or compressed) to the
     requested duration. Each window keeps its magnitude spectrum, gets uniform random phases, and is
-    overlap-added with squared-window normalisation (:func:`engine.spectral.istft`).
+    overlap-added with squared-window normalisation (:func:`engine.analysis.spectral.istft`).
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 Every metric is a distance (0 for identical sounds, lower is closer) between time-averaged statistics,
 so a candidate of any duration compares with a reference of any other duration. All work on the
-same STFT as the engine (:mod:`engine.spectral`: n_fft 1024, hop 256, periodic Hann, centred); the
+same STFT as the engine (:mod:`engine.analysis.spectral`: n_fft 1024, hop 256, periodic Hann, centred); the
 settings are fixed on purpose so that numbers stay comparable between runs and machines.
 
 * :func:`heldout_gram_distance` — Gram distance under random conv banks the synthesis never
@@ -14,7 +14,7 @@ settings are fixed on purpose so that numbers stay comparable between runs and m
 * :func:`evaluate` runs all three against one reference; :func:`format_table` prints the result.
 
 Spectral convergence against a known target magnitude (for phase reconstruction, not textures) is
-:func:`engine.spectral.spectral_convergence_db`, re-exported here.
+:func:`engine.analysis.spectral.spectral_convergence_db`, re-exported here.
 
 Reference: J. H. McDermott and E. P. Simoncelli, "Sound texture perception via statistics of the
 auditory periphery", Neuron 71 (2011).
@@ -28,9 +28,9 @@ import numpy as np
 import scipy.signal
 import torch
 
-from engine import statistics as st
+from engine.analysis import statistics as st
 from engine.errors import ParameterError
-from engine.spectral import (DEFAULT_HOP, DEFAULT_N_FFT, DEFAULT_SAMPLE_RATE, SpectralConfig, log_magnitude,
+from engine.analysis.spectral import (DEFAULT_HOP, DEFAULT_N_FFT, DEFAULT_SAMPLE_RATE, SpectralConfig, log_magnitude,
                              spectral_convergence_db, stft)
 from models.random_banks import BankSpec, RandomBanks1D
 

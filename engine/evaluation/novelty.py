@@ -1,6 +1,6 @@
 """Is a texture new sound, or the style read back? Novelty and collage measures.
 
-A copy of the style has the style's statistics, so every statistics metric (:mod:`engine.metrics`)
+A copy of the style has the style's statistics, so every statistics metric (:mod:`engine.evaluation.metrics`)
 rewards granular replay. These measures tell synthesis from replay, on the same STFT as the engine
 (log1p magnitude, n_fft 1024, hop 256, 11.6 ms frames at 22050 Hz):
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import ParameterError
-from engine.spectral import DEFAULT_HOP, DEFAULT_N_FFT, SpectralConfig, log_magnitude, stft
+from engine.analysis.spectral import DEFAULT_HOP, DEFAULT_N_FFT, SpectralConfig, log_magnitude, stft
 
 #: Frames in a run of advancing nearest style frames that count as copied (9 frames = 104 ms at 22050 Hz).
 COPY_RUN_FRAMES = 9

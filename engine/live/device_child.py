@@ -1,7 +1,7 @@
 """The sound-device child process: opens one PortAudio output, plays the shared ring, reports.
 
-Started by :class:`engine.device_process.DeviceProcess` as ``python -m engine.device_child REQUEST``
-(see that module for why, the shared layout and the line protocol). ``python -m engine.device_child
+Started by :class:`engine.live.device_process.DeviceProcess` as ``python -m engine.live.device_child REQUEST``
+(see that module for why, the shared layout and the line protocol). ``python -m engine.live.device_child
 list`` prints the output devices a fresh PortAudio sees, as one JSON line.
 
 Real-time contract of the callback (:func:`_make_callback`): it copies at most one buffer from the
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from engine.device_process import RETRY_SECONDS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock
+from engine.live.device_process import RETRY_SECONDS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock
 
 
 def _say(event: str, **fields: object) -> None:
@@ -162,7 +162,7 @@ def _play(request: dict) -> None:
     for line in sys.stdin:
         command = line.strip()
         if command == "start":
-            from engine.ringbuffer import RingBuffer
+            from engine.live.ringbuffer import RingBuffer
             ring_holder[0] = RingBuffer(int(block.state.capacity), buffer=block.samples, counters=block.state)
             threading.Thread(target=_watch, args=(stream, block, started, stopping), daemon=True).start()
             try:
@@ -181,7 +181,7 @@ def _play(request: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: ``list`` or a JSON request (see :class:`engine.device_process.DeviceProcess`)."""
+    """Entry point: ``list`` or a JSON request (see :class:`engine.live.device_process.DeviceProcess`)."""
     request = {"mode": "list"} if argv[:1] == ["list"] else json.loads(argv[0])
     if request["mode"] == "list":
         try:

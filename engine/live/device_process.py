@@ -8,10 +8,10 @@ fails an ``assert`` in ``pa_jack.c`` (``jack_deactivate`` on the dead client) an
 process, also at interpreter exit. None of that can be bounded from Python in the process that
 owns the PortAudio instance. A child can simply be killed, and a new child is a fresh PortAudio.
 
-The parent (:class:`engine.sinks.SoundDeviceSink`) and the child share one file mapping
+The parent (:class:`engine.live.sinks.SoundDeviceSink`) and the child share one file mapping
 (:class:`SharedBlock`): a :class:`SharedState` header (ring counters, flags, counters the callback
-keeps, the live gain) and the samples of an :class:`engine.ringbuffer.RingBuffer`. The parent only
-writes samples and the gain; the child's PortAudio callback (:mod:`engine.device_child`) only copies
+keeps, the live gain) and the samples of an :class:`engine.live.ringbuffer.RingBuffer`. The parent only
+writes samples and the gain; the child's PortAudio callback (:mod:`engine.live.device_child`) only copies
 from the ring, scales by the gain and counts — no allocation of buffers, no lock, no I/O, and it
 shares its GIL with nothing but the child's idle threads. Control is a line protocol:
 
@@ -28,8 +28,8 @@ went away does exactly this within a period) or when the callback has not run fo
 PortAudio scan each time) until it appears, so a parent waiting for a restarted server spawns one
 process, not one a second.
 
-This module is the parent's side and the shared layout; the child runs :mod:`engine.device_child`
-(``python -m engine.device_child list`` prints the JSON device list the app sees). POSIX only (the
+This module is the parent's side and the shared layout; the child runs :mod:`engine.live.device_child`
+(``python -m engine.live.device_child list`` prints the JSON device list the app sees). POSIX only (the
 mapping's file descriptor is handed to the child with ``pass_fds``).
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ RETRY_SECONDS = 0.5
 OPEN_TIMEOUT_SECONDS = 15.0
 #: Longest wait for a child to stop its stream and exit before it is killed, in seconds.
 STOP_TIMEOUT_SECONDS = 1.0
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SharedState(ctypes.Structure):
@@ -251,7 +251,7 @@ def _spawn(request: dict, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     env["PYTHONPATH"] = os.pathsep.join([str(_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     # cwd: ``-m`` puts the working directory first on sys.path, and an ``engine`` folder where the
     # user happens to stand must not be the one the child imports.
-    return subprocess.Popen([sys.executable, "-m", "engine.device_child", json.dumps(request)],
+    return subprocess.Popen([sys.executable, "-m", "engine.live.device_child", json.dumps(request)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             bufsize=1, pass_fds=pass_fds, env=env, close_fds=True, cwd=str(_ROOT))
 

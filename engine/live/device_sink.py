@@ -1,7 +1,7 @@
 """Real-time output to a sound device, played by a child process, that survives losing the device.
 
-:class:`SoundDeviceSink` keeps the pacing contract of :mod:`engine.sinks` (lead, start-up cushion,
-lead growth after underruns). The stream itself runs in an :class:`engine.device_process.DeviceProcess`
+:class:`SoundDeviceSink` keeps the pacing contract of :mod:`engine.live.sinks` (lead, start-up cushion,
+lead growth after underruns). The stream itself runs in an :class:`engine.live.device_process.DeviceProcess`
 (why: see that module), fed through a lock-free ring in a shared mapping; the callback there copies,
 applies the live gain and counts. This side copies the gain from :attr:`Sink.gain_source` into the
 mapping every time it waits (every 2 ms or so while it paces), so a gain move is heard after the
@@ -23,10 +23,10 @@ import weakref
 
 import numpy as np
 
-from engine.device_process import OPEN_TIMEOUT_SECONDS, DeviceProcess, SharedBlock
+from engine.live.device_process import OPEN_TIMEOUT_SECONDS, DeviceProcess, SharedBlock
 from engine.errors import DeviceLost, ParameterError, TextureError
-from engine.ringbuffer import RingBuffer
-from engine.sinks import (DEFAULT_LEAD_SECONDS, LEAD_STEP_SECONDS, MAX_LEAD_SECONDS, PRIME_EXTRA_SECONDS,
+from engine.live.ringbuffer import RingBuffer
+from engine.live.sinks import (DEFAULT_LEAD_SECONDS, LEAD_STEP_SECONDS, MAX_LEAD_SECONDS, PRIME_EXTRA_SECONDS,
                           Sink)
 
 #: Queued audio not taken by the device for this long counts as a lost device, in seconds.
@@ -43,7 +43,7 @@ class SoundDeviceSink(Sink):
     device : int, str or None
         Output device index or (part of a) name; None for the default.
     lead_seconds : float
-        Audio queued ahead of each new block (see :mod:`engine.sinks`), 1 ms to 1 s (ParameterError
+        Audio queued ahead of each new block (see :mod:`engine.live.sinks`), 1 ms to 1 s (ParameterError
         otherwise). Smaller is quicker to respond and more likely to underrun when the machine is
         busy; 25 ms is about four times the compute of a default block on a 2-core CPU.
     latency : str or float

@@ -3,7 +3,7 @@
 A JACK client (here: rtmidi's, for MIDI) whose server dies prints ``Cannot read socket fd = 15 err =
 Success``, ``CheckRes error``, ``JackSocketClientChannel read fail`` and, when it is closed, three
 ``Server is not running`` lines, through libjack's error and info functions. The engine reports a
-lost audio server itself (:mod:`engine.device_sink`), so :func:`silence_jack` points both functions
+lost audio server itself (:mod:`engine.live.device_sink`), so :func:`silence_jack` points both functions
 of every libjack mapped into this process (python-rtmidi wheels bundle their own copy) at C's
 ``strlen``: a function with the same calling convention (one ``const char *``) that reads the message
 and does nothing, so no Python runs on JACK's threads, not even while the interpreter exits.

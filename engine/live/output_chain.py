@@ -6,7 +6,7 @@ Lifecycle: :meth:`OutputChain.prepare` → :meth:`process` per block → (:meth:
 * DC blocker: one-pole high-pass ``y[n] = x[n] − x[n−1] + R·y[n−1]``, corner ``dc_hz`` (10 Hz).
 * Gain: linear 0..1, ramped over the first 10 ms of a block from the previous value, so moves
   never click and land quickly.
-* Resampling: :class:`engine.resample.StreamResampler` (1.5 ms delay), engine rate → device rate.
+* Resampling: :class:`engine.live.resample.StreamResampler` (1.5 ms delay), engine rate → device rate.
 * Limiter: identity below ``threshold`` (−1.9 dBFS); above it a tanh knee that approaches but never
   reaches full scale, then a hard clip at ±1 as the last guarantee: ``|sample| ≤ 1`` always.
 * Fades: a raised-cosine fade-in of ``fade_ms`` at start; :meth:`start_fade_out` fades to silence.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.resample import StreamResampler
+from engine.live.resample import StreamResampler
 
 
 #: Length of a gain change's ramp.

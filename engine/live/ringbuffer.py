@@ -10,7 +10,7 @@ counter, so neither can see a half-written position; the counters only grow, so
 Storage: by default the samples and the two counters live in this process (Python ints, written
 atomically under the GIL). Given ``buffer`` (a float32 array, e.g. a view of a shared mapping) and
 ``counters`` (any object with integer ``write_count`` and ``read_count`` attributes, e.g. a ctypes
-structure in the same mapping) the ring works across processes: :mod:`engine.device_process` puts
+structure in the same mapping) the ring works across processes: :mod:`engine.live.device_process` puts
 it in a file mapping that the sound-device process reads from. There the counters are aligned
 64-bit integers, whose loads and stores are single instructions on x86-64 and AArch64; the producer
 stores the samples before it advances ``write_count`` (x86-64 keeps stores in order).

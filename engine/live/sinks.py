@@ -5,7 +5,7 @@ sample rate), ``underruns`` and the lifecycle ``prepare() → write(samples)… 
 (``release(complete=False)`` when the output was cut short, ``discard()`` when it failed). Sinks are
 context managers.
 
-:class:`SoundDeviceSink` (in :mod:`engine.device_sink`, importable from here) plays through
+:class:`SoundDeviceSink` (in :mod:`engine.live.device_sink`, importable from here) plays through
 PortAudio in a child process, fed by a lock-free ring in shared memory; its callback only copies from
 the ring into ``outdata`` and scales by the live gain — no allocation of buffers, no lock, no I/O,
 no exception escapes. When the ring runs dry it fills the rest with zeros and counts an underrun
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.audio_io import WRITE_FORMATS, partial_path
+from engine.analysis.audio_io import WRITE_FORMATS, partial_path
 from engine.errors import AudioFileError
 
 
@@ -127,7 +127,7 @@ class NullSink(Sink):
 class FileSink(Sink):
     """Writes a wav (32-bit float) or flac (24-bit) file; the asked-for name only ever holds a whole one.
 
-    Samples go to ``NAME.partial`` (:func:`engine.audio_io.partial_path`). ``release()`` renames it to
+    Samples go to ``NAME.partial`` (:func:`engine.analysis.audio_io.partial_path`). ``release()`` renames it to
     ``path``; ``release(complete=False)`` (an interrupted render, already faded out by the engine) to
     :attr:`interrupted_path`, ``NAME.interrupted.wav``, leaving an older ``path`` as it was;
     ``discard()`` deletes it. :attr:`written_path` says where the samples ended up (None: nowhere).
@@ -187,8 +187,8 @@ class FileSink(Sink):
 
 
 def __getattr__(name: str):
-    """``engine.sinks.SoundDeviceSink`` lives in :mod:`engine.device_sink` (imported on first use)."""
+    """``engine.live.sinks.SoundDeviceSink`` lives in :mod:`engine.live.device_sink` (imported on first use)."""
     if name == "SoundDeviceSink":
-        from engine.device_sink import SoundDeviceSink
+        from engine.live.device_sink import SoundDeviceSink
         return SoundDeviceSink
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 :class:`Engine` runs the loop either in its own thread against a real-time sink (:meth:`start` /
 :meth:`stop`, live playback) or in the caller's thread as fast as it can (:meth:`render`, files).
 Both run the very same per-block code. The GUI and MIDI never call into the loop: they write the
-:class:`engine.params.ParamStore` and read :meth:`Engine.telemetry`, which returns an immutable
+:class:`engine.live.params.ParamStore` and read :meth:`Engine.telemetry`, which returns an immutable
 snapshot without waiting on anything.
 
 An exception inside the producer thread does not kill the process: it is kept in
@@ -11,7 +11,7 @@ An exception inside the producer thread does not kill the process: it is kept in
 
 A lost sound device (:class:`engine.errors.DeviceLost`: unplugged, its server died or restarted) is
 not an error: the producer logs one line, shows it in ``telemetry().output_lost``, waits in
-:meth:`engine.sinks.Sink.reopen` until the same device is back, logs one more line and plays on
+:meth:`engine.live.sinks.Sink.reopen` until the same device is back, logs one more line and plays on
 with a fresh fade-in (synthesis picks up where it was). :meth:`Engine.stop` works the same while it
 waits: every wait on the audio side is bounded, so a stop returns within about two seconds.
 """
@@ -25,13 +25,13 @@ from typing import Callable
 
 import numpy as np
 
-from engine.block_synth import LOOK_AHEAD, PHASE_ITERATIONS, BlockStats, BlockSynth
+from engine.synthesis.block_synth import LOOK_AHEAD, PHASE_ITERATIONS, BlockStats, BlockSynth
 from engine.errors import DeviceLost
-from engine.output_chain import OutputChain
-from engine.params import ParamStore
-from engine.runtime import BlockStepper
-from engine.sinks import Sink
-from engine.styles import StyleLibrary
+from engine.live.output_chain import OutputChain
+from engine.live.params import ParamStore
+from engine.synthesis.runtime import BlockStepper
+from engine.live.sinks import Sink
+from engine.analysis.styles import StyleLibrary
 
 #: Seconds of per-block loss and load history kept for the GUI's curves.
 HISTORY_SECONDS = 60.0
@@ -99,7 +99,7 @@ class Engine:
     Parameters
     ----------
     library, params, stepper, sink
-        See :class:`engine.block_synth.BlockSynth` and :mod:`engine.sinks`.
+        See :class:`engine.synthesis.block_synth.BlockSynth` and :mod:`engine.live.sinks`.
     adaptive : bool
         Adaptive quality (drop iterations under load); on for live playback, off for renders.
     log : callable
@@ -145,7 +145,7 @@ class Engine:
         """Delay from a parameter write to its effect at the listener that is rarely exceeded, in seconds.
 
         A write waits for the next block to start (at most one block, since blocks are computed just
-        in time, see :meth:`engine.sinks.Sink.wait_for_room`); that block moves the smoothed weights
+        in time, see :meth:`engine.live.sinks.Sink.wait_for_room`); that block moves the smoothed weights
         70 % of the way and re-standardises the in-flight frames to the new blend's mean and spread,
         including the frames it commits, so the timbre moves with the frames heard next (one more block
         when 70 % is not yet enough); the network's finer statistics follow over the look-ahead. The

@@ -22,7 +22,7 @@ network makes the texture. Each block:
    domain with frames read on from the recordings (granular replay, an opt-in effect; segments of
    0.25 s when grainy to 4 s when structured); with ``freeze`` they come from the engine's own recent
    output, so the texture stops taking in anything new.
-4. ``iterations`` guarded Adam steps (:mod:`engine.step_graph`) move all ``L`` in-flight frames towards
+4. ``iterations`` guarded Adam steps (:mod:`engine.synthesis.step_graph`) move all ``L`` in-flight frames towards
    the blended target (each frame gets ``iterations · L / B`` steps before it is heard); the phase
    turns the committed frames into samples in a worker thread meanwhile (ONNX Runtime releases the
    GIL), so the two use both cores. ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone (the
@@ -44,12 +44,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.params import ParamSnapshot
-from engine.phase import StreamingPhase
-from engine.runtime import BlockStepper
-from engine.step_graph import BlockConfig, graph_inputs, receptive_field_weights
-from engine.styles import Style, StyleLibrary
-from engine.targets import StyleTarget, blend
+from engine.live.params import ParamSnapshot
+from engine.synthesis.phase import StreamingPhase
+from engine.synthesis.runtime import BlockStepper
+from engine.synthesis.step_graph import BlockConfig, graph_inputs, receptive_field_weights
+from engine.analysis.styles import Style, StyleLibrary
+from engine.analysis.targets import StyleTarget, blend
 
 #: (style, spectral, temporal, autocorr, seam, envelope) loss weights of the live graph.
 LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0], dtype=np.float32)

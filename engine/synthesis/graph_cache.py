@@ -19,9 +19,13 @@ from typing import Callable
 
 import torch
 
-from engine import losses, statistics, step_graph
+from engine.synthesis import losses
+
+from engine.analysis import statistics
+
+from engine.synthesis import step_graph
 from engine.errors import TextureError
-from engine.step_graph import GRAPH_OUTPUT_NAMES, AnalyticStep, BlockConfig, example_inputs, graph_input_names
+from engine.synthesis.step_graph import GRAPH_OUTPUT_NAMES, AnalyticStep, BlockConfig, example_inputs, graph_input_names
 from models import random_banks, trained
 
 GRAPH_FILE = "block_step.onnx"

@@ -15,7 +15,7 @@ layer ``b`` of the network on ``M s`` (``M`` the frequency map), hats the target
   the streaming engine, where it keeps block boundaries no rougher than the inside of the style.
 
 * envelope (η):   ``Lv = mean_g ‖v_g − v̂_g‖² / (‖v̂_g‖² + n_g φ_g²)`` over the five groups ``g`` of
-  band-envelope statistics (:func:`engine.statistics.envelope_statistics`: mean, standard deviation,
+  band-envelope statistics (:func:`engine.analysis.statistics.envelope_statistics`: mean, standard deviation,
   skewness, cross-band correlation, modulation) of the half-octave band means of ``s``, ``φ_g`` the
   group's floor (:data:`ENVELOPE_FLOORS`) so near-zero statistics do not blow up the ratio — only
   in the streaming engine, where the envelopes span seconds of committed history plus the frames
@@ -32,12 +32,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from engine import statistics as st
+from engine.analysis import statistics as st
 from engine.errors import ParameterError
-from engine.targets import StyleTarget, feature_input
+from engine.analysis.targets import StyleTarget, feature_input
 
 EPS = 1e-12
-#: Floor ``φ_g`` per band-envelope statistic group, in :data:`engine.statistics.ENVELOPE_KEYS` order:
+#: Floor ``φ_g`` per band-envelope statistic group, in :data:`engine.analysis.statistics.ENVELOPE_KEYS` order:
 #: none for mean and spread (never near zero), about their sampling noise for the others.
 ENVELOPE_FLOORS: tuple[float, ...] = (0.0, 0.0, 0.3, 0.1, 0.1)
 

@@ -4,7 +4,7 @@ Texture synthesis (Ulyanov & Lebedev 2016; Antognini et al. 2019): a log-magnitu
 the requested length starts as the blended styles' mean spectrum plus noise and is optimised with
 L-BFGS so that its statistics under the chosen network match the blended target. Style transfer
 (Verma & Smith 2018): the spectrogram starts from the content sound and minimises
-``α Lc + β Ls + γ Le + δ Lt`` (:mod:`engine.losses`). Phase comes from fast Griffin-Lim
+``α Lc + β Ls + γ Le + δ Lt`` (:mod:`engine.synthesis.losses`). Phase comes from fast Griffin-Lim
 (momentum 0.99). The optimised variable is ``u`` with ``s = |u|``, so magnitudes stay non-negative.
 
 Networks: ``random1d`` (separate random 1D banks, :data:`OFFLINE_BANKS`), ``random2d`` (image-style
@@ -18,12 +18,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine import losses
+from engine.synthesis import losses
 from engine.errors import ParameterError
-from engine.phase import fast_griffin_lim
-from engine.spectral import SpectralConfig, log_magnitude, spectral_convergence_db, stft
-from engine.step_graph import receptive_field_weights
-from engine.targets import StyleTarget, blend, compute_target, feature_input
+from engine.synthesis.phase import fast_griffin_lim
+from engine.analysis.spectral import SpectralConfig, log_magnitude, spectral_convergence_db, stft
+from engine.synthesis.step_graph import receptive_field_weights
+from engine.analysis.targets import StyleTarget, blend, compute_target, feature_input
 from models import NETWORKS
 from models.random_banks import BankSpec, Random2DCNN, RandomBanks1D
 

@@ -1,6 +1,6 @@
 """Phase reconstruction: offline Fast Griffin-Lim and streaming RTISI-LA.
 
-Both follow the STFT conventions of :mod:`engine.spectral`: centred frames (the first frame's
+Both follow the STFT conventions of :mod:`engine.analysis.spectral`: centred frames (the first frame's
 centre is sample 0), periodic Hann window, magnitudes ``(n_bins, n_frames)`` with
 ``n_bins = n_fft // 2 + 1``, and ``(n_frames - 1) * hop`` output samples for ``n_frames`` frames.
 """
@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import ParameterError
-from engine.spectral import DEFAULT_HOP, DEFAULT_N_FFT, hann_window, stft
+from engine.analysis.spectral import DEFAULT_HOP, DEFAULT_N_FFT, hann_window, stft
 
 _EPS = 1e-8
 
@@ -56,7 +56,7 @@ def _phase_of(spec: np.ndarray) -> np.ndarray:
 
 
 class _ISTFT:
-    """Fixed-size inverse STFT (same result as :func:`engine.spectral.istft`) with cached normalisation."""
+    """Fixed-size inverse STFT (same result as :func:`engine.analysis.spectral.istft`) with cached normalisation."""
 
     def __init__(self, n_fft: int, hop: int, n_frames: int) -> None:
         self.n_fft, self.hop, self.length = n_fft, hop, (n_frames - 1) * hop
@@ -338,7 +338,7 @@ class StreamingPhase:
         """End the stream: refine and commit the held frames, return every remaining sample.
 
         With ``N`` frames pushed in total, the outputs of ``process`` and ``flush`` together are
-        ``(N - 1) * hop`` samples long, like :func:`engine.spectral.istft` of ``N`` frames. Call
+        ``(N - 1) * hop`` samples long, like :func:`engine.analysis.spectral.istft` of ``N`` frames. Call
         ``prepare()`` before the next stream.
         """
         self._require_prepared()

@@ -5,7 +5,7 @@ session (``session.get_providers()[0]``), not from the list of available ones. O
 GPU, onnxruntime-gpu's failed CUDA load is silenced (logger severity 4, fatal only) and the CPU provider runs.
 
 Two backends share one interface, :class:`BlockStepper`: ``"ort"`` (the live path) and ``"torch"``
-(the autograd reference, :func:`engine.step_graph.autograd_step`).
+(the autograd reference, :func:`engine.synthesis.step_graph.autograd_step`).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import ParameterError, TextureError
-from engine.graph_cache import cached_graph
-from engine.step_graph import GRAPH_OUTPUT_NAMES, BlockConfig, autograd_step, graph_input_names
+from engine.synthesis.graph_cache import cached_graph
+from engine.synthesis.step_graph import GRAPH_OUTPUT_NAMES, BlockConfig, autograd_step, graph_input_names
 
 BACKENDS = ("ort", "torch")
 

@@ -1,7 +1,7 @@
 """The block optimiser: K guarded Adam steps on the ``L`` in-flight log-magnitude frames.
 
 One block's problem: a window of ``C`` committed context frames followed by ``L`` in-flight frames
-(the rolling look-ahead of :mod:`engine.block_synth`: frames enter it as shaped noise and leave it
+(the rolling look-ahead of :mod:`engine.synthesis.block_synth`: frames enter it as shaped noise and leave it
 ``L / B`` blocks later), all ``(bins, ·)`` log1p magnitudes. Each step computes the statistics of the
 whole window under the feature network (``BlockConfig.network``: the separate random conv banks
 ``random1d``, or the trained 1D classifier's stack of four layers ``trained1d``), and the band-envelope
@@ -14,7 +14,7 @@ Two implementations of the same step:
   temporal-envelope moments, back through each layer's ReLU and a transposed convolution, from the
   deepest layer to the input). It uses only ops that export to ONNX, so it is the live graph. Tested
   equal to autograd.
-* :func:`autograd_step` — the torch reference backend: the same loss from :mod:`engine.losses`,
+* :func:`autograd_step` — the torch reference backend: the same loss from :mod:`engine.synthesis.losses`,
   differentiated by autograd.
 
 Guards against the drift and divergence seen with plain Adam on Gram loss alone: non-finite
@@ -38,11 +38,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from engine import losses
-from engine import statistics as st
+from engine.synthesis import losses
+from engine.analysis import statistics as st
 from engine.errors import ParameterError
-from engine.spectral import SpectralConfig
-from engine.targets import StyleTarget
+from engine.analysis.spectral import SpectralConfig
+from engine.analysis.targets import StyleTarget
 from models import LIVE_NETWORKS, NETWORKS
 from models.random_banks import BankSpec, ConvLayer, RandomBanks1D
 from models.trained import Trained1DCNN, check_channels, conv1d_spans, load_trained, manifest_entry
@@ -232,7 +232,7 @@ class AnalyticStep(torch.nn.Module):
 
     def envelope_gradient(self, frames: torch.Tensor, history: torch.Tensor, target: list[torch.Tensor],
                           weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``η Lv`` (:func:`engine.losses.envelope_loss`) of ``history`` ``(bands, H)`` followed by the band
+        """``η Lv`` (:func:`engine.synthesis.losses.envelope_loss`) of ``history`` ``(bands, H)`` followed by the band
         envelopes of ``frames`` ``(bins, L)``, and its gradient with respect to ``frames``.
 
         With ``z = (e − μ) / σ`` and ``g = ∂L/∂z`` (skewness, correlation, modulation terms), the
@@ -420,7 +420,7 @@ def graph_inputs(frames: np.ndarray, context: np.ndarray, adam_m: np.ndarray, ad
 def example_inputs(config: BlockConfig, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """Plausible random inputs of the right shapes (export tracing, tests, benchmarks)."""
     rng = rng or np.random.default_rng(0)
-    from engine.targets import compute_target
+    from engine.analysis.targets import compute_target
     bins = config.spectral.n_bins
     emap = config.spectral.envelope_map()
     style = rng.gamma(2.0, 0.5, size=(bins, 4 * config.window_frames + config.history_frames)).astype(np.float32)
