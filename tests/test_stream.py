@@ -303,7 +303,8 @@ def test_a_half_half_blend_is_one_hybrid_not_alternating_pieces(tmp_path, steppe
 
 
 @pytest.mark.parametrize("load, wanted, cap, expected", [
-    (0.9, 1, 32, (0, True)),    # overloaded at one step a block: down to the bare initialisation
+    (0.95, 1, 32, (0, True)),   # overloaded at one step a block: down to the bare initialisation
+    (0.8, 1, 32, (32, False)),  # busy, but one step a block still keeps real time
     (0.9, 0, 32, (32, False)),  # nothing left to drop
     (0.9, 8, 3, (2, True)),
     (0.1, 8, 0, (1, False)),    # recovers one step at a time

@@ -27,8 +27,9 @@ network makes the texture. Each block:
    turns the committed frames into samples in a worker thread meanwhile (ONNX Runtime releases the
    GIL), so the two use both cores. ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone (the
    ablation that shows the network's work).
-5. Adaptive quality lowers the step count, down to 0, while a block's compute nears its audio duration
-   (above 60 % of it) and restores it when compute is below 30 %.
+5. Adaptive quality lowers the step count while a block's compute nears its audio duration (above 60 %
+   of it; the last step only above 90 %, leaving the bare initialisation) and restores it when compute
+   is below 30 %.
 
 Before the first block the look-ahead, context and history are filled by running the same blocks
 without output (:meth:`BlockSynth.warm_up`), so the first frames heard are as optimised as the rest.
@@ -59,6 +60,9 @@ SEGMENT_SECONDS = (0.25, 4.0)
 #: RTISI-LA settings: 1 frame of look-ahead with 4 iterations a stage (``docs/bench_phase.py``).
 LOOK_AHEAD, PHASE_ITERATIONS = 1, 4
 HIGH_LOAD, LOW_LOAD = 0.6, 0.3
+#: Load above which the last step goes too (the bare initialisation is heard): only when real time is
+#: really at stake, since the GUI's own drawing alone raised one-step blocks to 0.6-0.8 here.
+LAST_STEP_LOAD = 0.9
 #: Most optimiser steps per block adaptive quality restores (the ``iterations`` parameter's maximum).
 MAX_ITERATIONS = 32
 #: Smallest per-bin spread re-standardisation divides by (log1p units).
@@ -94,12 +98,13 @@ def restandardise(frames: np.ndarray, old: tuple[np.ndarray, np.ndarray], new: t
 def adapt_cap(cap: int, wanted: int, load: float) -> tuple[int, bool]:
     """Adaptive quality: the next block's step cap from this block's ``load`` (compute / audio duration).
 
-    Above :data:`HIGH_LOAD` one step is removed from what actually ran (``min(cap, wanted)``), down to 0,
-    the bare initialisation; below :data:`LOW_LOAD` one step comes back, up to :data:`MAX_ITERATIONS`.
+    Above :data:`HIGH_LOAD` one step is removed from what actually ran (``min(cap, wanted)``); the last
+    one, leaving the bare initialisation, only above :data:`LAST_STEP_LOAD`. Below :data:`LOW_LOAD` one
+    step comes back, up to :data:`MAX_ITERATIONS` (so an overloaded machine alternates 0 and 1 steps).
     Returns the new cap and whether a step was dropped (counted as a quality drop).
     """
     effective = min(cap, wanted)
-    if load > HIGH_LOAD and effective > 0:
+    if effective > 0 and load > (LAST_STEP_LOAD if effective == 1 else HIGH_LOAD):
         return effective - 1, True
     if load < LOW_LOAD and cap < MAX_ITERATIONS:
         return cap + 1, False
