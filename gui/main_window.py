@@ -272,9 +272,14 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
         self.controls.set_midi(controller)
 
     # ================================================================= transport
-    def _play_toggled(self, on: bool) -> None:
-        if on != self.instrument.running:
-            (self.instrument.start if on else self.instrument.stop)()
+    def _play_toggled(self, _checked: bool) -> None:
+        """Play/Stop (button or Space) flips what the engine is doing, whatever the button showed: the
+        button follows the engine on a timer, and a press in between did nothing (seen in a test)."""
+        on = not self.instrument.running
+        (self.instrument.start if on else self.instrument.stop)()
+        self.play_action.blockSignals(True)
+        self.play_action.setChecked(on)
+        self.play_action.blockSignals(False)
         self._show_play_state(on)
 
     def _show_play_state(self, on: bool) -> None:

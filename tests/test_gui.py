@@ -480,6 +480,9 @@ def test_space_toggles_play_and_the_window_remembers_its_geometry(make_window, q
     window = make_window()
     inst = window.instrument
     window.activateWindow()
+    # A window shortcut fires only in the active window: the previous test's window could still be
+    # active when the key came (seen in CI: Space did nothing for 10 s)
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: not inst.running and not inst.busy, timeout=10000)  # a fade-out and a release
     qtbot.waitUntil(lambda: window.play_action.text() == "Play", timeout=2000)
