@@ -25,8 +25,8 @@ network makes the texture. Each block:
 4. ``iterations`` guarded Adam steps (:mod:`engine.synthesis.step_graph`) move all ``L`` in-flight frames towards
    the blended target (each frame gets ``iterations · L / B`` steps before it is heard); the phase
    turns the committed frames into samples in a worker thread meanwhile (ONNX Runtime releases the
-   GIL), so the two use both cores. ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone (the
-   ablation that shows the network's work).
+   GIL), so the two use both cores. ``iterations`` 0 bypasses the optimiser: what plays is the
+   initialisation alone (the ablation that shows the network's work).
 5. Adaptive quality lowers the step count while a block's compute nears its audio duration (above 60 %
    of it; the last step only above 90 %, leaving the bare initialisation) and restores it when compute
    is below 30 %.
@@ -195,7 +195,7 @@ class BlockSynth:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="texture-phase")
 
     def release(self) -> None:
-        """Drop the per-stream state and stop the worker thread."""
+        """Drop the per-stream state and stop the phase's worker thread."""
         self._context = self._inflight = self._history = None
         self._target = None
         if self._worker is not None:
