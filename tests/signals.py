@@ -42,3 +42,17 @@ def crackle(seconds: float = 6.0, *, seed: int = 0, sample_rate: int = SR) -> np
         drop = rng.standard_normal(length) * np.exp(-np.arange(length) / (length / 5))
         y[start:start + length] += float(rng.uniform(0.5, 3.0)) * drop
     return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def swells(seconds: float = 8.0, *, seed: int = 0, sample_rate: int = SR) -> np.ndarray:
+    """A seashore-like texture: broadband noise under slow swells (three sines of 0.23, 0.37 and 0.61 Hz
+    at random phases in the log amplitude, about 25 dB from trough to crest), so its loudness rises and
+    falls over seconds across all bands together. Peak 0.5, float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    nyq = sample_rate / 2
+    bed = signal.sosfilt(signal.butter(1, 2000 / nyq, output="sos"), rng.standard_normal(n))
+    slow = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in (0.23, 0.37, 0.61))
+    y = bed * np.exp(0.5 * slow)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)

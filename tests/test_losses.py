@@ -71,6 +71,29 @@ def test_envelope_gradient_matches_autograd(seed):
     assert float((grad_a - grad_t).norm() / grad_t.norm()) < 1e-3
 
 
+@pytest.mark.parametrize("short", [False, True])
+def test_trend_gradient_matches_autograd(short):
+    """The trend's statistics (normalised coarse history + in-flight values, coarse lags), by hand and by
+    autograd; ``short``: a style too short for the slowest lags, whose modulation there is masked out."""
+    rng = np.random.default_rng(3)
+    coarse_style = torch.from_numpy(rng.gamma(3.0, 0.3, size=(16, 20 if short else 200)).astype(np.float32))
+    target = list(losses.st.masked_envelope_statistics(coarse_style, losses.st.COARSE_LAGS))
+    target = [target[0], target[1] * 1.2, *target[2:]]  # a spread the values do not meet
+    mask = losses.st.lag_mask(coarse_style.shape[1], losses.st.COARSE_LAGS)
+    assert bool((mask == 0).any()) == short
+    history = torch.from_numpy(rng.standard_normal((16, 40)).astype(np.float32))
+    coarse = torch.from_numpy(rng.standard_normal((16, 12)).astype(np.float32))
+    with torch.no_grad():
+        loss_a, grad_a = AnalyticStep.coarse_gradient(coarse, history, target, mask, torch.tensor(0.7))
+    u = coarse.clone().requires_grad_(True)
+    mu, sd = target[0].unsqueeze(1), target[1].unsqueeze(1)
+    loss_t = 0.7 * losses.envelope_loss(mu + sd * torch.cat([history, u], dim=1), target, losses.st.COARSE_LAGS, mask)
+    (grad_t,) = torch.autograd.grad(loss_t, u)
+    assert float(loss_t) > 0
+    assert abs(float(loss_a) - float(loss_t)) <= 1e-4 * float(loss_t)
+    assert float((grad_a - grad_t).norm() / grad_t.norm()) < 1e-3
+
+
 def test_content_loss_is_zero_at_the_content_and_grows_away_from_it():
     cfg, net, _, window = _problem("linear")
     with torch.no_grad():

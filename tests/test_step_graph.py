@@ -8,7 +8,7 @@ import pytest
 from engine.errors import ParameterError
 from engine.synthesis.graph_cache import GRAPH_FILE, MANIFEST_FILE, cache_root, cached_graph, check_cached, config_key, export_graph
 from engine.synthesis.runtime import BlockStepper
-from engine.synthesis.step_graph import BlockConfig, example_inputs, receptive_field_weights
+from engine.synthesis.step_graph import COARSE_LIMIT, BlockConfig, example_inputs, receptive_field_weights
 from engine.analysis.spectral import SpectralConfig
 from models.random_banks import BankSpec
 from models.trained import load_trained
@@ -43,6 +43,10 @@ def test_ort_matches_torch_on_the_same_block(steppers):
     assert not np.allclose(a["frames_out"], feed["frames"])  # it really moved
     assert a["frames_out"].min() >= 0.0
     assert np.all(a["frames_out"] <= feed["upper"][:, None] + 1e-6)
+    # the trend moves in the same call, the same way in both backends, and stays within its bound
+    assert _rel(a["coarse_out"], b["coarse_out"]) <= 1e-3 and _rel(a["coarse_v_out"], b["coarse_v_out"]) <= 1e-3
+    assert not np.allclose(a["coarse_out"], feed["coarse"])
+    assert np.abs(a["coarse_out"]).max() <= COARSE_LIMIT
 
 
 def test_blend_and_bank_weight_changes_act_like_the_reference(steppers):
@@ -63,13 +67,29 @@ def test_blend_and_bank_weight_changes_act_like_the_reference(steppers):
     assert not np.allclose(variants[0], variants[1], atol=1e-4)
 
 
+def test_inputs_kept_bound_between_calls_are_read_afresh(steppers):
+    """The stepper binds an array passed again as the same object only once (the blended target, per
+    blend): ORT must then read its current contents, as a fresh feed of the same values gives."""
+    ort_s, _ = steppers
+    feed = example_inputs(ort_s.config)
+    for _ in range(2):  # both of the stepper's alternating bindings now hold these arrays
+        ort_s.run(feed)
+    feed["mean_spectrum"] *= 3.0  # in place: the same object, new values
+    kept = ort_s.run(feed)["frames_out"].copy()
+    fresh = ort_s.run({k: v.copy() for k, v in feed.items()})["frames_out"]
+    assert np.array_equal(kept, fresh)
+    assert not np.allclose(kept, ort_s.run(example_inputs(ort_s.config))["frames_out"])
+
+
 def test_non_finite_input_never_leaves_the_graph(steppers):
     ort_s, _ = steppers
     feed = example_inputs(ort_s.config)
     feed["frames"] = feed["frames"].copy()
     feed["frames"][3, -1] = np.nan
+    feed["coarse"] = feed["coarse"].copy()
+    feed["coarse"][2, 5] = np.inf
     out = ort_s.run(feed)
-    assert np.all(np.isfinite(out["frames_out"]))
+    assert np.all(np.isfinite(out["frames_out"])) and np.all(np.isfinite(out["coarse_out"]))
 
 
 def test_cache_rebuilds_corrupt_and_stale_graphs(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from engine.synthesis.step_graph import BlockConfig
 from engine.live.stream import Engine
 from engine.analysis.styles import StyleLibrary
 from tests.jack_capture import JackCapture
-from tests.signals import SR, bursts_and_drone, crackle
+from tests.signals import SR, bursts_and_drone, crackle, swells
 
 CONFIG = live_config()
 
@@ -261,10 +261,11 @@ def test_the_copy_measure_sees_the_opt_in_granular_replay(tmp_path, stepper):
     assert replayed > 0.3
 
 
-def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(tmp_path, stepper):
-    style, fresh = crackle(6.0), crackle(6.0, seed=1)  # the style, and unseen material of the same process
+def _bypassed_and_optimised(stepper, style: np.ndarray, seconds: float) -> tuple[StyleLibrary, dict]:
+    """The library holding ``style``, and ``{iterations: (audio, render stats, telemetry)}`` of ``seconds``
+    from it at 0 and 1 steps a block."""
     library = StyleLibrary(CONFIG)
-    library.add_audio(style, "crackle")
+    library.add_audio(style, "style")
     runs = {}
     for iterations in (0, 1):
         params = ParamStore()
@@ -272,8 +273,14 @@ def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(
         engine = Engine(library, params, stepper, NullSink(SR), adaptive=False)
         out: list[np.ndarray] = []
         engine.taps.append(out.append)
-        stats = engine.render(8.0)
+        stats = engine.render(seconds)
         runs[iterations] = (np.concatenate(out), stats, engine.telemetry())
+    return library, runs
+
+
+def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(stepper):
+    style, fresh = crackle(6.0), crackle(6.0, seed=1)  # the style, and unseen material of the same process
+    library, runs = _bypassed_and_optimised(stepper, style, 8.0)
     audio0, stats0, t0 = runs[0]
     assert stats0.iterations_per_block == 0 and t0.iterations == 0 and np.isnan(t0.last.loss)
     # the initialisation: per-bin noise around the style's mean log spectrum, nothing of its structure
@@ -283,6 +290,22 @@ def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(
     bypassed, optimised = (envelope_stats_distance(fresh, runs[i][0], sample_rate=SR) for i in (0, 1))
     print(f"envelope statistics distance to unseen material: bypassed {bypassed:.3f}, optimised {optimised:.3f}")
     assert optimised < 0.75 * bypassed
+
+
+def _swell_depth_db(y: np.ndarray) -> float:
+    """Standard deviation over time of the frame level (dB of mean power) smoothed over 0.25 s."""
+    level = 10 * np.log10((np.abs(stft(y.astype(np.float64))) ** 2).mean(axis=0) + 1e-12)
+    return float(np.std(np.convolve(level, np.ones(22) / 22, mode="valid")))
+
+
+def test_the_trend_makes_slow_swells_that_frames_alone_cannot(stepper):
+    """Swells of seconds (the seashore case): frames live 0.28 s in their look-ahead, so only the slow
+    trend can plan them. The bypass (noise frames under a noise trend) has almost none."""
+    style = swells(8.0)
+    depth = {i: _swell_depth_db(run[0][SR:]) for i, run in _bypassed_and_optimised(stepper, style, 12.0)[1].items()}
+    print(f"swell depth: style {_swell_depth_db(style):.2f} dB, bypassed {depth[0]:.2f} dB, optimised {depth[1]:.2f} dB")
+    assert depth[1] > 3.0 * depth[0]
+    assert depth[1] > 0.5 * _swell_depth_db(style)
 
 
 def test_a_half_half_blend_is_one_hybrid_not_alternating_pieces(tmp_path, stepper):

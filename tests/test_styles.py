@@ -20,18 +20,23 @@ from tests.signals import SR, bursts_and_drone
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("network", ["random1d", "trained1d"])
-def test_the_statistics_of_a_style_in_pieces_equal_those_of_the_whole(network):
+@pytest.mark.parametrize("network, trend_factor", [("random1d", None), ("trained1d", None), ("random1d", 8)])
+def test_the_statistics_of_a_style_in_pieces_equal_those_of_the_whole(network, trend_factor):
+    """Also with the live trend taken out (``trend_factor``), which the pieces detrend one at a time."""
     config = live_config(network=network)
     net, fmap = config.build_network(), config.spectral.feature_map()
+    emap = config.spectral.envelope_map() if trend_factor else None
     s = log_magnitude(stft(bursts_and_drone(20.0).astype(np.float64)))  # 1723 frames
-    whole = compute_target(s, net, fmap, lags=config.lags, chunk_frames=10 ** 9)
+    kw = dict(lags=config.lags, envelope_map=emap, trend_factor=trend_factor)
+    whole = compute_target(s, net, fmap, chunk_frames=10 ** 9, **kw)
     for chunk in (50, 333):  # shorter than the longest span + lags, and an uneven split
-        part = compute_target(s, net, fmap, lags=config.lags, chunk_frames=chunk)
+        part = compute_target(s, net, fmap, chunk_frames=chunk, **kw)
         for a, b in zip(part.grams + part.autocorr, whole.grams + whole.autocorr):
             assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
         assert float(part.flux) == pytest.approx(float(whole.flux), rel=1e-6)
-        assert np.array_equal(part.mean_spectrum.numpy(), whole.mean_spectrum.numpy())
+        for a, b in ((part.mean_spectrum, whole.mean_spectrum), (part.spread, whole.spread),
+                     (part.temporal, whole.temporal)):
+            assert np.allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_a_style_analysed_in_pieces_keeps_the_spectrogram_and_spectrum(monkeypatch):

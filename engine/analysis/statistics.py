@@ -53,6 +53,12 @@ def temporal_envelope_stats(s: torch.Tensor) -> torch.Tensor:
 #: Lags in frames of the band-envelope autocorrelation (12 ms to 0.74 s at 22050 Hz / hop 256: the
 #: modulation rates from about 40 Hz down to about 1 Hz).
 ENVELOPE_LAGS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+#: Lags in coarse frames of the coarse band-envelope autocorrelation (the live engine's trend, one value per
+#: ``BlockConfig.coarse_factor`` frames: 8 frames = 93 ms at 22050 Hz / hop 256, so 93 ms to 2.2 s).
+COARSE_LAGS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24)
+#: Fewest lag pairs a style must offer for its coarse modulation at that lag to count (see
+#: :func:`lag_mask`).
+MIN_LAG_PAIRS = 8
 #: Keeps the envelope's standard deviation away from 0 for a constant band (log1p units squared).
 ENVELOPE_VAR_FLOOR = 1e-6
 #: Names of the band-envelope statistics, in the order :func:`envelope_statistics` returns them.
@@ -78,3 +84,22 @@ def envelope_statistics(e: torch.Tensor, lags: tuple[int, ...] = ENVELOPE_LAGS) 
     z = c / sd.unsqueeze(1)
     mod = torch.stack([(z[:, :-lag] * z[:, lag:]).mean(dim=1) for lag in lags], dim=1)
     return mu, sd, (z * z * z).mean(dim=1), z @ z.T / n, mod
+
+
+def lag_mask(frames: int, lags: tuple[int, ...], min_pairs: int = MIN_LAG_PAIRS) -> torch.Tensor:
+    """``(len(lags),)`` float32: 1 for a lag that ``frames`` frames measure with at least ``min_pairs``
+    pairs, else 0 (a short style says nothing about its slowest modulation)."""
+    return torch.tensor([1.0 if frames - lag >= min_pairs else 0.0 for lag in lags], dtype=torch.float32)
+
+
+def masked_envelope_statistics(e: torch.Tensor, lags: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """:func:`envelope_statistics` of ``e`` for a target: lags without :data:`MIN_LAG_PAIRS` pairs get
+    modulation 0 (and weight 0 in :func:`lag_mask`), so a short style can still be analysed."""
+    n = e.shape[1]
+    usable = tuple(lag for lag in lags if n - lag >= MIN_LAG_PAIRS) or (1,)
+    mu, sd, skew, corr, mod = envelope_statistics(e, usable)
+    full = torch.zeros(e.shape[0], len(lags), dtype=e.dtype)
+    for i, lag in enumerate(lags):
+        if lag in usable:
+            full[:, i] = mod[:, usable.index(lag)]
+    return mu, sd, skew, corr, full

@@ -32,6 +32,7 @@ from engine.errors import AudioFileError
 from engine.analysis.spectral import _check_audio, log_magnitude, stft_frames
 from engine.synthesis.step_graph import BlockConfig
 from engine.analysis.targets import StyleTarget, compute_target
+from engine.analysis import trend as tr
 
 #: Longest style file accepted, in seconds (its spectrogram stays in memory: ~0.64 GB an hour).
 STYLE_MAX_SECONDS = 3600.0
@@ -57,6 +58,9 @@ class Style:
         Statistics under the live network.
     spectrum_db : np.ndarray [shape=(bins,)]
         Mean power spectrum in dB (for pictures).
+    coarse : np.ndarray [shape=(bands, frames // coarse_factor)], float32
+        Its coarse band envelopes (:func:`engine.analysis.trend.coarse_envelopes`): the trend that
+        :meth:`detrended` takes out.
     """
 
     slot_id: int
@@ -65,6 +69,12 @@ class Style:
     log_mag: np.ndarray
     target: StyleTarget
     spectrum_db: np.ndarray
+    coarse: np.ndarray
+
+    def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
+        """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
+        domain, :func:`engine.analysis.trend.detrended`), ``(bins, stop − start)`` float32."""
+        return tr.detrended(self.log_mag, self.coarse, factor, spread_map, start, stop)
 
     @property
     def upper(self) -> np.ndarray:
@@ -96,9 +106,12 @@ class StyleLibrary:
         if len(y) < self.min_samples:
             raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
         log_mag, power = self._spectrogram(np.asarray(y))
-        target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap)
+        factor = self.config.coarse_factor
+        target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap,
+                                trend_factor=factor)
+        coarse = tr.coarse_envelopes(self._emap @ log_mag, factor)
         with self._write_lock:
-            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10))
+            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse)
             self.slots = self.slots + (style,)
         return style
 

@@ -4,7 +4,11 @@ A :class:`StyleTarget` holds, for one sound, everything the losses compare again
 an autocorrelation per network layer/bank, the mean log-magnitude spectrum (spectral energy envelope)
 the temporal energy-envelope moments, the mean spectral flux, the per-bin spread (standard deviation of
 the log-magnitude, which with the mean shapes the live engine's noise) and the band-envelope
-statistics (:func:`engine.analysis.statistics.envelope_statistics`). Blending is linear in every statistic with weights
+statistics (:func:`engine.analysis.statistics.envelope_statistics`). For the live engine
+(``trend_factor`` given) the band envelopes are also averaged to one value per ``trend_factor`` frames
+and their statistics at :data:`engine.analysis.statistics.COARSE_LAGS` kept as the slow *trend*'s
+target, and every other statistic is taken on the spectrogram with that trend taken out
+(:mod:`engine.analysis.trend`). Blending is linear in every statistic with weights
 normalised to sum 1, so weights (1, 0) give exactly the first style's target.
 
 Long styles are analysed in pieces: with a 1D network of valid convolutions (``random1d``,
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 
 from engine.analysis import statistics as st
+from engine.analysis import trend as tr
 from engine.errors import ParameterError
 
 #: Frames of feature maps computed at once by :func:`compute_target` for long styles.
@@ -40,6 +45,8 @@ class StyleTarget:
     flux: torch.Tensor
     spread: torch.Tensor | None = None
     envelope: list[torch.Tensor] | None = None
+    coarse: list[torch.Tensor] | None = None
+    coarse_mask: torch.Tensor | None = None
 
     def as_numpy(self) -> dict[str, np.ndarray | list[np.ndarray]]:
         """The statistics as float32 numpy arrays (the live graph's inputs)."""
@@ -60,37 +67,67 @@ def feature_input(log_mag: torch.Tensor, feature_map: torch.Tensor) -> torch.Ten
 @torch.no_grad()
 def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
                    feature_map: np.ndarray | torch.Tensor, *, lags: int, envelope_map: np.ndarray | None = None,
-                   chunk_frames: int = CHUNK_FRAMES) -> StyleTarget:
+                   trend_factor: int | None = None, chunk_frames: int = CHUNK_FRAMES) -> StyleTarget:
     """Statistics of one style's log-magnitude spectrogram ``(bins, frames)`` under ``network``.
 
     With ``envelope_map`` ``(bands, bins)`` (:meth:`engine.analysis.spectral.SpectralConfig.envelope_map`) the
     band-envelope statistics are computed too (the style then needs more frames than the longest
-    envelope lag; the band envelopes are 16 rows, so they are analysed whole). Spectrograms longer
-    than ``chunk_frames`` are analysed in pieces when the network is a stack of valid 1D convolutions
-    (see the module doc); the memory then stays bounded.
+    envelope lag; the band envelopes are 16 rows, so they are analysed whole). With ``trend_factor``
+    (frames, needs ``envelope_map``) the coarse trend statistics are kept and everything else is
+    measured on the detrended spectrogram (see the module doc); ``coarse_mask`` says which coarse lags
+    the style is long enough for. Spectrograms longer than ``chunk_frames`` are analysed in pieces
+    when the network is a stack of valid 1D convolutions (see the module doc); the memory then stays
+    bounded.
 
     Raises
     ------
     ParameterError
-        If the spectrogram has fewer frames than the network's longest span plus ``lags``.
+        If the spectrogram has fewer frames than the network's longest span plus ``lags``, or
+        ``trend_factor`` comes without ``envelope_map``.
     """
-    s = torch.as_tensor(np.asarray(log_mag, dtype=np.float32))
+    raw = np.asarray(log_mag, dtype=np.float32)
     need = network.max_span + lags + 1
-    if s.shape[1] < need:
-        raise ParameterError(f"style needs at least {need} frames for these networks. Found: {s.shape[1]}")
+    if raw.shape[1] < need:
+        raise ParameterError(f"style needs at least {need} frames for these networks. Found: {raw.shape[1]}")
+    n = raw.shape[1]
+    emap = None if envelope_map is None else np.asarray(envelope_map, dtype=np.float32)
+    coarse_stats, mask, bands = None, None, None
+    if trend_factor is not None:
+        if emap is None:
+            raise ParameterError("trend_factor needs envelope_map")
+        bands = emap @ raw
+        coarse = tr.coarse_envelopes(bands, trend_factor)
+        spread_map = tr.band_spread_map(emap)
+        coarse_stats = list(st.masked_envelope_statistics(torch.from_numpy(coarse), st.COARSE_LAGS))
+        mask = st.lag_mask(coarse.shape[1], st.COARSE_LAGS)
+        bands = bands - (tr.trend(coarse, trend_factor, 0, n) - coarse.mean(axis=1, keepdims=True))
+
+        def view(lo: int, hi: int) -> torch.Tensor:
+            return torch.from_numpy(tr.detrended(raw, coarse, trend_factor, spread_map, lo, min(hi, n)))
+    else:
+        whole = torch.from_numpy(raw)
+
+        def view(lo: int, hi: int) -> torch.Tensor:
+            return whole[:, lo:hi]
     fmap = torch.as_tensor(np.asarray(feature_map, dtype=np.float32))
-    if s.shape[1] <= chunk_frames or not _valid_1d(network):
+    if n <= chunk_frames or not _valid_1d(network):
+        s = view(0, n)
         feats = network(feature_input(s, fmap))
         grams = [st.gram(a) for a in feats]
         autocorr = [st.autocorrelation(a, min(lags, a.shape[1] - 1)) for a in feats]
-        flux = st.mean_flux(s)
+        flux, mean, spread = st.mean_flux(s), st.mean_spectrum(s), s.std(dim=1)
+        temporal = st.temporal_envelope_stats(s)
     else:
-        grams, autocorr = _chunked_feature_stats(s, network, fmap, lags, chunk_frames)
-        flux = _chunked_flux(s, chunk_frames)
-    envelope = None if envelope_map is None else list(
-        st.envelope_statistics(torch.as_tensor(np.asarray(envelope_map, dtype=np.float32)) @ s))
-    return StyleTarget(grams=grams, autocorr=autocorr, mean_spectrum=st.mean_spectrum(s),
-                       temporal=st.temporal_envelope_stats(s), flux=flux, spread=s.std(dim=1), envelope=envelope)
+        grams, autocorr = _chunked_feature_stats(view, n, network, fmap, lags, chunk_frames)
+        flux, mean, spread = _chunked_moments(view, n, chunk_frames)
+        temporal = _chunked_temporal(view, n, chunk_frames)
+    envelope = None
+    if emap is not None:
+        env = torch.from_numpy(np.asarray(emap @ raw if bands is None else bands, dtype=np.float32))
+        envelope = list(st.envelope_statistics(env))
+    return StyleTarget(grams=grams, autocorr=autocorr, mean_spectrum=mean,
+                       temporal=temporal, flux=flux, spread=spread,
+                       envelope=envelope, coarse=coarse_stats, coarse_mask=mask)
 
 
 def _valid_1d(network: torch.nn.Module) -> bool:
@@ -101,11 +138,12 @@ def _valid_1d(network: torch.nn.Module) -> bool:
     return isinstance(network, (RandomBanks1D, Trained1DCNN))
 
 
-def _chunked_feature_stats(s: torch.Tensor, network: torch.nn.Module, fmap: torch.Tensor, lags: int,
+def _chunked_feature_stats(view, n: int, network: torch.nn.Module, fmap: torch.Tensor, lags: int,
                            chunk: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Gram ``a aᵀ / P`` and autocorrelation ``Σ_t a_t a_{t+τ} / (P − τ)`` of every layer, piece by piece."""
-    n, span = s.shape[1], network.max_span
-    probe = network(feature_input(s[:, :span], fmap))  # one position of the longest layer
+    """Gram ``a aᵀ / P`` and autocorrelation ``Σ_t a_t a_{t+τ} / (P − τ)`` of every layer, piece by piece
+    (``view(lo, hi)`` gives frames ``lo:hi`` of the ``n``-frame spectrogram)."""
+    span = network.max_span
+    probe = network(feature_input(view(0, span), fmap))  # one position of the longest layer
     spans = [span - a.shape[1] + 1 for a in probe]
     positions = [n - k + 1 for k in spans]
     layer_lags = [min(lags, p - 1) for p in positions]
@@ -114,7 +152,7 @@ def _chunked_feature_stats(s: torch.Tensor, network: torch.nn.Module, fmap: torc
     for start in range(0, max(positions), chunk):
         lo = min(start, n - span)  # a piece shorter than the longest span starts earlier
         hi = min(n, start + chunk + lags + span - 1)
-        for k, a in enumerate(network(feature_input(s[:, lo:hi], fmap))):
+        for k, a in enumerate(network(feature_input(view(lo, hi), fmap))):
             m = min(start + chunk, positions[k]) - start  # this piece's own positions of layer k
             if m <= 0:
                 continue
@@ -129,14 +167,26 @@ def _chunked_feature_stats(s: torch.Tensor, network: torch.nn.Module, fmap: torc
             [(r / c).float() for r, c in zip(sums, counts)])
 
 
-def _chunked_flux(s: torch.Tensor, chunk: int) -> torch.Tensor:
-    """:func:`engine.analysis.statistics.mean_flux` without a full-size difference array."""
-    n = s.shape[1]
-    total = 0.0
-    for start in range(0, n - 1, chunk):
-        piece = s[:, start:min(n, start + chunk + 1)]
-        total += float(((piece[:, 1:] - piece[:, :-1]).double() ** 2).sum())
-    return torch.tensor(total / (s.shape[0] * (n - 1)), dtype=torch.float32)
+def _chunked_moments(view, n: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean flux (:func:`engine.analysis.statistics.mean_flux`), per-bin mean and standard deviation of the
+    ``n``-frame spectrogram ``view(lo, hi)``, a piece at a time (float64 sums)."""
+    total, sums, squares = 0.0, 0.0, 0.0
+    for start in range(0, n, chunk):
+        piece = view(start, min(n, start + chunk + 1)).double()
+        own = piece[:, :min(chunk, n - start)]
+        sums = sums + own.sum(dim=1)
+        squares = squares + (own * own).sum(dim=1)
+        total += float(((piece[:, 1:] - piece[:, :-1]) ** 2).sum())
+    mean = sums / n
+    std = torch.sqrt(torch.clamp((squares - n * mean * mean) / (n - 1), min=0.0))
+    bins = mean.shape[0]
+    return (torch.tensor(total / (bins * (n - 1)), dtype=torch.float32), mean.float(), std.float())
+
+
+def _chunked_temporal(view, n: int, chunk: int) -> torch.Tensor:
+    """:func:`engine.analysis.statistics.temporal_envelope_stats` of ``view`` a piece at a time."""
+    energy = torch.cat([view(start, min(n, start + chunk)).mean(dim=0) for start in range(0, n, chunk)])
+    return torch.stack([energy.mean(), torch.sqrt(((energy - energy.mean()) ** 2).mean() + 1e-12)])
 
 
 def normalise_weights(weights: np.ndarray | list[float], n: int) -> np.ndarray:
@@ -177,4 +227,7 @@ def blend(targets: list[StyleTarget], weights: np.ndarray | list[float]) -> Styl
         spread=None if targets[0].spread is None else mix(lambda t: t.spread),
         envelope=None if targets[0].envelope is None else [
             mix(lambda t, i=i: t.envelope[i]) for i in range(len(targets[0].envelope))],
+        coarse=None if targets[0].coarse is None else [
+            mix(lambda t, i=i: t.coarse[i]) for i in range(len(targets[0].coarse))],
+        coarse_mask=None if targets[0].coarse_mask is None else mix(lambda t: t.coarse_mask),
     )

@@ -1,11 +1,20 @@
-"""Block-by-block texture synthesis from noise: a rolling look-ahead of in-flight frames, optimised
-towards the blended style target and committed to the streaming phase ``B`` frames at a time.
+"""Block-by-block texture synthesis from noise: a rolling look-ahead of in-flight frames under a slower
+look-ahead of band gains (the trend), both optimised towards the blended style target, committed to
+the streaming phase ``B`` frames at a time.
 
 Lifecycle (as a JUCE processor): :meth:`BlockSynth.prepare` allocates and seeds everything,
 :meth:`BlockSynth.process_block` turns one parameter snapshot into the next block of samples,
 :meth:`BlockSynth.release` drops the state and the phase's worker thread. Memory is constant for
 any duration: ``C`` committed context frames, ``L`` in-flight frames and their Adam moments, the band
-envelopes of the last ``H`` committed frames and the phase's look-ahead.
+envelopes of the last ``H`` committed frames, ``Hc + Lc`` trend values and the phase's look-ahead.
+
+Two rates (:mod:`engine.analysis.trend`). The frames are optimised as *residuals*, the spectrogram with
+its slow swells taken out, against statistics of the detrended style; the *trend* is 16 band
+envelopes at one value per ``coarse_factor`` frames (93 ms), ``Lc`` of them (3 s) in flight ahead of
+the frames, optimised in the same graph call towards the style's coarse envelope statistics. A
+committed frame is its residual plus the trend laid out over it (linear between trend values, spread
+over each band's bins). Frames live 0.28 s in their look-ahead, too short to plan a 3 s swell; the
+trend lives 3 s in its own (measured in ``docs/EXPERIMENTS.md`` section 9).
 
 Nothing is read from the style recordings at the default ``material`` 0: new frames are noise, and the
 network makes the texture. Each block:
@@ -16,17 +25,22 @@ network makes the texture. Each block:
    is re-standardised, ``s ← μ' + (s − μ) σ' / σ``, so a timbre move reaches the next committed frames
    at once instead of ``L`` frames later; the structure the optimiser built in them stays.
 3. The oldest ``B`` in-flight frames (optimised over the last ``L / B`` blocks) are committed: they join
-   the context, their band envelopes the history, and the phase turns them into samples. ``B`` new
-   frames enter the look-ahead: noise ``max(0, μ + σ z)``, ``z ~ N(0, 1)`` per bin and frame (the
-   blended target's first-order statistics only). With ``material`` > 0 they are mixed in the log
-   domain with frames read on from the recordings (granular replay, an opt-in effect; segments of
-   0.25 s when grainy to 4 s when structured); with ``freeze`` they come from the engine's own recent
-   output, so the texture stops taking in anything new.
-4. ``iterations`` guarded Adam steps (:mod:`engine.synthesis.step_graph`) move all ``L`` in-flight frames towards
-   the blended target (each frame gets ``iterations · L / B`` steps before it is heard); the phase
+   the context, their band envelopes the history, and with the trend laid over them the phase turns
+   them into samples. ``B`` new frames enter the look-ahead: noise ``max(0, μ + σ z)``, ``z ~ N(0, 1)``
+   per bin and frame (the blended detrended target's first-order statistics only), and take the
+   trend's next values; every ``coarse_factor`` frames the oldest in-flight trend value is committed
+   and a new one enters as noise ``N(0, 1)`` in the style's coarse band spreads. With ``material`` > 0
+   new frames are mixed in the log domain with detrended frames read on from the recordings
+   (granular replay, an opt-in effect; segments of 0.25 s when grainy to 4 s when structured); with
+   ``freeze`` frames and trend values come from the engine's own recent output, so the texture stops
+   taking in anything new.
+4. ``iterations`` guarded Adam steps (:mod:`engine.synthesis.step_graph`) move all ``L`` in-flight frames and all
+   ``Lc`` in-flight trend values towards the blended target (each frame gets ``iterations · L / B``
+   steps before it is heard, each trend value ``iterations · Lc · coarse_factor / B``); the phase
    turns the committed frames into samples in a worker thread meanwhile (ONNX Runtime releases the
    GIL), so the two use both cores. ``iterations`` 0 bypasses the optimiser: what plays is the
-   initialisation alone (the ablation that shows the network's work).
+   initialisation alone, residual noise under a trend of noise (the ablation that shows the
+   network's work).
 5. Adaptive quality lowers the step count while a block's compute nears its audio duration (above 60 %
    of it; the last step only above 90 %, leaving the bare initialisation) and restores it when compute
    is below 30 %.
@@ -45,15 +59,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.analysis import trend as tr
 from engine.live.params import ParamSnapshot
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
-from engine.synthesis.step_graph import BlockConfig, graph_inputs, receptive_field_weights
+from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
 from engine.analysis.styles import Style, StyleLibrary
 from engine.analysis.targets import StyleTarget, blend
 
-#: (style, spectral, temporal, autocorr, seam, envelope) loss weights of the live graph.
-LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0], dtype=np.float32)
+#: (style, spectral, temporal, autocorr, seam, envelope, trend) loss weights of the live graph (the trend
+#: has its own Adam, so its weight only scales the reported loss).
+LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0, 1.0], dtype=np.float32)
 SMOOTHING = 0.7
 #: Mean length of a read-on material segment at receptive field 0 and 1, in seconds (geometric in between).
 SEGMENT_SECONDS = (0.25, 4.0)
@@ -161,6 +177,8 @@ class BlockSynth:
         self.block_samples = self.config.block_frames * self.config.spectral.hop
         self.block_seconds = self.block_samples / self.config.spectral.sample_rate
         self._emap = self.config.spectral.envelope_map()
+        self._spread_map = tr.band_spread_map(self._emap)
+        self._layout = tr.layout_weights(self.config.coarse_factor)
         self._worker: ThreadPoolExecutor | None = None
         self.latest: BlockStats | None = None
 
@@ -178,6 +196,10 @@ class BlockSynth:
         self._history: np.ndarray | None = None
         self._m = np.zeros((bins, n), np.float32)
         self._v = np.zeros((bins, n), np.float32)
+        self._trend: TrendState | None = None
+        self._laid = np.zeros((self._emap.shape[0], n), np.float32)  # normalised trend over the in-flight frames
+        self._trend_ends = (np.zeros(self._emap.shape[0], np.float32),) * 2  # committed values laid out now
+        self._trend_phase = 0
         self._step = 0.0
         self._seed = int(seed)
         self._rng = np.random.default_rng(self._seed)
@@ -186,6 +208,7 @@ class BlockSynth:
         self._cursor: tuple[int, int] | None = None
         self._blend_key: tuple | None = None
         self._target: StyleTarget | None = None
+        self._target_feed: dict[str, np.ndarray] = {}
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
         self._upper: np.ndarray | None = None
         self._cap = MAX_ITERATIONS
@@ -196,7 +219,7 @@ class BlockSynth:
 
     def release(self) -> None:
         """Drop the per-stream state and stop the phase's worker thread."""
-        self._context = self._inflight = self._history = None
+        self._context = self._inflight = self._history = self._trend = None
         self._target = None
         if self._worker is not None:
             self._worker.shutdown(wait=True)
@@ -224,6 +247,7 @@ class BlockSynth:
         key = tuple((s.slot_id, round(float(w), 4)) for s, w in zip(styles, weights))
         if key != self._blend_key:
             self._target = blend([s.target for s in styles], weights)
+            self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS)
             active = [s.upper for s, w in zip(styles, weights) if w > 0]
             self._upper = np.max(active, axis=0).astype(np.float32)
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
@@ -242,7 +266,7 @@ class BlockSynth:
         return np.clip(mu[:, None] + sd[:, None] * z, 0.0, self._upper[:, None])
 
     def _new_frames(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> np.ndarray:
-        """The ``B`` frames that enter the look-ahead this block (see module doc, step 3)."""
+        """The ``B`` residual frames that enter the look-ahead this block (see module doc, step 3)."""
         b = self.config.block_frames
         if bool(snap["freeze"]) and self._context is not None:
             start = int(self._rng.integers(0, self._context.shape[1] - b + 1))
@@ -250,12 +274,13 @@ class BlockSynth:
         frames = self._noise(b)
         material = float(snap["material"])
         if material > 0.0:
-            start, source = self._read_material(styles, weights, b)
-            frames = (1.0 - material) * frames + material * source[:, start:start + b]
+            style, start = self._read_material(styles, weights, b)
+            source = style.detrended(start, start + b, self.config.coarse_factor, self._spread_map)
+            frames = (1.0 - material) * frames + material * source
         return frames.astype(np.float32)
 
-    def _read_material(self, styles: tuple[Style, ...], weights: np.ndarray, b: int) -> tuple[int, np.ndarray]:
-        """Start frame and log-magnitude of the recording to read ``b`` frames of material from.
+    def _read_material(self, styles: tuple[Style, ...], weights: np.ndarray, b: int) -> tuple[Style, int]:
+        """The style to read ``b`` frames of material from, and the start frame.
 
         Reading goes on where the last block stopped with :func:`continuation_probability` (segments
         as long as the receptive field asks, shorter for a style at a low blend weight ``w``), else it
@@ -268,53 +293,105 @@ class BlockSynth:
             keep = self._rng.random() < continuation_probability(self._rf, self.block_seconds / max(w, 1e-9))
             if style is not None and keep and pos + b <= style.log_mag.shape[1]:
                 self._cursor = (slot_id, pos + b)
-                return pos, style.log_mag
+                return style, pos
         style = styles[int(self._rng.choice(len(styles), p=weights))]
         start = int(self._rng.integers(0, style.log_mag.shape[1] - b + 1))
         self._cursor = (style.slot_id, start + b)
-        return start, style.log_mag
+        return style, start
+
+    # --- the trend -----------------------------------------------------------------------------------
+
+    def _trend_noise(self, n: int) -> np.ndarray:
+        """``n`` new normalised trend values ``(bands, n)``: ``N(0, 1)``, the style's coarse spread once scaled."""
+        return self._rng.standard_normal((self._emap.shape[0], n), dtype=np.float32)
+
+    def _commit_trend(self, freeze: bool) -> None:
+        """Commit the oldest in-flight trend value to the history and take in a new one (noise, or with
+        ``freeze`` a value of the history)."""
+        t = self._trend
+        first = t.coarse[:, :1].copy()
+        if freeze:
+            k = int(self._rng.integers(0, t.history.shape[1]))
+            new = t.history[:, k:k + 1].copy()
+        else:
+            new = self._trend_noise(1)
+        t.history = np.concatenate([t.history[:, 1:], first], axis=1)
+        t.coarse = np.concatenate([t.coarse[:, 1:], new], axis=1)
+        t.m = np.concatenate([t.m[:, 1:], np.zeros_like(first)], axis=1)
+        t.v = np.concatenate([t.v[:, 1:], t.v[:, -1:]], axis=1)
+        self._trend_ends = (self._trend_ends[1], first[:, 0])
+
+    def _lay_out(self, n: int, freeze: bool) -> np.ndarray:
+        """The normalised trend over the next ``n`` frames ``(bands, n)``, committing trend values as
+        their periods begin (:func:`engine.analysis.trend.layout_weights`)."""
+        out = np.empty((self._emap.shape[0], n), np.float32)
+        factor = self.config.coarse_factor
+        for j in range(n):
+            if self._trend_phase == 0:
+                self._commit_trend(freeze)
+            w = self._layout[self._trend_phase]
+            prev, cur = self._trend_ends
+            out[:, j] = (1.0 - w) * prev + w * cur
+            self._trend_phase = (self._trend_phase + 1) % factor
+        return out
+
+    def _with_trend(self, residual: np.ndarray, laid: np.ndarray) -> np.ndarray:
+        """Committed frames: ``residual`` plus the laid-out trend in the blended coarse spreads, in ``[0, upper]``."""
+        offsets = self._spread_map @ (self._target.coarse[1].numpy()[:, None] * laid)
+        return np.clip(residual + offsets, 0.0, self._upper[:, None]).astype(np.float32)
 
     # --- the block -----------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        """Fill context, look-ahead and history with noise of the current target (first block)."""
+        """Fill context, look-ahead, history and the trend with noise of the current target (first block)."""
         cfg = self.config
         self._context = self._noise(cfg.context_frames)
         self._inflight = self._noise(cfg.inflight_frames)
         self._history = self._emap @ self._noise(cfg.history_frames)
+        bands = (self._emap.shape[0], cfg.coarse_inflight)
+        self._trend = TrendState(self._trend_noise(cfg.coarse_inflight), np.zeros(bands, np.float32),
+                                 np.zeros(bands, np.float32), self._trend_noise(cfg.coarse_history))
+        last = self._trend.history[:, -1].copy()
+        self._trend_ends = (last, last)
 
     def _advance(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> np.ndarray:
-        """Commit the oldest ``B`` in-flight frames and take in ``B`` new ones; returns the committed frames."""
+        """Commit the oldest ``B`` in-flight frames and take in ``B`` new ones; returns the committed frames
+        with their trend (the log-magnitude the phase turns into samples)."""
         b = self.config.block_frames
         done = self._inflight[:, :b].copy()
+        heard = self._with_trend(done, self._laid[:, :b])
         self._context = np.concatenate([self._context[:, b:], done], axis=1)
         self._history = np.concatenate([self._history[:, b:], self._emap @ done], axis=1)
         self._inflight = np.concatenate([self._inflight[:, b:], self._new_frames(styles, weights, snap)], axis=1)
+        self._laid = np.concatenate([self._laid[:, b:], self._lay_out(b, bool(snap["freeze"]))], axis=1)
         self._m = np.concatenate([self._m[:, b:], np.zeros_like(self._m[:, :b])], axis=1)
         self._v = np.concatenate([self._v[:, b:], np.repeat(self._v[:, -1:], b, axis=1)], axis=1)
-        return done
+        return heard
 
     def _optimise(self, target: StyleTarget, snap: ParamSnapshot, calls: int) -> float:
-        """``calls`` graph calls on the in-flight frames; returns the last loss (NaN if none)."""
+        """``calls`` graph calls on the in-flight frames and trend; returns the last loss (NaN if none)."""
         if calls == 0:
             return float("nan")
-        feed = graph_inputs(self._inflight, self._context, self._m, self._v, self._step, target, LIVE_LOSS_WEIGHTS,
+        feed = graph_inputs(self._inflight, self._context, self._m, self._v, self._step, self._target_feed,
                             receptive_field_weights(self._rf, self.config.n_layers),
-                            float(snap["learning_rate"]), self._upper, self._history)
+                            float(snap["learning_rate"]), self._upper, self._history, self._trend)
         loss = float("nan")
         for _ in range(calls):
             out = self.stepper.run(feed)
-            feed["frames"], feed["adam_m"], feed["adam_v"], feed["step"] = (
-                out["frames_out"], out["adam_m_out"], out["adam_v_out"], out["step_out"])
+            for name in ("frames", "adam_m", "adam_v", "step", "coarse", "coarse_m", "coarse_v"):
+                feed[name] = out[f"{name}_out"]
             loss = float(out["loss"])
-        frames = feed["frames"].copy()  # the stepper reuses its output buffers
-        if np.all(np.isfinite(frames)):  # last-resort guard: never let NaN reach the phase
+        # copies: the stepper reuses its output buffers
+        frames, coarse = feed["frames"].copy(), feed["coarse"].copy()
+        if np.all(np.isfinite(frames)) and np.all(np.isfinite(coarse)):  # last-resort guard: no NaN to the phase
             self._inflight, self._m, self._v = frames, feed["adam_m"].copy(), feed["adam_v"].copy()
+            self._trend.coarse, self._trend.m, self._trend.v = coarse, feed["coarse_m"].copy(), feed["coarse_v"].copy()
             self._step = float(feed["step"])
         else:
             self._inflight = self._noise(self.config.inflight_frames)
-            self._m.fill(0.0)
-            self._v.fill(0.0)
+            self._trend.coarse = self._trend_noise(self.config.coarse_inflight)
+            for state in (self._m, self._v, self._trend.m, self._trend.v):
+                state.fill(0.0)
         return loss
 
     def _calls(self, snap: ParamSnapshot) -> int:

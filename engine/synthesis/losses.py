@@ -21,6 +21,9 @@ layer ``b`` of the network on ``M s`` (``M`` the frequency map), hats the target
   in the streaming engine, where the envelopes span seconds of committed history plus the frames
   being optimised (McDermott & Simoncelli's texture statistics; the short window of the conv
   statistics cannot hold a skewness or a 1 Hz modulation).
+* trend (θ):      ``Lθ``, the same statistics of the live engine's coarse band envelopes (one value per
+  8 frames, its slow look-ahead) at :data:`engine.analysis.statistics.COARSE_LAGS`, against the
+  style's coarse statistics; lags a short style cannot measure are masked out.
 
 ``L = α Lc + β Ls + γ Le + δ Lt + ε La + ζ Lz + η Lv``. Every term is relative (divided by the target's energy),
 so the defaults below need no per-sound scaling. Defaults were chosen on the corpus by ear and by
@@ -105,9 +108,13 @@ def seam_loss(s: torch.Tensor, target: StyleTarget, seam_at: int) -> torch.Tenso
     return torch.relu(f - target.flux) ** 2 / (target.flux ** 2 + EPS)
 
 
-def envelope_loss(envelopes: torch.Tensor, target: list[torch.Tensor]) -> torch.Tensor:
-    """Lv: band-envelope statistics of ``envelopes`` ``(bands, frames)`` against ``target`` (see module doc)."""
-    stats = st.envelope_statistics(envelopes)
+def envelope_loss(envelopes: torch.Tensor, target: list[torch.Tensor], lags: tuple[int, ...] = st.ENVELOPE_LAGS,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Lv: band-envelope statistics of ``envelopes`` ``(bands, frames)`` at ``lags`` against ``target`` (see
+    module doc); ``mask`` ``(len(lags),)`` weights the modulation's lags (the trend's short-style mask)."""
+    stats = list(st.envelope_statistics(envelopes, lags))
+    if mask is not None:
+        stats[4], target = stats[4] * mask, [*target[:4], target[4] * mask]
     parts = [((x - t) ** 2).sum() / ((t * t).sum() + t.numel() * floor ** 2 + EPS)
              for x, t, floor in zip(stats, target, ENVELOPE_FLOORS)]
     return sum(parts) / len(parts)

@@ -82,16 +82,18 @@ class BlockStepper:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors for bad graphs
             raise TextureError(f"cannot load ONNX graph {graph}: {str(exc).splitlines()[0]}") from None
 
-    def _bind_outputs(self) -> tuple[object, dict[str, np.ndarray]]:
-        """An IO binding whose outputs land in preallocated float32 arrays (allocated once, here)."""
+    def _bind_outputs(self) -> tuple[object, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """An IO binding whose outputs land in preallocated float32 arrays (allocated once, here), and the
+        record of the input arrays bound to it (an input passed again as the same array is not rebound)."""
         bins, b = self.config.spectral.n_bins, self.config.inflight_frames
+        trend = (self.config.spectral.envelope_map().shape[0], self.config.coarse_inflight)
         shapes = {"frames_out": (bins, b), "adam_m_out": (bins, b), "adam_v_out": (bins, b),
-                  "step_out": (), "loss": ()}
+                  "step_out": (), "loss": (), "coarse_out": trend, "coarse_m_out": trend, "coarse_v_out": trend}
         arrays = {name: np.zeros(shapes[name], dtype=np.float32) for name in GRAPH_OUTPUT_NAMES}
         binding = self._session.io_binding()
         for name, arr in arrays.items():
             binding.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
-        return binding, arrays
+        return binding, arrays, {}
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One call: ``steps_per_call`` steps. ``feed`` uses the graph's input names; returns its outputs by name.
@@ -102,9 +104,12 @@ class BlockStepper:
         """
         if self._session is None:
             return autograd_step(self.config, self._network, feed)
-        binding, arrays = self._bindings[self._turn]
+        binding, arrays, bound = self._bindings[self._turn]
         self._turn ^= 1
         for name in self.input_names:
-            binding.bind_cpu_input(name, feed[name])
+            value = feed[name]
+            if bound.get(name) is not value:  # the same array is still bound: ORT reads it at run time
+                binding.bind_cpu_input(name, value)
+                bound[name] = value  # and it must stay alive while bound
         self._session.run_with_iobinding(binding)
         return arrays

@@ -27,9 +27,12 @@ Graph inputs (names fixed, float32): ``frames (bins, L)``, ``context (bins, C)``
 ``mean_spectrum (bins,)``, ``temporal (2,)``, ``flux ()``, ``env_history (bands, H)`` (band envelopes of
 the last ``H`` committed frames), the five envelope targets ``env_mean``, ``env_std``,
 ``env_skewness`` ``(bands,)``, ``env_correlation (bands, bands)``, ``env_modulation (bands, lags)``,
-``loss_weights (6,)`` = (style, spectral, temporal, autocorr, seam, envelope), ``bank_weights
-(n_layers,)``, ``lr ()``, ``upper (bins,)``. Outputs: ``frames_out``, ``adam_m_out``, ``adam_v_out``,
-``step_out``, ``loss ()`` (the loss before the last step).
+``coarse``, ``coarse_m``, ``coarse_v`` ``(bands, Lc)`` (normalised trend and its Adam moments),
+``coarse_history (bands, Hc)`` (normalised), the five coarse targets ``cenv_mean`` ... ``cenv_modulation``
+``(bands, coarse lags)``, ``cenv_mask (coarse lags,)``, ``loss_weights (7,)`` = (style, spectral,
+temporal, autocorr, seam, envelope, trend), ``bank_weights (n_layers,)``, ``lr ()``, ``upper (bins,)``.
+Outputs: ``frames_out``, ``adam_m_out``, ``adam_v_out``, ``step_out``, ``loss ()`` (the loss before the
+last step), ``coarse_out``, ``coarse_m_out``, ``coarse_v_out``.
 """
 from __future__ import annotations
 
@@ -54,6 +57,11 @@ FLOOR = 0.1
 #: Largest move of one element in one step, in units of the learning rate.
 MAX_STEP = 2.0
 EPS = 1e-12
+#: The trend's step size over the frames' (``lr``): 0.1 normalised units a step at the default 0.2
+#: (``docs/EXPERIMENTS.md`` section 9: 0.3 overshoots, 0.03 is too slow for seashore's swells).
+COARSE_LR_RATIO = 0.5
+#: The normalised trend ``u`` stays within ``±COARSE_LIMIT`` spreads of the style's coarse band mean.
+COARSE_LIMIT = 4.0
 #: The live engine's random banks: spans of 5, 9, 17 and 33 frames (58 ms to 383 ms), 64 filters each.
 #: 64 instead of the offline 256 (``models.random_banks.DEFAULT_BANKS``): the step is bound by the
 #: number of graph nodes on a 2-core CPU, not by filters, yet 64 cost 40 % less than 128 with the
@@ -77,6 +85,11 @@ class BlockConfig:
         ``iterations · L / B`` steps before it is committed.
     history_frames : int
         ``H``, committed frames whose band envelopes the envelope statistics include (256 = 3 s).
+    coarse_factor : int
+        Frames per value of the slow trend (8 = 93 ms).
+    coarse_inflight, coarse_history : int
+        ``Lc`` trend values under optimisation (32 = 3 s ahead of the frames) and ``Hc`` committed ones
+        its statistics include (96 = 8.9 s).
     steps_per_call : int
         ``K``, Adam steps one graph call performs; the engine calls it repeatedly for more.
     lags : int
@@ -94,6 +107,9 @@ class BlockConfig:
     block_frames: int = 2
     inflight_frames: int = 24
     history_frames: int = 256
+    coarse_factor: int = 8
+    coarse_inflight: int = 32
+    coarse_history: int = 96
     steps_per_call: int = 1
     lags: int = 8
     banks: tuple[BankSpec, ...] = LIVE_BANKS
@@ -110,6 +126,11 @@ class BlockConfig:
         if self.history_frames + self.inflight_frames <= max(st.ENVELOPE_LAGS):
             raise ParameterError(f"history_frames + inflight_frames must exceed the longest envelope lag "
                                  f"{max(st.ENVELOPE_LAGS)}. Found: {self.history_frames + self.inflight_frames}")
+        if self.coarse_factor < 1 or self.coarse_inflight < 1 or \
+                self.coarse_history + self.coarse_inflight <= max(st.COARSE_LAGS):
+            raise ParameterError(f"coarse_factor and coarse_inflight must be >= 1 and coarse_history + coarse_inflight "
+                                 f"exceed the longest coarse lag {max(st.COARSE_LAGS)}. Found: {self.coarse_factor}, "
+                                 f"{self.coarse_inflight}, {self.coarse_history}")
         if self.network not in LIVE_NETWORKS:
             if self.network in NETWORKS:
                 raise ParameterError(f"network {self.network!r} is not available live: the streaming engine runs "
@@ -203,12 +224,68 @@ def adam_update(x: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tens
     return x, m, v, step
 
 
+def coarse_adam(u: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor,
+                lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Adam step on the normalised trend ``u`` (per-element moments, additive: ``u`` is in spreads,
+    so every band moves at the same rate whatever its level), bounded by ``MAX_STEP · lr`` and
+    clamped to ``±COARSE_LIMIT``. ``step`` is the count after this step (shared with the frames)."""
+    g = finite(g)
+    b1, b2 = ADAM_BETAS
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    m_hat = m / (1 - b1 ** step)
+    v_hat = v / (1 - b2 ** step)
+    u = u - lr * torch.clamp(m_hat / (torch.sqrt(v_hat) + ADAM_EPS), -MAX_STEP, MAX_STEP)
+    return torch.clamp(u, -COARSE_LIMIT, COARSE_LIMIT), m, v
+
+
 def _lag_indices(n: int, lags: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Gather indices ``(lags, n)`` into a window padded with ``lags`` zeros after (ahead) or before
     (behind) ``n`` positions: ``ahead[t, j] = j + t + 1`` and ``behind[t, j] = j + lags - t - 1``."""
     t = torch.arange(lags).unsqueeze(1)
     j = torch.arange(n).unsqueeze(0)
     return j + t + 1, j + lags - t - 1
+
+
+def envelope_stats_gradient(e: torch.Tensor, n_new: int, target: list[torch.Tensor], weight: torch.Tensor,
+                            lags: tuple[int, ...], mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``weight · Lv`` of envelopes ``e`` ``(bands, n)`` at ``lags`` (``mask`` weighting the modulation's
+    lags), and its gradient with respect to the last ``n_new`` frames of ``e``.
+
+    With ``z = (e − μ) / σ`` and ``g = ∂L/∂z`` (skewness, correlation, modulation terms), the
+    gradient on the envelopes is ``(g − mean g − z mean(g z)) / σ`` plus the mean's ``∂L/∂μ / n``
+    and the spread's ``∂L/∂σ · z / n`` (the layer-norm backward).
+    """
+    n = e.shape[1]
+    mu = e.mean(dim=1)
+    c = e - mu.unsqueeze(1)
+    sd = torch.sqrt((c * c).mean(dim=1) + st.ENVELOPE_VAR_FLOOR)
+    z = c / sd.unsqueeze(1)
+    mod = torch.stack([(z[:, :-lag] * z[:, lag:]).mean(dim=1) for lag in lags], dim=1)
+    mod_target = target[4]
+    if mask is not None:
+        mod, mod_target = mod * mask, mod_target * mask
+    stats = (mu, sd, (z * z * z).mean(dim=1), z @ z.T / n, mod)
+    targets = (*target[:4], mod_target)
+    groups = len(stats)
+    loss = torch.zeros(())
+    coefs = []
+    for x, t, floor in zip(stats, targets, losses.ENVELOPE_FLOORS):
+        norm = (t * t).sum() + t.numel() * floor ** 2 + EPS
+        diff = x - t
+        loss = loss + (diff * diff).sum() / norm
+        coefs.append((2.0 * weight / (groups * norm)) * diff)  # ∂L/∂statistic
+    loss = weight * loss / groups
+    d_mu, d_sd, d_skew, d_corr, d_mod = coefs
+    if mask is not None:
+        d_mod = d_mod * mask
+    g = (3.0 / n) * d_skew.unsqueeze(1) * z * z + (2.0 / n) * (d_corr @ z)
+    for i, lag in enumerate(lags):
+        a = d_mod[:, i:i + 1] / (n - lag)
+        g = g + torch.nn.functional.pad(a * z[:, lag:], (0, lag)) + torch.nn.functional.pad(a * z[:, :-lag], (lag, 0))
+    d_e = (g - g.mean(dim=1, keepdim=True) - z * (g * z).mean(dim=1, keepdim=True)) / sd.unsqueeze(1)
+    d_e = d_e + (d_mu / n).unsqueeze(1) + (d_sd / n).unsqueeze(1) * z
+    return loss, d_e[:, n - n_new:]
 
 
 class AnalyticStep(torch.nn.Module):
@@ -233,38 +310,20 @@ class AnalyticStep(torch.nn.Module):
     def envelope_gradient(self, frames: torch.Tensor, history: torch.Tensor, target: list[torch.Tensor],
                           weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``η Lv`` (:func:`engine.synthesis.losses.envelope_loss`) of ``history`` ``(bands, H)`` followed by the band
-        envelopes of ``frames`` ``(bins, L)``, and its gradient with respect to ``frames``.
-
-        With ``z = (e − μ) / σ`` and ``g = ∂L/∂z`` (skewness, correlation, modulation terms), the
-        gradient on the envelopes is ``(g − mean g − z mean(g z)) / σ`` plus the mean's ``∂L/∂μ / n``
-        and the spread's ``∂L/∂σ · z / n`` (the layer-norm backward), sent to the bins by ``Eᵀ``.
-        """
+        envelopes of ``frames`` ``(bins, L)``, and its gradient with respect to ``frames``."""
         e = torch.cat([history, self.emap @ frames], dim=1)
-        n = e.shape[1]
-        mu = e.mean(dim=1)
-        c = e - mu.unsqueeze(1)
-        sd = torch.sqrt((c * c).mean(dim=1) + st.ENVELOPE_VAR_FLOOR)
-        z = c / sd.unsqueeze(1)
-        lags = st.ENVELOPE_LAGS
-        mods = [(z[:, :-lag] * z[:, lag:]).mean(dim=1) for lag in lags]
-        stats = (mu, sd, (z * z * z).mean(dim=1), z @ z.T / n, torch.stack(mods, dim=1))
-        groups = len(stats)
-        loss = torch.zeros(())
-        coefs = []
-        for x, t, floor in zip(stats, target, losses.ENVELOPE_FLOORS):
-            norm = (t * t).sum() + t.numel() * floor ** 2 + EPS
-            diff = x - t
-            loss = loss + (diff * diff).sum() / norm
-            coefs.append((2.0 * weight / (groups * norm)) * diff)  # ∂L/∂statistic
-        loss = weight * loss / groups
-        d_mu, d_sd, d_skew, d_corr, d_mod = coefs
-        g = (3.0 / n) * d_skew.unsqueeze(1) * z * z + (2.0 / n) * (d_corr @ z)
-        for i, lag in enumerate(lags):
-            a = d_mod[:, i:i + 1] / (n - lag)
-            g = g + torch.nn.functional.pad(a * z[:, lag:], (0, lag)) + torch.nn.functional.pad(a * z[:, :-lag], (lag, 0))
-        d_e = (g - g.mean(dim=1, keepdim=True) - z * (g * z).mean(dim=1, keepdim=True)) / sd.unsqueeze(1)
-        d_e = d_e + (d_mu / n).unsqueeze(1) + (d_sd / n).unsqueeze(1) * z
-        return loss, self.emap.T @ d_e[:, history.shape[1]:]
+        loss, d_e = envelope_stats_gradient(e, frames.shape[1], target, weight, st.ENVELOPE_LAGS)
+        return loss, self.emap.T @ d_e
+
+    @staticmethod
+    def coarse_gradient(coarse: torch.Tensor, history: torch.Tensor, target: list[torch.Tensor], mask: torch.Tensor,
+                        weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``θ Lθ`` of the trend: normalised ``history`` ``(bands, Hc)`` then ``coarse`` ``(bands, Lc)``, as
+        envelopes ``μ̂ + σ̂ u`` (target mean and spread), at the coarse lags; gradient w.r.t. ``coarse``."""
+        mu, sd = target[0].unsqueeze(1), target[1].unsqueeze(1)
+        e = mu + sd * torch.cat([history, coarse], dim=1)
+        loss, d_e = envelope_stats_gradient(e, coarse.shape[1], target, weight, st.COARSE_LAGS, mask)
+        return loss, sd * d_e
 
     @staticmethod
     def _stats_grad(a: torch.Tensor, gram_t: torch.Tensor, acorr_t: torch.Tensor, w_style: torch.Tensor,
@@ -369,21 +428,26 @@ class AnalyticStep(torch.nn.Module):
         return loss, d_s
 
     def forward(self, frames, context, adam_m, adam_v, step, *rest):
-        n = len(self.layers)
+        n, k = len(self.layers), len(st.ENVELOPE_KEYS)
         grams, acorrs = list(rest[:n]), list(rest[n:2 * n])
         mean_spectrum, temporal, flux, history = rest[2 * n:2 * n + 4]
-        envelope = list(rest[2 * n + 4:2 * n + 4 + len(st.ENVELOPE_KEYS)])
-        loss_weights, bank_weights, lr, upper = rest[2 * n + 4 + len(st.ENVELOPE_KEYS):]
+        envelope = list(rest[2 * n + 4:2 * n + 4 + k])
+        coarse, coarse_m, coarse_v, coarse_history = rest[2 * n + 4 + k:2 * n + 8 + k]
+        coarse_target = list(rest[2 * n + 8 + k:2 * n + 8 + 2 * k])
+        coarse_mask, loss_weights, bank_weights, lr, upper = rest[2 * n + 8 + 2 * k:]
         c = context.shape[1]
         frames, context, history = finite(frames), finite(context), finite(history)
+        coarse, coarse_history = finite(coarse), finite(coarse_history)
         loss = torch.zeros(())
         for _ in range(self.config.steps_per_call):
             s = torch.cat([context, frames], dim=1)
             loss, d_s = self.gradient(s, grams, acorrs, mean_spectrum, temporal, flux, loss_weights, bank_weights, c)
             loss_v, d_v = self.envelope_gradient(frames, history, envelope, loss_weights[5])
-            loss = loss + loss_v
+            loss_c, d_c = self.coarse_gradient(coarse, coarse_history, coarse_target, coarse_mask, loss_weights[6])
+            loss = loss + loss_v + loss_c
             frames, adam_m, adam_v, step = adam_update(frames, d_s + d_v, adam_m, adam_v, step, lr, upper)
-        return frames, adam_m, adam_v, step, loss
+            coarse, coarse_m, coarse_v = coarse_adam(coarse, d_c, coarse_m, coarse_v, step, COARSE_LR_RATIO * lr)
+        return frames, adam_m, adam_v, step, loss, coarse, coarse_m, coarse_v
 
 
 def graph_input_names(n_layers: int) -> list[str]:
@@ -391,30 +455,48 @@ def graph_input_names(n_layers: int) -> list[str]:
     return (["frames", "context", "adam_m", "adam_v", "step"] + [f"gram_{i}" for i in range(n_layers)]
             + [f"acorr_{i}" for i in range(n_layers)]
             + ["mean_spectrum", "temporal", "flux", "env_history"] + [f"env_{k}" for k in st.ENVELOPE_KEYS]
-            + ["loss_weights", "bank_weights", "lr", "upper"])
+            + ["coarse", "coarse_m", "coarse_v", "coarse_history"] + [f"cenv_{k}" for k in st.ENVELOPE_KEYS]
+            + ["cenv_mask", "loss_weights", "bank_weights", "lr", "upper"])
 
 
-GRAPH_OUTPUT_NAMES = ["frames_out", "adam_m_out", "adam_v_out", "step_out", "loss"]
+GRAPH_OUTPUT_NAMES = ["frames_out", "adam_m_out", "adam_v_out", "step_out", "loss", "coarse_out", "coarse_m_out",
+                      "coarse_v_out"]
+
+
+@dataclass
+class TrendState:
+    """The trend's part of the step graph's state, float32: normalised in-flight values ``coarse`` and
+    their Adam moments ``m``, ``v`` ``(bands, Lc)``, and the normalised committed ``history`` ``(bands, Hc)``."""
+
+    coarse: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+    history: np.ndarray
+
+
+def target_inputs(target: StyleTarget, loss_weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The step graph's target part of the feed from a (blended) live target (with envelope and coarse
+    statistics, :func:`engine.analysis.targets.compute_target` with ``trend_factor``) and the loss
+    weights; the engine makes it once per blend, not once per block."""
+    feed = {}
+    for i, (g, r) in enumerate(zip(target.grams, target.autocorr)):
+        feed[f"gram_{i}"], feed[f"acorr_{i}"] = g.numpy(), r.numpy()
+    feed.update(mean_spectrum=target.mean_spectrum.numpy(), temporal=target.temporal.numpy(), flux=target.flux.numpy())
+    for key, env, coarse in zip(st.ENVELOPE_KEYS, target.envelope, target.coarse):
+        feed[f"env_{key}"], feed[f"cenv_{key}"] = env.numpy(), coarse.numpy()
+    feed.update(cenv_mask=target.coarse_mask.numpy(), loss_weights=loss_weights)
+    return {k: np.asarray(v, dtype=np.float32, order="C") for k, v in feed.items()}
 
 
 def graph_inputs(frames: np.ndarray, context: np.ndarray, adam_m: np.ndarray, adam_v: np.ndarray, step: float,
-                 target: StyleTarget, loss_weights: np.ndarray, bank_weights: np.ndarray, lr: float,
-                 upper: np.ndarray, env_history: np.ndarray) -> dict[str, np.ndarray]:
-    """The feed dictionary of the step graph from numpy state and a (blended) target with envelope statistics."""
-    n = len(target.grams)
-    feed = {"frames": frames, "context": context, "adam_m": adam_m, "adam_v": adam_v,
-            "step": np.asarray(step, dtype=np.float32)}
-    for i in range(n):
-        feed[f"gram_{i}"] = target.grams[i].numpy()
-        feed[f"acorr_{i}"] = target.autocorr[i].numpy()
-    feed.update(mean_spectrum=target.mean_spectrum.numpy(), temporal=target.temporal.numpy(), flux=target.flux.numpy(),
-                env_history=env_history)
-    for key, value in zip(st.ENVELOPE_KEYS, target.envelope):
-        feed[f"env_{key}"] = value.numpy()
-    feed.update(loss_weights=np.asarray(loss_weights, dtype=np.float32),
-                bank_weights=np.asarray(bank_weights, dtype=np.float32),
-                lr=np.asarray(lr, dtype=np.float32), upper=np.asarray(upper, dtype=np.float32))
-    return {k: np.asarray(v, dtype=np.float32, order="C") for k, v in feed.items()}
+                 targets: dict[str, np.ndarray], bank_weights: np.ndarray, lr: float, upper: np.ndarray,
+                 env_history: np.ndarray, trend: TrendState) -> dict[str, np.ndarray]:
+    """The feed dictionary of the step graph from numpy state and :func:`target_inputs` (whose arrays
+    are passed on as they are, so a stepper can keep them bound)."""
+    state = {"frames": frames, "context": context, "adam_m": adam_m, "adam_v": adam_v, "step": step,
+             "env_history": env_history, "coarse": trend.coarse, "coarse_m": trend.m, "coarse_v": trend.v,
+             "coarse_history": trend.history, "bank_weights": bank_weights, "lr": lr, "upper": upper}
+    return {**targets, **{k: np.asarray(v, dtype=np.float32, order="C") for k, v in state.items()}}
 
 
 def example_inputs(config: BlockConfig, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
@@ -423,14 +505,19 @@ def example_inputs(config: BlockConfig, rng: np.random.Generator | None = None) 
     from engine.analysis.targets import compute_target
     bins = config.spectral.n_bins
     emap = config.spectral.envelope_map()
-    style = rng.gamma(2.0, 0.5, size=(bins, 4 * config.window_frames + config.history_frames)).astype(np.float32)
+    length = max(4 * config.window_frames + config.history_frames, 64 * config.coarse_factor)
+    style = rng.gamma(2.0, 0.5, size=(bins, length)).astype(np.float32)
     target = compute_target(style, config.build_network(), config.spectral.feature_map(), lags=config.lags,
-                            envelope_map=emap)
-    n = config.inflight_frames
+                            envelope_map=emap, trend_factor=config.coarse_factor)
+    n, bands = config.inflight_frames, emap.shape[0]
     zeros = np.zeros((bins, n), np.float32)
-    return graph_inputs(style[:, -n:], style[:, :config.context_frames], zeros, zeros, 0.0, target,
-                        np.array([1.0, 1.0, 0.1, 0.3, 1.0, 1.0]), receptive_field_weights(0.5, config.n_layers), 0.05,
-                        style.max(axis=1) * 1.5, emap @ style[:, -n - config.history_frames:-n])
+    cz = np.zeros((bands, config.coarse_inflight), np.float32)
+    trend = TrendState(rng.standard_normal(cz.shape).astype(np.float32), cz, cz,
+                       rng.standard_normal((bands, config.coarse_history)).astype(np.float32))
+    targets = target_inputs(target, np.array([1.0, 1.0, 0.1, 0.3, 1.0, 1.0, 1.0]))
+    return graph_inputs(style[:, -n:], style[:, :config.context_frames], zeros, zeros, 0.0, targets,
+                        receptive_field_weights(0.5, config.n_layers), 0.05, style.max(axis=1) * 1.5,
+                        emap @ style[:, -n - config.history_frames:-n], trend)
 
 
 def autograd_step(config: BlockConfig, network: torch.nn.Module, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -442,22 +529,30 @@ def autograd_step(config: BlockConfig, network: torch.nn.Module, feed: dict[str,
     n = config.n_layers
     target = StyleTarget([t[f"gram_{i}"] for i in range(n)], [t[f"acorr_{i}"] for i in range(n)],
                          t["mean_spectrum"], t["temporal"], t["flux"],
-                         envelope=[t[f"env_{k}"] for k in st.ENVELOPE_KEYS])
+                         envelope=[t[f"env_{k}"] for k in st.ENVELOPE_KEYS],
+                         coarse=[t[f"cenv_{k}"] for k in st.ENVELOPE_KEYS], coarse_mask=t["cenv_mask"])
     lw = t["loss_weights"].tolist()
     weights = losses.LossWeights(style=lw[0], spectral=lw[1], temporal=lw[2], autocorr=lw[3], seam=lw[4])
     fmap = torch.from_numpy(np.ascontiguousarray(config.spectral.feature_map()))
     emap = torch.from_numpy(np.ascontiguousarray(config.spectral.envelope_map()))
-    history = finite(t["env_history"])
+    history, coarse_history = finite(t["env_history"]), finite(t["coarse_history"])
     frames, m, v, step = finite(t["frames"]), t["adam_m"], t["adam_v"], t["step"]
+    coarse, cm, cv = finite(t["coarse"]), t["coarse_m"], t["coarse_v"]
+    mu, sd = target.coarse[0].unsqueeze(1), target.coarse[1].unsqueeze(1)
     context = finite(t["context"])
     loss = torch.zeros(())
     for _ in range(config.steps_per_call):
         x = frames.clone().requires_grad_(True)
+        u = coarse.clone().requires_grad_(True)
         loss, _ = losses.total_loss(torch.cat([context, x], dim=1), network, fmap, target, weights,
                                     t["bank_weights"], seam_at=config.context_frames)
         loss = loss + lw[5] * losses.envelope_loss(torch.cat([history, emap @ x], dim=1), target.envelope)
-        (g,) = torch.autograd.grad(loss, x)
+        loss = loss + lw[6] * losses.envelope_loss(mu + sd * torch.cat([coarse_history, u], dim=1), target.coarse,
+                                                   st.COARSE_LAGS, target.coarse_mask)
+        g, g_u = torch.autograd.grad(loss, (x, u))
         with torch.no_grad():
             frames, m, v, step = adam_update(frames, g, m, v, step, t["lr"], t["upper"])
+            coarse, cm, cv = coarse_adam(coarse, g_u, cm, cv, step, COARSE_LR_RATIO * t["lr"])
     return {"frames_out": frames.numpy(), "adam_m_out": m.numpy(), "adam_v_out": v.numpy(),
-            "step_out": step.numpy(), "loss": loss.detach().numpy()}
+            "step_out": step.numpy(), "loss": loss.detach().numpy(), "coarse_out": coarse.numpy(),
+            "coarse_m_out": cm.numpy(), "coarse_v_out": cv.numpy()}
