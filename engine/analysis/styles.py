@@ -107,9 +107,10 @@ class StyleLibrary:
             raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
         log_mag, power = self._spectrogram(np.asarray(y))
         factor = self.config.coarse_factor
+        bands = self._emap @ log_mag
         target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap,
-                                trend_factor=factor)
-        coarse = tr.coarse_envelopes(self._emap @ log_mag, factor)
+                                trend_factor=factor, band_envelopes=bands)
+        coarse = tr.coarse_envelopes(bands, factor)
         with self._write_lock:
             style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse)
             self.slots = self.slots + (style,)

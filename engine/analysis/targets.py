@@ -67,7 +67,8 @@ def feature_input(log_mag: torch.Tensor, feature_map: torch.Tensor) -> torch.Ten
 @torch.no_grad()
 def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
                    feature_map: np.ndarray | torch.Tensor, *, lags: int, envelope_map: np.ndarray | None = None,
-                   trend_factor: int | None = None, chunk_frames: int = CHUNK_FRAMES) -> StyleTarget:
+                   trend_factor: int | None = None, band_envelopes: np.ndarray | None = None,
+                   chunk_frames: int = CHUNK_FRAMES) -> StyleTarget:
     """Statistics of one style's log-magnitude spectrogram ``(bins, frames)`` under ``network``.
 
     With ``envelope_map`` ``(bands, bins)`` (:meth:`engine.analysis.spectral.SpectralConfig.envelope_map`) the
@@ -75,7 +76,8 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
     envelope lag; the band envelopes are 16 rows, so they are analysed whole). With ``trend_factor``
     (frames, needs ``envelope_map``) the coarse trend statistics are kept and everything else is
     measured on the detrended spectrogram (see the module doc); ``coarse_mask`` says which coarse lags
-    the style is long enough for. Spectrograms longer than ``chunk_frames`` are analysed in pieces
+    the style is long enough for. ``band_envelopes`` is ``envelope_map @ log_mag`` where the caller
+    already has it (it is then not computed again). Spectrograms longer than ``chunk_frames`` are analysed in pieces
     when the network is a stack of valid 1D convolutions (see the module doc); the memory then stays
     bounded.
 
@@ -95,7 +97,7 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
     if trend_factor is not None:
         if emap is None:
             raise ParameterError("trend_factor needs envelope_map")
-        bands = emap @ raw
+        bands = emap @ raw if band_envelopes is None else np.asarray(band_envelopes, dtype=np.float32)
         coarse = tr.coarse_envelopes(bands, trend_factor)
         spread_map = tr.band_spread_map(emap)
         coarse_stats = list(st.masked_envelope_statistics(torch.from_numpy(coarse), st.COARSE_LAGS))

@@ -25,7 +25,7 @@ layer ``b`` of the network on ``M s`` (``M`` the frequency map), hats the target
   8 frames, its slow look-ahead) at :data:`engine.analysis.statistics.COARSE_LAGS`, against the
   style's coarse statistics; lags a short style cannot measure are masked out.
 
-``L = α Lc + β Ls + γ Le + δ Lt + ε La + ζ Lz + η Lv``. Every term is relative (divided by the target's energy),
+``L = α Lc + β Ls + γ Le + δ Lt + ε La + ζ Lz + η Lv`` (live: ``+ θ Lθ``). Every term is relative (divided by the target's energy),
 so the defaults below need no per-sound scaling. Defaults were chosen on the corpus by ear and by
 ``evaluate``; see README.
 """
