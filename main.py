@@ -45,6 +45,12 @@ def _add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-rate", type=int, default=22050, help="engine sample rate, 8000..48000 Hz (default 22050)")
 
 
+def _add_performance_log_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--performance-log", metavar="FILE.jsonl", default=None,
+                   help="where live playback logs underruns, quality drops and real-time factor every 10 s "
+                        "(default: ~/.local/state/neural-texture/logs/, named by date)")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the CLI's one-line errors: ``error: ...`` on stderr, exit status 2, no usage block."""
 
@@ -61,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_style_args(p, required=False)
     p.add_argument("--device", help="audio output device (index or name)")
     p.add_argument("--midi", help="MIDI input port (index or name) besides the virtual 'texture in' port")
+    _add_performance_log_arg(p)
     _add_network_arg(p)
 
     p = sub.add_parser("play", help="play an endless texture")
@@ -73,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lead-ms", type=float, default=None, metavar="MS",
                    help="audio queued ahead of each new block, 1..1000 ms (default 25): more is safer on a "
                         "busy machine, less answers the controls sooner; grows by 10 ms after an underrun")
+    _add_performance_log_arg(p)
     _add_network_arg(p)
     _add_live_args(p)
 
@@ -178,7 +186,7 @@ def _open_window(args: argparse.Namespace) -> int:
         live = dict(params=build_params(args), sample_rate=args.sample_rate, backend=args.backend,
                     lead_ms=args.lead_ms, seconds=args.seconds)
     return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi,
-                   network=args.network, **live)
+                   network=args.network, performance_log=args.performance_log, **live)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from PyQt6 import QtCore, QtWidgets
 from engine.cli.commands import live_config, log, parse_blend
 from engine.errors import TextureError
 from engine.live.params import ParamStore
+from engine.live.performance_log import PerformanceLog, default_log_path
 from engine.analysis.styles import StyleLibrary
 from gui.devices import open_sink
 from gui.instrument import Instrument, one_line
@@ -94,11 +95,13 @@ def start_midi(instrument: Instrument, port: str | None) -> str | None:
 
 def run_gui(styles: list[str] | None = None, blend: str | None = None, device: str | None = None,
             midi_port: str | None = None, network: str = "random1d", *, seconds: float | None = None,
-            **options: Any) -> int:
+            performance_log: str | None = None, **options: Any) -> int:
     """Open the window and play; returns the exit status when the window closes.
 
-    ``seconds`` closes the window after that long (``play --seconds``); ``options`` go to
-    :func:`build_instrument`. Ctrl-C and SIGTERM close the window like its Quit action.
+    ``seconds`` closes the window after that long (``play --seconds``); ``performance_log`` is the
+    file of :mod:`engine.live.performance_log` (default: a new one in the user's state folder, named
+    in the message line); ``options`` go to :func:`build_instrument`. Ctrl-C and SIGTERM close the
+    window like its Quit action.
     """
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
@@ -115,6 +118,10 @@ def run_gui(styles: list[str] | None = None, blend: str | None = None, device: s
     window = MainWindow(instrument, open_settings(), startup_messages=messages)
     window.show()
     instrument.start()
+    perf = PerformanceLog(performance_log or default_log_path("window"), instrument.telemetry,
+                          extra=window.performance_fields, log=instrument.sigMessage.emit)
+    perf.start()
+    window.show_message(f"performance log: {perf.path}")
     if seconds is not None:
         QtCore.QTimer.singleShot(int(seconds * 1000), window.close)
     # Ctrl-C in the terminal (and SIGTERM) closes the window like the Quit action (the poll timer
@@ -126,6 +133,7 @@ def run_gui(styles: list[str] | None = None, blend: str | None = None, device: s
         for sig, old in previous.items():
             signal.signal(sig, old)
         window.close()
+        perf.stop()
         # Drop the engine before the interpreter exits, so its native objects are freed in order.
         window.deleteLater()
         del window, instrument

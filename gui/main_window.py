@@ -5,6 +5,11 @@ re-armed after each update (the pyqtgraph example pattern: an overloaded desktop
 timer events), about 28 times a second. User actions write the parameter store (or ask the
 instrument to do something on its worker threads); nothing here waits on the engine.
 
+The window shares the interpreter and the CPU with the producer, so it keeps its own share bounded:
+after each update it measures the CPU time its thread spent since the last one (the update and the
+painting it caused, ``time.thread_time``) and waits long enough that this stays below
+:data:`GUI_CPU_SHARE` of one core. On a busy machine the frame rate drops; the audio does not.
+
 Keyboard: Space play/stop, Ctrl+R record, Ctrl+Shift+O add style, Ctrl+O / Ctrl+S open / save
 session, Ctrl+Q quit. A MIDI program change n loads the (n+1)-th session of the current session's
 folder (:func:`gui.session.session_for_program`). The geometry and splitter layout are kept in :mod:`gui.settings`.
@@ -28,6 +33,10 @@ from gui.spectrogram_view import SpectrogramView
 from gui.style_slots import AcceptsFileDrops, StyleSlotsPanel
 
 POLL_MS = 35
+#: Most of one core the window's thread may use (updates and painting); it polls less often above it.
+GUI_CPU_SHARE = 0.2
+#: Longest wait between two updates, in ms (the frame rate never drops below 4 per second).
+MAX_POLL_MS = 250
 MAX_MESSAGES = 200
 WAVEFORM_SECONDS = 0.05
 SESSION_FILTER = f"Sessions (*{SESSION_SUFFIX} *.json);;All files (*)"
@@ -68,6 +77,8 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
         self._display_error: str | None = None
         self._fps = 0.0
         self._last_tick = time.perf_counter()
+        self._last_cpu = time.thread_time()
+        self.poll_ms = POLL_MS
         self._ticks = 0
         self._closed = False
         cfg = instrument.library.config
@@ -417,7 +428,15 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
                 self.show_message(line)
         finally:
             if not self._closed:
-                self._timer.start(POLL_MS)
+                self._timer.start(self._next_poll_ms())
+
+    def _next_poll_ms(self) -> int:
+        """The wait before the next update that keeps this thread under GUI_CPU_SHARE of a core."""
+        cpu = time.thread_time()
+        spent_ms = 1000.0 * (cpu - self._last_cpu)  # this update and the painting since the last one
+        self._last_cpu = cpu
+        self.poll_ms = int(min(MAX_POLL_MS, max(POLL_MS, spent_ms / GUI_CPU_SHARE - spent_ms)))
+        return self.poll_ms
 
     def _update_from_engine(self) -> None:
         now = time.perf_counter()
@@ -462,6 +481,10 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
         midi = inst.midi
         midi_text = f"MIDI {getattr(midi, 'api_name', None) or 'on'}" if midi is not None else "MIDI off"
         self.state_label.setText(f"{state} · {midi_text} · GUI {self._fps:4.1f} fps")
+
+    def performance_fields(self) -> dict:
+        """The window's figures for the performance log (plain values; any thread may call it)."""
+        return {"gui_fps": round(self._fps, 1), "gui_poll_ms": self.poll_ms}
 
     # ================================================================= window state
     def _restore_state(self) -> None:

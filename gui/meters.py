@@ -1,6 +1,12 @@
 """Meters: output level and waveform, engine figures (real-time factor, load, underruns), and the
 loss / load curves of the last minute. Every widget here only displays what it is handed on the
 window's timer; none reads the engine itself.
+
+Drawing costs the same whatever is handed over: every curve is decimated to at most
+:data:`MAX_CURVE_POINTS` points that keep its peaks (:func:`gui.decimate.min_max_envelope`) and drawn
+without antialiasing or fills (measured offscreen on the 2-core AMD EPYC: a minute of history, 2,580
+points, antialiased and filled cost 250 ms a paint; 50 ms of samples at 48 kHz antialiased 235 ms;
+see docs/EXPERIMENTS.md, "The window's drawing").
 """
 from __future__ import annotations
 
@@ -12,9 +18,17 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from engine.live.stream import Telemetry
 from gui import theme
+from gui.decimate import min_max_envelope
 
 DB_FLOOR = -60.0
 HISTORY_SECONDS = 60
+#: Most points any curve here draws, whatever the length of its data.
+MAX_CURVE_POINTS = 256
+
+
+def _bounded_curve(plot: pg.PlotItem, colour: str, width: float = 1.2) -> pg.PlotDataItem:
+    """A curve for dense data: no antialiasing, no fill, no finite check (callers pass finite data)."""
+    return plot.plot(pen=pg.mkPen(colour, width=width), antialias=False, skipFiniteCheck=True)
 
 
 def to_db(x: float) -> float:
@@ -72,18 +86,26 @@ class WaveformView(pg.PlotWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent=parent)
         plot = self.getPlotItem()
+        theme.cache_axes(plot)
         plot.setMenuEnabled(False)
         plot.hideButtons()
         plot.hideAxis("bottom")
         plot.showGrid(x=False, y=True, alpha=0.15)
         self.setMouseEnabled(x=False, y=False)
         self.setYRange(-1.0, 1.0, padding=0.02)
-        self.curve = plot.plot(pen=pg.mkPen(theme.ACCENT, width=1.2))
+        self.curve = _bounded_curve(plot, theme.ACCENT)
         self.setMinimumHeight(70)
 
     def set_samples(self, y: np.ndarray) -> None:
-        """Show ``y`` (float, -1..1)."""
-        self.curve.setData(np.asarray(y, dtype=np.float32))
+        """Show ``y`` (float, -1..1; non-finite samples are drawn as 0), as at most
+        :data:`MAX_CURVE_POINTS` points."""
+        y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        self.curve.setData(*min_max_envelope(np.arange(len(y), dtype=np.float64), y, MAX_CURVE_POINTS))
+
+    @property
+    def points_drawn(self) -> int:
+        """Points of the curve as it is drawn now."""
+        return 0 if self.curve.yData is None else len(self.curve.yData)
 
 
 class StatsPanel(QtWidgets.QWidget):
@@ -111,9 +133,13 @@ class StatsPanel(QtWidgets.QWidget):
             self.values[key] = value
 
     def _set(self, key: str, text: str, colour: str | None = None) -> None:
+        """Show ``text`` in ``colour``; an unchanged value costs nothing (a style sheet change re-polishes)."""
         label = self.values[key]
-        label.setText(text)
-        label.setStyleSheet(f"color: {colour};" if colour else "")
+        if label.text() != text:
+            label.setText(text)
+        sheet = f"color: {colour};" if colour else ""
+        if label.styleSheet() != sheet:
+            label.setStyleSheet(sheet)
 
     def update_from(self, t: Telemetry) -> None:
         last = t.last
@@ -138,6 +164,7 @@ class HistoryPlot(pg.GraphicsLayoutWidget):
         self.loss_plot = self.addPlot(row=0, col=0)
         self.load_plot = self.addPlot(row=1, col=0)
         for plot, title in ((self.loss_plot, "loss (last minute)"), (self.load_plot, "engine load")):
+            theme.cache_axes(plot)
             plot.setMenuEnabled(False)
             plot.hideButtons()
             plot.setMouseEnabled(x=False, y=False)
@@ -149,10 +176,14 @@ class HistoryPlot(pg.GraphicsLayoutWidget):
         self.load_plot.setXLink(self.loss_plot)
         self.load_plot.setYRange(0, 1.0, padding=0.05)
         self.load_plot.addItem(pg.InfiniteLine(1.0, angle=0, pen=pg.mkPen(theme.BAD, style=QtCore.Qt.PenStyle.DashLine)))
-        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(theme.WARN, width=1.5))
-        self.load_curve = self.load_plot.plot(pen=pg.mkPen(theme.GOOD, width=1.5), fillLevel=0,
-                                              brush=pg.mkBrush(129, 199, 132, 50))
+        self.loss_curve = _bounded_curve(self.loss_plot, theme.WARN, 1.5)
+        self.load_curve = _bounded_curve(self.load_plot, theme.GOOD, 1.5)
         self.setMinimumHeight(170)
+
+    @property
+    def points_drawn(self) -> int:
+        """Points of both curves as they are drawn now."""
+        return sum(0 if c.yData is None else len(c.yData) for c in (self.loss_curve, self.load_curve))
 
     def update_from(self, t: Telemetry) -> None:
         n = len(t.loss_history)
@@ -164,6 +195,8 @@ class HistoryPlot(pg.GraphicsLayoutWidget):
             # Linear scale up to 1.25 x the 98th percentile: rare spikes (a style change) are drawn
             # flat-topped instead of squashing the rest of the minute.
             top = 1.25 * float(np.percentile(t.loss_history[finite], 98)) or 1.0
-            self.loss_curve.setData(x[finite], np.minimum(t.loss_history[finite], top))
+            self.loss_curve.setData(*min_max_envelope(x[finite], np.minimum(t.loss_history[finite], top),
+                                                      MAX_CURVE_POINTS))
             self.loss_plot.setYRange(0.0, top, padding=0.02)
-        self.load_curve.setData(x, np.clip(t.load_history, 0, 2))
+        load = np.nan_to_num(np.clip(t.load_history, 0, 2), nan=0.0)
+        self.load_curve.setData(*min_max_envelope(x, load, MAX_CURVE_POINTS))

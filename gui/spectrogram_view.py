@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PyQt6 import QtCore
 
 from engine.live.stream import Telemetry
+from gui import theme
 
 #: Colour levels in log1p magnitude units (the default style spans about 0..3.4; 99 % below 1.6).
 LEVELS = (0.0, 2.2)
@@ -48,6 +49,7 @@ class SpectrogramView(pg.PlotWidget):
                                          self.columns * self.frame_seconds, nyquist))
         self.addItem(self.image)
         plot = self.getPlotItem()
+        theme.cache_axes(plot)
         plot.setMenuEnabled(False)
         plot.hideButtons()
         self.setMouseEnabled(x=False, y=False)

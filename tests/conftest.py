@@ -28,10 +28,11 @@ JACK_PERIOD = 256
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Graph cache and user config in a temporary folder, for every test."""
+    """Graph cache, user config and performance logs in a temporary folder, for every test."""
     base = tmp_path_factory.mktemp("cache")
     os.environ["TEXTURE_CACHE_DIR"] = str(base / "graphs")
     os.environ["TEXTURE_CONFIG_DIR"] = str(base / "config")
+    os.environ["XDG_STATE_HOME"] = str(base / "state")
 
 
 def _jack_running(name: str) -> bool:

@@ -292,3 +292,21 @@ def test_play_ends_after_its_seconds_while_the_server_is_gone(private_jack, tmp_
     assert status == 0, err.lines
     assert err.count("audio output lost") == 1 and err.count("audio output back") == 0
     assert err.wait_for("played ").startswith("played ")
+
+
+def test_play_logs_its_performance_and_has_no_underrun_after_its_first_second(jack_server, tmp_path):
+    """play --no-gui writes the performance log a user can send: a line after the first second, one
+    per interval, a summary; on the JACK dummy server nothing underruns after the first second."""
+    log = tmp_path / "perf.jsonl"
+    played = subprocess.run([sys.executable, str(ROOT / "main.py"), "play", "--no-gui", "--seconds", "5",
+                             "--performance-log", str(log)], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert played.returncode == 0, played.stderr
+    assert f"performance log {log}" in played.stderr
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert "started" in lines[0]
+    first, summary = lines[1], lines[-1]
+    assert 0.9 < first["elapsed_s"] < 3.0 and summary["summary"] is True
+    assert 4.0 < summary["audio_s"] <= 5.5 and summary["realtime_factor"] > 1.0
+    assert {"underruns", "quality_drops", "max_load", "lead_ms", "steps"} <= set(summary)
+    assert summary["underruns"] == first["underruns"], "underruns after the first second"

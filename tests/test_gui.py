@@ -643,3 +643,25 @@ def test_play_options_reach_the_windows_engine(jack_server, qapp, stepper, confi
 def test_play_seconds_closes_the_window(jack_server, qapp, config_dir) -> None:
     import main
     assert main.main(["play", "--seconds", "1"]) == 0  # the window opened, played and closed by itself
+
+
+# ------------------------------------------------------------------ the window never costs the audio a block
+def test_a_window_with_an_hour_of_history_on_jack_keeps_its_blocks_on_time(jack_server, make_window, qtbot) -> None:
+    """The window draws a history filled to an hour while it plays on the JACK dummy server: no
+    underrun after the first second (issue 21; the window's drawing is bounded, docs/bench_window.py
+    measures the same over minutes)."""
+    from engine.live.device_sink import SoundDeviceSink
+    window = make_window(sink=SoundDeviceSink(None))
+    inst = window.instrument
+    engine = inst.engine
+    engine._history[:] = np.random.default_rng(0).random(engine._history.shape)
+    engine._history_count = int(3600 * 1000 / engine.synth.latest.block_ms)  # as after an hour of playing
+    qtbot.waitUntil(lambda: engine.sink.first_audio_time is not None, timeout=10000)
+    qtbot.wait(1000)
+    after_first_second = inst.telemetry().underruns
+    ticks = window._ticks
+    qtbot.wait(5000)
+    t = inst.telemetry()
+    assert window._ticks >= ticks + 20  # the window kept drawing meanwhile
+    assert t.error is None and t.peak > 0.01
+    assert t.underruns == after_first_second, f"{t.underruns - after_first_second} underruns after the first second"

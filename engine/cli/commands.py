@@ -109,6 +109,7 @@ def _write_json(path: str | None, data: dict) -> None:
 
 def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) -> int:
     """Play from the terminal until Ctrl-C or ``--seconds``; ``midi_starter`` (from main.py) attaches MIDI input."""
+    from engine.live.performance_log import PerformanceLog, default_log_path
     from engine.live.sinks import DEFAULT_LEAD_SECONDS, SoundDeviceSink
     from engine.live.stream import Engine
     params = build_params(args)
@@ -120,6 +121,8 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
     log(f"playing {', '.join(s.name for s in library.slots)} on {sink.name} at {sink.rate} Hz; Ctrl-C stops")
     engine.start()
+    perf = PerformanceLog(args.performance_log or default_log_path("play"), engine.telemetry, log=log)
+    perf.start()
     t0 = time.monotonic()
     try:
         while args.seconds is None or time.monotonic() - t0 < args.seconds:
@@ -132,12 +135,13 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
                       f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
     finally:
         engine.stop()
+        perf.stop()
         if stop_midi is not None:
             stop_midi()
     t = engine.telemetry()
     first = f", first sound {sink.first_audio_time - START_TIME:.2f} s after start" if sink.first_audio_time else ""
     grew = f", lead grown to {sink.lead_seconds * 1000:.0f} ms" if sink.lead_seconds > lead else ""
-    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}{grew}{first}")
+    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}{grew}{first}; performance log {perf.path}")
     return 0
 
 

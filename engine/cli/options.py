@@ -17,7 +17,7 @@ The ranges (:data:`RANGES`) and why each bound is where it is:
   48 kHz every block costs more than real time allows on a 2-core CPU), ``--blocks`` 1..10000,
   ``--timeout`` up to an hour, ``--weights`` four values in [0, 1e12].
 
-Outputs (``--out``, ``--stats``, ``--json``): the suffix must be one this program writes and the
+Outputs (``--out``, ``--stats``, ``--json``, ``--performance-log``): the suffix must be one this program writes and the
 folder (or the nearest existing folder above it, since missing folders are created) must accept a
 new file, tested by creating and deleting a temporary one there.
 """
@@ -105,6 +105,8 @@ OUTPUTS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
     "evaluate": (("--json", (".json",)),),
     "bench": (("--json", (".json",)),),
     "export-onnx": (("--out", None),),
+    "play": (("--performance-log", (".jsonl",)),),
+    "gui": (("--performance-log", (".jsonl",)),),
 }
 
 

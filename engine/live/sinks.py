@@ -89,8 +89,10 @@ class Sink:
             self.discard()
 
 
-#: Default audio queued ahead of each newly computed block, in seconds (see the module doc).
-DEFAULT_LEAD_SECONDS = 0.025
+#: Default audio queued ahead of each newly computed block, in seconds (see the module doc). A block
+#: takes 6-7 ms on the 2-core AMD EPYC, but with the window open one block in a few thousand takes
+#: 30-53 ms (the machine's other work, docs/bench_window.py); 25 ms underran a few times a minute.
+DEFAULT_LEAD_SECONDS = 0.05
 #: After an underrun a sound device's lead grows by this much, up to the maximum, in seconds.
 LEAD_STEP_SECONDS, MAX_LEAD_SECONDS = 0.01, 0.2
 #: A sound device starts playing once this much more than the lead is queued (start-up cushion).
