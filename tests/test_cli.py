@@ -292,3 +292,32 @@ def test_play_ends_after_its_seconds_while_the_server_is_gone(private_jack, tmp_
     assert status == 0, err.lines
     assert err.count("audio output lost") == 1 and err.count("audio output back") == 0
     assert err.wait_for("played ").startswith("played ")
+
+
+# ------------------------------------------------------------------ an output that is an input
+def test_an_output_that_resolves_to_an_input_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    style = _style(tmp_path)
+    before = style.read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.wav").symlink_to(style)
+    monkeypatch.chdir(tmp_path / "sub")
+    render = ["render", "--seconds", "1", "--style", "../s.wav"]
+    cases = [([*render, "--out", str(style)], "--out"),                         # the same path
+             ([*render, "--out", str(tmp_path / "link.wav")], "--out"),          # through a symlink
+             ([*render, "--out", "../sub/../s.wav", "--offline"], "--out"),     # relative, through ..
+             ([*render, "--out", "o.wav", "--stats", "../s.wav"], "--stats"),
+             (["transfer", "--content", str(style), "--style", "../link.wav", "--out", "../s.wav"], "--out"),
+             (["evaluate", "../s.wav", "../link.wav", "--json", "../link.wav"], "--json")]
+    for argv, option in cases:
+        assert main.main(argv) == 1, argv
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {option} ") and "would overwrite the input" in lines[0]
+    assert style.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["link.wav", "s.wav", "sub"]
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_an_output_whose_interrupted_name_is_an_input_is_refused(tmp_path, capsys):
+    style = tmp_path / "take.interrupted.wav"
+    sf.write(style, bursts_and_drone(1.0), SR)
+    assert main.main(["render", "--seconds", "1", "--style", str(style), "--out", str(tmp_path / "take.wav")]) == 1
+    assert "would overwrite the input --style" in capsys.readouterr().err
