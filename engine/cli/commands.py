@@ -8,8 +8,9 @@ Each command returns an exit status; user errors raise :class:`engine.errors.Tex
 :func:`engine.cli.options.check_args` before it calls in here. Long work shows a progress bar on stderr
 (tqdm, hidden when stderr is not a terminal).
 
-Interruptions: ``play`` stops on Ctrl-C or SIGTERM like at the end of ``--seconds``. A streaming
-``render`` that gets Ctrl-C or SIGTERM fades out over the next 50 ms of output and publishes what it
+Interruptions (Ctrl-C, SIGTERM and SIGHUP alike; main.py installs the handlers whatever the process
+inherited): ``play`` stops like at the end of ``--seconds`` (exit status 130). A streaming
+``render`` that gets one fades out over the next 50 ms of output and publishes what it
 made as ``NAME.interrupted.wav`` (``.flac``), never under the name asked for, and says so in one line
 (exit status 130); a second signal stops at once and leaves nothing. An offline render or a transfer
 has no audio before it ends: interrupted, it writes nothing and says so.
@@ -119,36 +120,63 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
     log(f"playing {', '.join(s.name for s in library.slots)} on {sink.name} at {sink.rate} Hz; Ctrl-C stops")
-    engine.start()
-    t0 = time.monotonic()
+    interrupted = False
     try:
-        while args.seconds is None or time.monotonic() - t0 < args.seconds:
-            time.sleep(0.5)
-            t = engine.telemetry()
-            if t.error:
-                raise TextureError(t.error)
-            if sys.stderr.isatty() and t.last is not None:
-                print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.iterations} it  "
-                      f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
+        engine.start()
+        _play_for(engine, args.seconds)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         engine.stop()
-        if stop_midi is not None:
-            stop_midi()
+        midi_report = stop_midi() if stop_midi is not None else None
+    lost = _play_summary(engine, sink, lead, midi_report)
+    if lost > LOST_AUDIO_LIMIT_SECONDS:
+        return LOST_AUDIO_STATUS
+    return 130 if interrupted else 0
+
+
+#: ``play`` exits with :data:`LOST_AUDIO_STATUS` when more than this much audio was lost, in seconds.
+LOST_AUDIO_LIMIT_SECONDS = 1.0
+#: Exit status of a ``play`` that lost more than :data:`LOST_AUDIO_LIMIT_SECONDS` of audio (to a
+#: missing device or to underruns), even when it was interrupted.
+LOST_AUDIO_STATUS = 4
+
+
+def _play_for(engine, seconds: float | None) -> None:
+    """Wait while the engine plays, ``seconds`` or for ever; show its state on a terminal.
+
+    Raises TextureError when the producer stopped on an internal error, KeyboardInterrupt on a signal."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic())))
+        t = engine.telemetry()
+        if t.error:
+            raise TextureError(t.error)
+        if sys.stderr.isatty() and t.last is not None:
+            print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.iterations} it  "
+                  f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
+
+
+def _play_summary(engine, sink, lead: float, midi_report: str | None) -> float:
+    """Log ``play``'s closing line (heard and lost seconds, blocks, underruns, lead, MIDI); the seconds lost."""
     t = engine.telemetry()
+    missing, underrun = engine.output_lost_seconds, sink.underrun_seconds
     first = f", first sound {sink.first_audio_time - START_TIME:.2f} s after start" if sink.first_audio_time else ""
     grew = f", lead grown to {sink.lead_seconds * 1000:.0f} ms" if sink.lead_seconds > lead else ""
-    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}{grew}{first}")
-    return 0
+    midi = f"; {midi_report}" if midi_report else ""
+    log(f"\nplayed {t.blocks} blocks: heard {sink.heard_seconds:.1f} s, lost {missing + underrun:.1f} s "
+        f"({missing:.1f} s without an audio device, {underrun:.1f} s in underruns {t.underruns}){grew}{first}{midi}")
+    return missing + underrun
 
 
 @contextlib.contextmanager
 def _signals_set(stop: threading.Event):
-    """While inside: SIGINT and SIGTERM set ``stop``; a second one raises KeyboardInterrupt (stop now)."""
+    """While inside: SIGINT, SIGTERM and SIGHUP set ``stop``; a second one raises KeyboardInterrupt (stop now)."""
     def handler(signum: int, frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -214,6 +242,7 @@ def _render_offline(args: argparse.Namespace) -> int:
     parse_blend(args.blend, len(args.style))
     need = int(settings.spectral.sample_rate * 0.5)
     styles = [load_audio(p, sample_rate=settings.spectral.sample_rate, min_samples=need) for p in args.style]
+    log(f"rendering {args.seconds:g} s offline ({settings.iterations} L-BFGS iterations); Ctrl-C stops")
     t0 = time.perf_counter()
     result = _run_offline(settings, lambda prog, phase: synthesize(
         styles, seconds=args.seconds, blend_weights=parse_blend(args.blend, len(styles)), settings=settings,

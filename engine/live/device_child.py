@@ -81,6 +81,7 @@ def _make_callback(block: SharedBlock, ring_holder: list, scratch: np.ndarray, g
             mono[n:] = 0.0
             if state.primed and not state.draining:
                 state.underruns += 1
+                state.underrun_samples += frames - n
         elif not state.primed:
             state.primed = 1
             state.first_audio_time = time.monotonic()

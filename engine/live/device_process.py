@@ -73,6 +73,7 @@ class SharedState(ctypes.Structure):
         ("draining", ctypes.c_int64),          # P: 1 while the ring drains at stop (no underruns counted)
         ("primed", ctypes.c_int64),            # C: 1 once playback started
         ("underruns", ctypes.c_int64),         # C: callbacks the ring could not fill, once primed
+        ("underrun_samples", ctypes.c_int64),  # C: zeros those callbacks played in place of audio
         ("xruns", ctypes.c_int64),             # C: PortAudio output_underflow flags
         ("callbacks", ctypes.c_int64),         # C: callbacks so far (the watchdog's heartbeat)
         ("first_audio_time", ctypes.c_double),  # C: time.monotonic() of the first real sample (0: none)

@@ -73,7 +73,8 @@ class SoundDeviceSink(Sink):
         self._state = self._block.state
         self._ring: RingBuffer | None = None
         self._lost: str | None = None
-        self._counted, self._first_audio = (0, 0), None
+        self._counted, self._first_audio = (0, 0, 0.0, 0.0), None
+        self._stream_rate = 1  # Hz of the stream the shared counters count (set by _start_stream)
         self._holder: list[DeviceProcess | None] = [None]  # the child to kill if this sink is dropped
         weakref.finalize(self, SoundDeviceSink._end, self._holder)
         self._info: dict | None = None
@@ -136,9 +137,13 @@ class SoundDeviceSink(Sink):
     def _start_stream(self) -> None:
         """Reset the shared header and the ring (no child reads it yet) and start the child's stream.
 
-        The counters the user sees (underruns, xruns, first sound) run on across a reopen."""
+        The counters the user sees (underruns, xruns, heard and lost seconds, first sound) run on
+        across a reopen (heard and lost in seconds, since the device rate may change)."""
         s = self._state
-        self._counted = (self._counted[0] + s.underruns, self._counted[1] + s.xruns)
+        rate = self._stream_rate  # of the stream that played these counts
+        self._counted = (self._counted[0] + s.underruns, self._counted[1] + s.xruns,
+                         self._counted[2] + s.read_count / rate, self._counted[3] + s.underrun_samples / rate)
+        self._stream_rate = self.rate
         if self._first_audio is None and s.first_audio_time:
             self._first_audio = s.first_audio_time
         self.lead_seconds = self.initial_lead_seconds
@@ -146,7 +151,7 @@ class SoundDeviceSink(Sink):
         capacity = min(self._block.max_samples, int((max(MAX_LEAD_SECONDS, self.lead_seconds) + 0.5) * self.rate))
         s.write_count = s.read_count = 0
         s.capacity, s.prime_samples = capacity, self._prime_samples
-        s.draining = s.primed = s.underruns = s.xruns = s.callbacks = 0
+        s.draining = s.primed = s.underruns = s.underrun_samples = s.xruns = s.callbacks = 0
         s.first_audio_time = 0.0
         self._pump_gain()
         self._ring = RingBuffer(capacity, buffer=self._block.samples, counters=s)
@@ -161,9 +166,10 @@ class SoundDeviceSink(Sink):
             if self._proc is not None:
                 self._proc.kill()
             self._take(self._open(DeviceProcess(self._block, self.name, hostapi=self.hostapi, latency=self.latency)))
-        self._state.underruns = self._state.xruns = 0
+        self._state.underruns = self._state.underrun_samples = self._state.xruns = 0
+        self._state.write_count = self._state.read_count = 0
         self._state.first_audio_time = 0.0
-        self._counted, self._first_audio = (0, 0), None
+        self._counted, self._first_audio = (0, 0, 0.0, 0.0), None
         self._start_stream()
 
     # ---------------------------------------------------------------- figures
@@ -176,6 +182,16 @@ class SoundDeviceSink(Sink):
     def xruns(self) -> int:
         """PortAudio's output_underflow flags seen by the callback since :meth:`prepare`."""
         return self._counted[1] + int(self._state.xruns)
+
+    @property
+    def heard_seconds(self) -> float:
+        """Audio the device took from the ring since :meth:`prepare` (across reopens), in seconds."""
+        return self._counted[2] + self._state.read_count / self._stream_rate
+
+    @property
+    def underrun_seconds(self) -> float:
+        """Silence the device played in underruns since :meth:`prepare` (across reopens), in seconds."""
+        return self._counted[3] + self._state.underrun_samples / self._stream_rate
 
     @property
     def first_audio_time(self) -> float | None:
