@@ -363,3 +363,22 @@ def test_play_started_with_sigint_ignored_stops_on_sigint(jack_server, tmp_path)
     proc, err = _started_ignoring_sigint(["play", "--no-gui", "--style", str(_style(tmp_path))], dict(os.environ))
     assert _interrupt_after(proc, err, "playing ") == 130, err.lines
     assert "heard " in err.wait_for("played ") and "Traceback" not in "".join(err.lines)
+
+
+# ------------------------------------------------------------------ no audio server at all
+def test_no_audio_server_at_all_is_one_line_that_says_what_to_start(tmp_path):
+    """JACK pointed at a server that does not exist; this machine has no sound card (no ALSA output)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JACK_DEFAULT_SERVER="texture-no-such-server",
+               JACK_NO_START_SERVER="1")
+    listed = subprocess.run([sys.executable, str(ROOT / "main.py"), "devices"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    if "Audio outputs:\n   none:" not in listed.stdout:
+        pytest.skip(f"this machine has an audio output besides JACK: {listed.stdout}")
+    assert listed.returncode == 0 and "no audio output" in listed.stdout and "jackd -d dummy" in listed.stdout
+    played = subprocess.run([sys.executable, str(ROOT / "main.py"), "play", "--no-gui", "--seconds", "1",
+                             "--style", str(_style(tmp_path))], capture_output=True, text=True, env=env, timeout=120)
+    lines = [ln for ln in played.stderr.splitlines() if ln.strip()]
+    assert played.returncode == 1 and len(lines) == 1, played.stderr
+    assert lines[0].startswith("error: no audio output: PortAudio found no output device")
+    for named in ("'texture-no-such-server'", "ALSA", "PipeWire", "jackd -d dummy", "render"):
+        assert named in lines[0], named

@@ -117,9 +117,10 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
     sink = SoundDeviceSink(args.device, lead_seconds=lead, wait=False)  # it opens while the styles load
     library = build_library(config, args.style, args.blend, params)
+    output = f"{sink.name} at {sink.rate} Hz"  # waits for the device: no device fails here, before any other work
     engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
-    log(f"playing {', '.join(s.name for s in library.slots)} on {sink.name} at {sink.rate} Hz; Ctrl-C stops")
+    log(f"playing {', '.join(s.name for s in library.slots)} on {output}; Ctrl-C stops")
     interrupted = False
     try:
         engine.start()
@@ -317,14 +318,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     """Audio outputs as the engine sees them (a fresh PortAudio in the device process) and ORT providers."""
     import onnxruntime as ort
-    from engine.live.device_process import list_outputs
+    from engine.live.device_process import list_outputs, no_output_message
     print("Audio outputs:")
     outputs = list_outputs()
     for d in outputs:
         mark = "*" if d["default"] else " "
         print(f" {mark}{d['index']:3d}  {d['name']}  ({d['hostapi']}, {d['channels']} ch, {d['rate']:.0f} Hz)")
     if not outputs:
-        print("   none (play runs on a null sink in the GUI)")
+        print(f"   none: {no_output_message()} (the window runs on a null sink)")
     print(f"ONNX Runtime {ort.__version__} providers available: {', '.join(ort.get_available_providers())}")
     return 0
 

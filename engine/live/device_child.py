@@ -23,7 +23,8 @@ import time
 
 import numpy as np
 
-from engine.live.device_process import RETRY_SECONDS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock
+from engine.live.device_process import (RETRY_SECONDS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock,
+                                        no_output_message)
 
 
 def _say(event: str, **fields: object) -> None:
@@ -47,6 +48,8 @@ def _find(sd, device: str | int | None, hostapi: str | None) -> dict:
             if d["name"] == device and d["hostapi"] == hostapi:
                 return d
         raise LookupError(f"audio output device {device!r} ({hostapi}) is not there")
+    if not _outputs(sd):
+        raise LookupError(no_output_message())
     try:
         if device is None:
             info = sd.query_devices(kind="output")

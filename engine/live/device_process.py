@@ -247,6 +247,16 @@ class DeviceProcess:
                 pass
 
 
+def no_output_message() -> str:
+    """The one line for a machine where PortAudio finds no output device at all: what was looked
+    for (JACK's server by the name this process would reach, ALSA cards and the PulseAudio /
+    PipeWire plug-ins ALSA offers) and what to start."""
+    server = os.environ.get("JACK_DEFAULT_SERVER", "default")
+    return (f"no audio output: PortAudio found no output device (looked for the JACK server {server!r}, "
+            "ALSA sound cards and PulseAudio/PipeWire); start a sound server, e.g. `jackd -d dummy` "
+            "or PipeWire, or use `render` to write files")
+
+
 def _spawn(request: dict, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(_ROOT), *filter(None, [env.get("PYTHONPATH")])])
