@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def start_midi(params, library, port: str | None):
-    """Open MIDI input for ``play``: the virtual 'texture in' port plus ``port``; returns the stop function.
+    """Open MIDI input for ``play``: the virtual 'texture in' port plus ``port``; returns the function
+    that stops it and returns the MIDI part of play's closing line (None without MIDI).
 
     Without ``--midi`` a machine with no working MIDI API only gets a note on stderr.
     """
@@ -158,7 +159,11 @@ def start_midi(params, library, port: str | None):
             raise
         log(f"MIDI unavailable: {exc}")
         return lambda: None
-    return controller.stop
+
+    def stop() -> str:
+        controller.stop()
+        return controller.report()
+    return stop
 
 
 def midi_command(args: argparse.Namespace) -> int:

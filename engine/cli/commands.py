@@ -42,8 +42,9 @@ from engine.analysis.styles import StyleLibrary
 #: When this module was imported (the process's start, for "first sound" figures), time.monotonic().
 START_TIME = time.monotonic()
 
-#: Attaches MIDI input to a store and library for ``--midi PORT``; returns the function that detaches it.
-MidiStarter = Callable[[ParamStore, StyleLibrary, "str | None"], Callable[[], None]]
+#: Attaches MIDI input to a store and library for ``--midi PORT``; returns the function that detaches
+#: it and returns a one-line MIDI report for play's closing line (or None).
+MidiStarter = Callable[[ParamStore, StyleLibrary, "str | None"], Callable[[], "str | None"]]
 
 
 def log(message: str) -> None:

@@ -26,8 +26,8 @@ import numpy as np
 from engine.live.device_process import OPEN_TIMEOUT_SECONDS, DeviceProcess, SharedBlock
 from engine.errors import DeviceLost, ParameterError, TextureError
 from engine.live.ringbuffer import RingBuffer
-from engine.live.sinks import (DEFAULT_LEAD_SECONDS, LEAD_STEP_SECONDS, MAX_LEAD_SECONDS, PRIME_EXTRA_SECONDS,
-                          Sink)
+from engine.live.sinks import (DEFAULT_LEAD_SECONDS, LEAD_RETURN_SECONDS, LEAD_STEP_SECONDS, MAX_LEAD_SECONDS,
+                               PRIME_EXTRA_SECONDS, Sink)
 
 #: Queued audio not taken by the device for this long counts as a lost device, in seconds.
 STALL_SECONDS = 1.0
@@ -156,6 +156,7 @@ class SoundDeviceSink(Sink):
         self._pump_gain()
         self._ring = RingBuffer(capacity, buffer=self._block.samples, counters=s)
         self._underruns_seen = self.underruns
+        self._quiet_since = time.monotonic()
         self._lost = None
         self._progress = (0, time.monotonic())
         self._proc.start()
@@ -240,11 +241,20 @@ class SoundDeviceSink(Sink):
         if self._lost is not None:
             raise DeviceLost(f"{self.name}: {self._lost}")
 
-    def wait_for_room(self, stop: threading.Event | None = None) -> None:
-        if self.underruns > self._underruns_seen:  # the machine could not keep up: queue more from now on
+    def _adapt_lead(self) -> None:
+        """One step up after new underruns (the machine could not keep up: queue more from now on),
+        one step down towards the lead asked for after each ``LEAD_RETURN_SECONDS`` without one."""
+        now = time.monotonic()
+        if self.underruns > self._underruns_seen:
             self._underruns_seen = self.underruns
-            if self.lead_seconds < MAX_LEAD_SECONDS:
-                self.lead_seconds = min(MAX_LEAD_SECONDS, self.lead_seconds + LEAD_STEP_SECONDS)
+            self.lead_seconds = min(MAX_LEAD_SECONDS, self.lead_seconds + LEAD_STEP_SECONDS)
+            self._quiet_since = now
+        elif self.lead_seconds > self.initial_lead_seconds and now - self._quiet_since >= LEAD_RETURN_SECONDS:
+            self.lead_seconds = max(self.initial_lead_seconds, self.lead_seconds - LEAD_STEP_SECONDS)
+            self._quiet_since = now
+
+    def wait_for_room(self, stop: threading.Event | None = None) -> None:
+        self._adapt_lead()
         nap = min(0.002, 0.25 * self.lead_seconds)
         while True:
             self._pump_gain()

@@ -19,7 +19,9 @@ queued. So a block is computed just in time, with the newest parameters, and lan
 ``lead_seconds`` of queued audio: the lead is the producer's slack against compute jitter and the
 part of the control latency the sink adds. Each underrun (the machine did not keep up) adds
 ``LEAD_STEP_SECONDS`` to a sound device's lead, up to ``MAX_LEAD_SECONDS``, so a busy machine
-trades a little latency for no more dropouts. The ring holds half a second more than the largest
+trades a little latency for no more dropouts; after each ``LEAD_RETURN_SECONDS`` (5 s) without an
+underrun the lead comes down one step again, to the lead asked for: from the largest lead (200 ms)
+back to the default 25 ms takes 18 steps, 90 s of quiet (a 35 ms lead after one underrun: 5 s). The ring holds half a second more than the largest
 lead, so :meth:`write` never has to wait. Playback starts only once ``PRIME_EXTRA_SECONDS`` more than the
 lead is queued, a cushion for the slow first blocks that drains to the lead within a few blocks.
 """
@@ -93,6 +95,8 @@ class Sink:
 DEFAULT_LEAD_SECONDS = 0.025
 #: After an underrun a sound device's lead grows by this much, up to the maximum, in seconds.
 LEAD_STEP_SECONDS, MAX_LEAD_SECONDS = 0.01, 0.2
+#: After this long without an underrun a grown lead comes down one step, in seconds (module doc).
+LEAD_RETURN_SECONDS = 5.0
 #: A sound device starts playing once this much more than the lead is queued (start-up cushion).
 PRIME_EXTRA_SECONDS = 0.06
 
