@@ -382,3 +382,45 @@ def test_no_audio_server_at_all_is_one_line_that_says_what_to_start(tmp_path):
     assert lines[0].startswith("error: no audio output: PortAudio found no output device")
     for named in ("'texture-no-such-server'", "ALSA", "PipeWire", "jackd -d dummy", "render"):
         assert named in lines[0], named
+
+
+# ------------------------------------------------------------------ a MIDI flood under play
+def _silent_windows(y: np.ndarray, rate: int = 48000) -> int:
+    """10 ms windows of a recording of the texture that are silent (a dropout; the texture never is)."""
+    n = len(y) // (rate // 100)
+    frames = y[: n * (rate // 100)].reshape(n, -1)
+    return int(np.sum(np.sqrt(np.mean(frames ** 2, axis=1)) < 1e-4))
+
+
+@pytest.mark.slow
+def test_a_midi_flood_is_coalesced_and_counted_and_the_sound_holds(private_jack, tmp_path):
+    """A real rtmidi JACK client floods `texture in` while the output is recorded from the server;
+    the same run's unflooded seconds are the reference. Bounds are structural and generous (a loaded
+    2-core machine): the messages are coalesced and counted, and the flood adds few dropouts."""
+    proc, err = _player(private_jack, tmp_path)
+    try:
+        err.wait_for("playing ")
+        private_jack.record_sounding(tmp_path / "start.wav")
+        quiet = private_jack.record(tmp_path / "quiet.wav", 3.0)
+        flood = subprocess.Popen([sys.executable, "-m", "tests.midi_flood", "5", "8000"], cwd=str(ROOT),
+                                 env=dict(private_jack.env, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, text=True)
+        time.sleep(1.0)  # the flood is under way
+        flooded = private_jack.record(tmp_path / "flooded.wav", 3.0)
+        sent = int(flood.communicate(timeout=60)[0])
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(60)
+    finally:
+        for p in (proc, locals().get("flood")):
+            if p is not None and p.poll() is None:
+                p.kill()
+    summary = err.wait_for("played ")
+    assert status == 130, summary
+    received, applied, coalesced, ignored = map(int, re.search(
+        r"MIDI (\d+) messages: (\d+) applied, (\d+) coalesced .*?, (\d+) ignored", summary).groups())
+    assert received > sent / 2  # sysex (2 of 7 kinds) is dropped by rtmidi before it is counted
+    assert coalesced > 0 and applied + coalesced + ignored <= received
+    assert applied < received / 10, summary  # the store was written far less often than messages came
+    underruns = int(re.search(r"in underruns (\d+)", summary).group(1))
+    before, during = _silent_windows(quiet), _silent_windows(flooded)
+    print(f"silent 10 ms windows: {before} unflooded, {during} flooded; {summary.strip()}")
+    assert during <= before + 10 and underruns <= 25, (before, during, summary)

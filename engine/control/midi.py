@@ -442,30 +442,43 @@ class MidiController:
             with self._message_lock:
                 pending, self._latest = self._latest, {}
             counts: dict[str, int] = {}
+            writes: dict[str | int, float] = {}
             for msg in pending.values():
                 try:
-                    outcome = self._apply(msg)
+                    outcome = self._apply(msg, writes)
                 except Exception:  # noqa: BLE001 - the applier must survive anything; it is counted
                     outcome = "errors"
                 counts[outcome] = counts.get(outcome, 0) + 1
+            self._write(writes)
             with self._message_lock:
                 for outcome, n in counts.items():
                     setattr(self._stats, outcome, getattr(self._stats, outcome) + n)
 
-    def _apply(self, msg: list[int]) -> str:
-        """Apply one message :meth:`_sort` kept; returns the name of its outcome counter."""
+    def _apply(self, msg: list[int], writes: dict[str | int, float]) -> str:
+        """Apply one message :meth:`_sort` kept: its store writes go into ``writes`` (parameter name
+        or slot id -> value; a later message of the same drain overrides); returns its outcome."""
         status = msg[0]
         kind, channel = status >> 4, (status & 0x0F) + 1
         if kind == 0xB:
-            return self._control("cc", msg[1], msg[2] / 127.0, channel)
+            return self._control("cc", msg[1], msg[2] / 127.0, channel, writes)
         if kind == 0xE:
-            return self._control("pitchbend", 0, (msg[1] | msg[2] << 7) / 16383.0, channel)
+            return self._control("pitchbend", 0, (msg[1] | msg[2] << 7) / 16383.0, channel, writes)
         if kind == 0x9:
-            return self._select_slot(msg[1], msg[2])
+            return self._select_slot(msg[1], msg[2], writes)
         self._on_program(msg[1])
         return "applied"
 
-    def _control(self, kind: str, number: int, x: float, channel: int) -> str:
+    def _write(self, writes: dict[str | int, float]) -> None:
+        """One store write per parameter (``set``) and per slot weight (``set_blend``) of a drain:
+        parameters first, then slot weights (a note and a morph move in one drain: the note's slot
+        selection wins). The values come from validated mappings, so the store never refuses them."""
+        for key, value in sorted(writes.items(), key=lambda kv: isinstance(kv[0], int)):
+            if isinstance(key, int):
+                self._params.set_blend(key, value)
+            else:
+                self._params.set(key, value)
+
+    def _control(self, kind: str, number: int, x: float, channel: int, writes: dict[str | int, float]) -> str:
         template = self._learn_template
         if template is not None:
             learned = dataclasses.replace(template, kind=kind, number=number)
@@ -474,14 +487,14 @@ class MidiController:
             self._learned = learned
             self._learned_event.set()
             self._save_pending = self._save_learned
-            self._params.set(learned.param, learned.value(x))
+            writes[learned.param] = learned.value(x)
             return "learned"
         routes = [m for m in self._map.routes(kind, number) if m.matches(channel)]
         for m in routes:
-            self._params.set(m.param, m.value(x))
+            writes[m.param] = m.value(x)
         return "applied" if routes else "unmapped"
 
-    def _select_slot(self, note: int, velocity: int) -> str:
+    def _select_slot(self, note: int, velocity: int, writes: dict[str | int, float]) -> str:
         """Note ``note_base + i`` selects slot ``i`` (wrapping): its weight 1 (or velocity / 127), others 0."""
         ids = list(self._slot_ids())
         if not ids:
@@ -489,7 +502,7 @@ class MidiController:
         chosen = (note - self._map.note_base) % len(ids)
         weight = velocity / 127.0 if self._map.note_velocity else 1.0
         for i, slot in enumerate(ids):
-            self._params.set_blend(slot, weight if i == chosen else 0.0)
+            writes[slot] = weight if i == chosen else 0.0
         return "applied"
 
     # ---------------------------------------------------------------- ports and hot-plug
