@@ -1,4 +1,5 @@
 """The CLI contract of DESIGN.md through the real main.py: render stats, export, devices, play on JACK."""
+import contextlib
 import json
 import os
 import re
@@ -424,3 +425,61 @@ def test_a_midi_flood_is_coalesced_and_counted_and_the_sound_holds(private_jack,
     before, during = _silent_windows(quiet), _silent_windows(flooded)
     print(f"silent 10 ms windows: {before} unflooded, {during} flooded; {summary.strip()}")
     assert during <= before + 10 and underruns <= 25, (before, during, summary)
+
+
+# ------------------------------------------------------------------ a disk that fills
+def test_a_streaming_render_into_a_full_disk_keeps_what_fitted_and_names_the_cause(tmp_path, small_fs, capsys):
+    out = small_fs / "long.wav"
+    status = main.main(["render", "--seconds", "60", "--style", str(_style(tmp_path)), "--out", str(out)])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert status == 1 and len(lines) == 1 and "Traceback" not in err, err
+    said = re.fullmatch(r"error: (\S+): no space left on device: [0-9.]+ MB free, about ([0-9.]+) MB needed; "
+                        r"kept the ([0-9.]+) s that fitted as (\S+)", lines[0])
+    assert said, lines[0]
+    assert said.group(1) == str(out) and float(said.group(2)) == pytest.approx(60 * SR * 4 / 1e6, abs=0.2)
+    assert said.group(4) == str(small_fs / "long.interrupted.wav")
+    assert sorted(p.name for p in small_fs.iterdir()) == ["long.interrupted.wav"]  # no final, no .partial
+    y, rate = sf.read(small_fs / "long.interrupted.wav", dtype="float32")
+    assert rate == SR and len(y) / SR == pytest.approx(float(said.group(3)), abs=0.05) and len(y) / SR > 5
+    assert np.abs(y[SR:]).max() > 0.05  # real audio, not an empty shell
+
+
+def test_an_offline_render_checks_the_space_before_computing(tmp_path, small_fs, capsys):
+    out = small_fs / "off.wav"
+    status = main.main(["render", "--offline", "--seconds", "60", "--style", str(tmp_path / "missing.wav"),
+                        "--out", str(out)])
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert status == 1 and len(lines) == 1, lines
+    assert re.fullmatch(rf"error: {re.escape(str(out))}: no space left on device: 1\.0 MB free in "
+                        rf"{re.escape(str(small_fs))}, about 5\.4 MB needed; free some space or write elsewhere",
+                        lines[0]), lines[0]  # before the (missing) style was even opened
+    assert list(small_fs.iterdir()) == []
+
+
+def test_an_offline_result_whose_write_fails_is_written_to_the_temporary_folder(tmp_path, small_fs, capsys,
+                                                                               monkeypatch):
+    import engine.synthesis.offline
+    real = engine.synthesis.offline.synthesize
+
+    def then_the_disk_fills(*args, **kwargs):  # the real synthesis; meanwhile another program fills the disk
+        result = real(*args, **kwargs)
+        with open(small_fs / "hog", "wb") as hog:
+            with contextlib.suppress(OSError):
+                hog.write(b"\0" * (2 << 20))
+        return result
+    monkeypatch.setattr(engine.synthesis.offline, "synthesize", then_the_disk_fills)
+    out = small_fs / "off.wav"
+    status = main.main(["render", "--offline", "--seconds", "1", "--iterations", "10", "--style",
+                        str(_style(tmp_path)), "--out", str(out)])
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert status == 1 and len(lines) == 1, lines
+    said = re.fullmatch(r"error: \S+: no space left on device: .*; the result was written to (\S+) instead", lines[0])
+    assert said, lines[0]
+    rescued = Path(said.group(1))
+    try:
+        assert rescued.name == "off.wav" and sf.info(rescued).frames == SR
+    finally:
+        rescued.unlink()
+        rescued.parent.rmdir()
+    assert sorted(p.name for p in small_fs.iterdir()) == ["hog"]

@@ -14,6 +14,13 @@ inherited): ``play`` stops like at the end of ``--seconds`` (exit status 130). A
 made as ``NAME.interrupted.wav`` (``.flac``), never under the name asked for, and says so in one line
 (exit status 130); a second signal stops at once and leaves nothing. An offline render or a transfer
 has no audio before it ends: interrupted, it writes nothing and says so.
+
+Write failures keep what was made. A streaming render whose disk fills (or turns read-only)
+publishes what fitted as ``NAME.interrupted.wav`` and names the cause in its one error line
+(:class:`engine.live.sinks.FileSink`). An offline render and a transfer check the room their file
+needs before they compute (:func:`engine.analysis.audio_io.check_space`); if the write still
+fails, the result is written to the temporary folder instead (:func:`_save_or_rescue`), or the
+error line says that the computed seconds are lost.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import contextlib
 import json
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,8 +38,8 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from engine.analysis.audio_io import load_audio, save_audio
-from engine.errors import ParameterError, TextureError
+from engine.analysis.audio_io import check_space, load_audio, save_audio
+from engine.errors import AudioFileError, ParameterError, TextureError
 from engine.cli.options import OFFLINE_MAX_SECONDS, parse_blend
 from engine.live.params import ParamStore
 from engine.analysis.spectral import SpectralConfig
@@ -199,7 +207,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     params = build_params(args)
     config = live_config(args.sample_rate, network=args.network, frequency_axis=args.frequency_axis)
     library = build_library(config, args.style, args.blend, params)
-    sink = FileSink(args.out, config.spectral.sample_rate)
+    sink = FileSink(args.out, config.spectral.sample_rate,
+                    expected_samples=int(round(args.seconds * config.spectral.sample_rate)))
     engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, log=log)
     total = int(round(args.seconds * sink.rate))
     stop = threading.Event()
@@ -243,6 +252,7 @@ def _render_offline(args: argparse.Namespace) -> int:
     settings = _offline_settings(args)
     parse_blend(args.blend, len(args.style))
     need = int(settings.spectral.sample_rate * 0.5)
+    check_space(args.out, int(round(args.seconds * settings.spectral.sample_rate)))  # before any compute
     styles = [load_audio(p, sample_rate=settings.spectral.sample_rate, min_samples=need) for p in args.style]
     log(f"rendering {args.seconds:g} s offline ({settings.iterations} L-BFGS iterations); Ctrl-C stops")
     t0 = time.perf_counter()
@@ -251,7 +261,7 @@ def _render_offline(args: argparse.Namespace) -> int:
         progress=prog, phase_progress=phase))
     wall = time.perf_counter() - t0
     gain = 1.0 if args.gain is None else args.gain  # the offline result peaks at 0.99 at most
-    save_audio(args.out, result.audio * np.float32(gain), sample_rate=settings.spectral.sample_rate)
+    _save_or_rescue(args.out, result.audio * np.float32(gain), settings.spectral.sample_rate)
     log(f"wrote {args.out}: {args.seconds:.2f} s in {wall:.1f} s ({wall / args.seconds:.2f} s of compute per "
         f"second of output); final loss {result.final_loss:.4g}; spectral convergence "
         f"{result.spectral_convergence_db:.1f} dB")
@@ -263,6 +273,29 @@ def _render_offline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save_or_rescue(out: str, audio: np.ndarray, rate: int) -> None:
+    """Write an offline result to ``out``; if that fails (the disk filled during the compute), to
+    a new folder in the temporary folder under the same name, so minutes of compute are not thrown away.
+
+    Raises
+    ------
+    TextureError
+        Always after a failure: the cause, and where the result is, or that its seconds are lost.
+    """
+    try:
+        save_audio(out, audio, sample_rate=rate)
+        return
+    except AudioFileError as exc:
+        failed = exc
+    try:
+        rescue = Path(tempfile.mkdtemp(prefix="texture-rescued-")) / Path(out).name
+        save_audio(rescue, audio, sample_rate=rate)
+        raise TextureError(f"{failed}; the result was written to {rescue} instead")
+    except (OSError, AudioFileError):
+        pass
+    raise TextureError(f"{failed}; the {len(audio) / rate:.2f} s computed are lost (no folder took them)")
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     from engine.synthesis.losses import LossWeights
     from engine.synthesis.offline import TRANSFER_WEIGHTS, transfer
@@ -272,6 +305,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     # transfer makes as much audio as the content: the offline limit applies to it (engine.cli.options)
     content = load_audio(args.content, sample_rate=settings.spectral.sample_rate, min_samples=need,
                          max_seconds=OFFLINE_MAX_SECONDS)
+    check_space(args.out, len(content))  # the transfer is as long as its content
     style = load_audio(args.style, sample_rate=settings.spectral.sample_rate, min_samples=need)
     t0 = time.perf_counter()
     try:
@@ -280,7 +314,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         log(f"interrupted: nothing written (a transfer has no audio before it ends); {args.out} untouched")
         return 130
-    save_audio(args.out, result.audio, sample_rate=settings.spectral.sample_rate)
+    _save_or_rescue(args.out, result.audio, settings.spectral.sample_rate)
     terms = ", ".join(f"{k} {v:.3g}" for k, v in result.loss_terms.items())
     log(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s; loss terms: {terms}; "
         f"spectral convergence {result.spectral_convergence_db:.1f} dB")
