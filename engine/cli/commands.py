@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import signal
 import sys
 import tempfile
@@ -287,13 +288,16 @@ def _save_or_rescue(out: str, audio: np.ndarray, rate: int) -> None:
         return
     except AudioFileError as exc:
         failed = exc
+    folder = None
     try:
-        rescue = Path(tempfile.mkdtemp(prefix="texture-rescued-")) / Path(out).name
-        save_audio(rescue, audio, sample_rate=rate)
-        raise TextureError(f"{failed}; the result was written to {rescue} instead")
+        folder = Path(tempfile.mkdtemp(prefix="texture-rescued-"))
+        rescue = save_audio(folder / Path(out).name, audio, sample_rate=rate)
     except (OSError, AudioFileError):
-        pass
-    raise TextureError(f"{failed}; the {len(audio) / rate:.2f} s computed are lost (no folder took them)")
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise TextureError(f"{failed}; the {len(audio) / rate:.2f} s computed are lost (the temporary folder "
+                           f"{tempfile.gettempdir()} did not take them either)") from None
+    raise TextureError(f"{failed}; the result was written to {rescue} instead")
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:

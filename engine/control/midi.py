@@ -53,6 +53,9 @@ pending``:
 - ``pending``: waiting for the applier (a gauge, not a counter).
 
 Timing clock, MIDI time code and active sensing are filtered by rtmidi itself and never counted.
+rtmidi's JACK input appends every message that follows an unterminated sysex (``F0`` without
+``F7``) to that sysex until a message ends with ``F7``, and drops the glued whole, so a device
+that never terminates its sysex silences itself until it does.
 """
 from __future__ import annotations
 
@@ -182,9 +185,9 @@ class MidiController:
     params : the store to write.
     midi_map : the mappings; None loads the user config (:func:`engine.control.midi_map.load_user_map`).
     slot_ids : returns the current style slot ids in slot order (default: none, so notes are
-        unmapped); called on the MIDI thread for each note-on, so it must be cheap and thread-safe
-        (e.g. return a list the app swaps atomically).
-    on_program : called on the MIDI thread with the program number (0..127) of a program change
+        unmapped); called on the applier thread for each note-on it applies, so it must be cheap
+        and thread-safe (e.g. return a list the app swaps atomically).
+    on_program : called on the applier thread with the program number (0..127) of a program change
         (the app loads the session of that number). It must only enqueue or set a flag (e.g.
         ``queue.put_nowait`` or a Qt signal ``emit``), never load files itself. Exceptions are
         counted in ``stats["errors"]``. None: program changes are counted as unmapped.
