@@ -1,10 +1,16 @@
 """Command line of the neural texture instrument: parses, then hands over to engine/ or gui/.
 
 Run ``python main.py --help`` (or ``python main.py COMMAND --help``) for the commands. Any failure
-prints one line on stderr and exits with a non-zero status (2 for a malformed command line, 1 for a
-bad value or file, 3 for an internal error, 130 when interrupted); set ``TEXTURE_DEBUG=1`` to see the
+prints one line on stderr and exits with a non-zero status (:data:`EXIT_STATUSES`: 2 for a malformed
+command line, 1 for a bad value or file, 3 for an internal error, 4 when ``play`` lost more than a
+second of audio, 130 when interrupted); set ``TEXTURE_DEBUG=1`` to see the
 traceback of an internal error. Every value is checked (:mod:`engine.cli.options`) before any work, and
-the window is opened only when there is a display (:mod:`gui.display`). SIGTERM stops like Ctrl-C.
+the window is opened only when there is a display (:mod:`gui.display`).
+
+Signals: SIGINT (Ctrl-C), SIGTERM and SIGHUP stop every command the same way, whatever disposition
+the process inherited (a shell script that starts it in the background hands it SIGINT ignored):
+:func:`main` installs its handlers with ``signal.signal`` first thing and puts the old ones back on
+return.
 """
 from __future__ import annotations
 
@@ -51,6 +57,13 @@ def _add_performance_log_arg(p: argparse.ArgumentParser) -> None:
                         "(default: ~/.local/state/neural-texture/logs/, named by date)")
 
 
+#: The exit statuses, as ``--help`` lists them.
+EXIT_STATUSES = """exit status: 0 done; 1 a bad value or file (one line on stderr); 2 a malformed command line;
+3 an internal error; 4 play lost more than 1 s of audio (to a missing audio device or to underruns;
+its closing line says how much was heard and lost); 130 stopped by Ctrl-C, SIGTERM or SIGHUP
+(a streaming render then leaves NAME.interrupted.wav)."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the CLI's one-line errors: ``error: ...`` on stderr, exit status 2, no usage block."""
 
@@ -60,7 +73,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (the CLI contract of DESIGN.md)."""
-    parser = _Parser(prog="python main.py", description="Live neural audio texture instrument.")
+    parser = _Parser(prog="python main.py", description="Live neural audio texture instrument.",
+                     epilog=EXIT_STATUSES)
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("gui", help="open the window and play (the default when no command is given)")
@@ -70,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_performance_log_arg(p)
     _add_network_arg(p)
 
-    p = sub.add_parser("play", help="play an endless texture")
+    p = sub.add_parser("play", help="play an endless texture", epilog=EXIT_STATUSES)
     _add_style_args(p, required=False)
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds, up to a week (default: until Ctrl-C)")
     p.add_argument("--device", help="audio output device (index or name)")
@@ -78,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--midi", help="MIDI input port (index or name) besides the virtual 'texture in' port")
     p.add_argument("--gain", type=float, default=None, help="output gain, linear 0..1 (default 0.7)")
     p.add_argument("--lead-ms", type=float, default=None, metavar="MS",
-                   help="audio queued ahead of each new block, 1..1000 ms (default 25): more is safer on a "
+                   help="audio queued ahead of each new block, 1..1000 ms (default 50): more is safer on a "
                         "busy machine, less answers the controls sooner; grows by 10 ms after an underrun")
     _add_performance_log_arg(p)
     _add_network_arg(p)
@@ -137,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def start_midi(params, library, port: str | None):
-    """Open MIDI input for ``play``: the virtual 'texture in' port plus ``port``; returns the stop function.
+    """Open MIDI input for ``play``: the virtual 'texture in' port plus ``port``; returns the function
+    that stops it and returns the MIDI part of play's closing line (None without MIDI).
 
     Without ``--midi`` a machine with no working MIDI API only gets a note on stderr.
     """
@@ -152,7 +167,11 @@ def start_midi(params, library, port: str | None):
             raise
         log(f"MIDI unavailable: {exc}")
         return lambda: None
-    return controller.stop
+
+    def stop() -> str:
+        controller.stop()
+        return controller.report()
+    return stop
 
 
 def midi_command(args: argparse.Namespace) -> int:
@@ -173,8 +192,13 @@ def midi_command(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The signals that stop a command (each like Ctrl-C); see the module doc.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM handler: stop the way Ctrl-C does (renders and play clean up and say what they left)."""
+    """Handler of :data:`STOP_SIGNALS`: stop the way Ctrl-C does (renders and play clean up and say
+    what they left)."""
     raise KeyboardInterrupt
 
 
@@ -191,13 +215,20 @@ def _open_window(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}  # before anything else
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _main(argv: list[str]) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["gui", *argv]
     args = build_parser().parse_args(argv)
     from engine.errors import TextureError
     windowed = args.command == "gui" or (args.command == "play" and not args.no_gui)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         from engine.cli.options import check_args
         check_args(args)  # every value, before any work
@@ -225,8 +256,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"internal error: {type(exc).__name__}: {exc} (set TEXTURE_DEBUG=1 for details)", file=sys.stderr)
         return 3
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

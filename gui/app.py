@@ -126,7 +126,7 @@ def run_gui(styles: list[str] | None = None, blend: str | None = None, device: s
         QtCore.QTimer.singleShot(int(seconds * 1000), window.close)
     # Ctrl-C in the terminal (and SIGTERM) closes the window like the Quit action (the poll timer
     # lets Python run the handler while Qt's loop is in C++).
-    previous = {sig: signal.signal(sig, lambda *_: window.close()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda *_: window.close()) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         return app.exec()
     finally:

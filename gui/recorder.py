@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from engine.analysis.audio_io import partial_path
+from engine.analysis.audio_io import partial_path, write_failure
 from engine.errors import AudioFileError
 
 #: libsndfile command that rewrites the header with the current length (sndfile.h).
@@ -198,6 +198,21 @@ class Recorder:
         return self._done.wait(timeout)
 
     # ------------------------------------------------------------------ writer thread
+    def _kept_after_failure(self, f: sf.SoundFile, exc: BaseException) -> str:
+        """Close a take whose write failed; one line with the cause (a full disk, a read-only file
+        system, a quota: :func:`engine.analysis.audio_io.write_failure`) and what the file keeps."""
+        cause = write_failure(self.path, exc)
+        try:
+            f.close()  # rewrites the header in place: needs no new space
+        except Exception:  # noqa: BLE001 - the header of the last flush stays valid
+            pass
+        part = part_path(self.path)
+        try:
+            kept = f"the first {sf.info(str(part)).duration:.1f} s are kept in {part}"
+        except (OSError, sf.LibsndfileError, RuntimeError):
+            kept = f"nothing readable was kept ({part})"
+        return f"{self.path}: recording stopped: {cause}; {kept}"
+
     def _write_loop(self) -> None:
         f = self._file
         last_flush = time.monotonic()
@@ -222,12 +237,7 @@ class Recorder:
             message = f"recorded {self.seconds:.1f} s to {self.path}"
         except Exception as exc:  # noqa: BLE001 - disk full, permissions: one line, the sound plays on
             self._accepting = False
-            self.error = f"{self.path}: recording failed: {getattr(exc, 'strerror', None) or exc}"
-            message = self.error
-            try:
-                f.close()
-            except Exception:  # noqa: BLE001
-                pass
+            self.error = message = self._kept_after_failure(f, exc)
         self._done.set()
         if self.on_finished is not None:
             self.on_finished(message)

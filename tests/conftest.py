@@ -97,3 +97,19 @@ def private_jack():
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 1 MB tmpfs (a real ENOSPC when it fills), mounted for this test; skipped with the reason
+    where mounting is not allowed (not root, no CAP_SYS_ADMIN in a container)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -1,6 +1,8 @@
 """The CLI contract of DESIGN.md through the real main.py: render stats, export, devices, play on JACK."""
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,7 +189,7 @@ def _signal_once_written(path: Path, sig: int, min_bytes: int) -> threading.Thre
     return thread
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_an_interrupted_render_leaves_one_named_faded_file(tmp_path, capsys, sig):
     """A real signal to this process (main.main runs in the main thread, as in the CLI) mid-render."""
     out = tmp_path / "long.wav"
@@ -289,9 +291,12 @@ def test_play_ends_after_its_seconds_while_the_server_is_gone(private_jack, tmp_
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert status == 0, err.lines
+    assert status == 4, err.lines  # more than a second of audio lost: the documented status
     assert err.count("audio output lost") == 1 and err.count("audio output back") == 0
-    assert err.wait_for("played ").startswith("played ")
+    summary = err.wait_for("played ")
+    heard = float(re.search(r"heard ([0-9.]+) s", summary).group(1))
+    missing = float(re.search(r"([0-9.]+) s without an audio device", summary).group(1))
+    assert 0 < heard < 6 and missing > 1 and heard + missing <= 6.5, summary
 
 
 def test_play_logs_its_performance_and_has_no_underrun_after_its_first_second(jack_server, tmp_path):
@@ -302,7 +307,7 @@ def test_play_logs_its_performance_and_has_no_underrun_after_its_first_second(ja
                              "--performance-log", str(log)], capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert played.returncode == 0, played.stderr
-    assert f"performance log {log}" in played.stderr
+    assert f"performance log: {log}" in played.stderr
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert "started" in lines[0]
     first, summary = lines[1], lines[-1]
@@ -310,3 +315,189 @@ def test_play_logs_its_performance_and_has_no_underrun_after_its_first_second(ja
     assert 4.0 < summary["audio_s"] <= 5.5 and summary["realtime_factor"] > 1.0
     assert {"underruns", "quality_drops", "max_load", "lead_ms", "steps"} <= set(summary)
     assert summary["underruns"] == first["underruns"], "underruns after the first second"
+
+
+# ------------------------------------------------------------------ an output that is an input
+def test_an_output_that_resolves_to_an_input_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    style = _style(tmp_path)
+    before = style.read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.wav").symlink_to(style)
+    monkeypatch.chdir(tmp_path / "sub")
+    render = ["render", "--seconds", "1", "--style", "../s.wav"]
+    cases = [([*render, "--out", str(style)], "--out"),                         # the same path
+             ([*render, "--out", str(tmp_path / "link.wav")], "--out"),          # through a symlink
+             ([*render, "--out", "../sub/../s.wav", "--offline"], "--out"),     # relative, through ..
+             ([*render, "--out", "o.wav", "--stats", "../s.wav"], "--stats"),
+             (["transfer", "--content", str(style), "--style", "../link.wav", "--out", "../s.wav"], "--out"),
+             (["evaluate", "../s.wav", "../link.wav", "--json", "../link.wav"], "--json")]
+    for argv, option in cases:
+        assert main.main(argv) == 1, argv
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {option} ") and "would overwrite the input" in lines[0]
+    assert style.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["link.wav", "s.wav", "sub"]
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_an_output_whose_interrupted_name_is_an_input_is_refused(tmp_path, capsys):
+    style = tmp_path / "take.interrupted.wav"
+    sf.write(style, bursts_and_drone(1.0), SR)
+    assert main.main(["render", "--seconds", "1", "--style", str(style), "--out", str(tmp_path / "take.wav")]) == 1
+    assert "would overwrite the input --style" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ SIGINT inherited as ignored
+def _ignoring_sigint() -> None:
+    """preexec_fn: the child starts with SIGINT ignored, as a background job of a shell script does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _started_ignoring_sigint(argv: list[str], env: dict) -> tuple[subprocess.Popen, "_Lines"]:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *argv], env=dict(env, PYTHONPATH=str(ROOT)),
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_ignoring_sigint)
+    return proc, _Lines(proc.stderr)
+
+
+def _interrupt_after(proc: subprocess.Popen, err: "_Lines", ready: str) -> int:
+    """SIGINT once ``ready`` was printed; the exit status (60 s guard against a hang, not a timing claim)."""
+    try:
+        err.wait_for(ready, timeout=120)
+        proc.send_signal(signal.SIGINT)
+        return proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_an_offline_render_started_with_sigint_ignored_stops_on_sigint(tmp_path):
+    proc, err = _started_ignoring_sigint(["render", "--offline", "--seconds", "2", "--iterations", "5000",
+                                          "--style", str(_style(tmp_path)), "--out", str(tmp_path / "o.wav")],
+                                         dict(os.environ))
+    assert _interrupt_after(proc, err, "rendering ") == 130, err.lines
+    err.wait_for("interrupted: nothing written")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_play_started_with_sigint_ignored_stops_on_sigint(jack_server, tmp_path):
+    proc, err = _started_ignoring_sigint(["play", "--no-gui", "--style", str(_style(tmp_path))], dict(os.environ))
+    assert _interrupt_after(proc, err, "playing ") == 130, err.lines
+    assert "heard " in err.wait_for("played ") and "Traceback" not in "".join(err.lines)
+
+
+# ------------------------------------------------------------------ no audio server at all
+def test_no_audio_server_at_all_is_one_line_that_says_what_to_start(tmp_path):
+    """JACK pointed at a server that does not exist; this machine has no sound card (no ALSA output)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JACK_DEFAULT_SERVER="texture-no-such-server",
+               JACK_NO_START_SERVER="1")
+    listed = subprocess.run([sys.executable, str(ROOT / "main.py"), "devices"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    if "Audio outputs:\n   none:" not in listed.stdout:
+        pytest.skip(f"this machine has an audio output besides JACK: {listed.stdout}")
+    assert listed.returncode == 0 and "no audio output" in listed.stdout and "jackd -d dummy" in listed.stdout
+    played = subprocess.run([sys.executable, str(ROOT / "main.py"), "play", "--no-gui", "--seconds", "1",
+                             "--style", str(_style(tmp_path))], capture_output=True, text=True, env=env, timeout=120)
+    lines = [ln for ln in played.stderr.splitlines() if ln.strip()]
+    assert played.returncode == 1 and len(lines) == 1, played.stderr
+    assert lines[0].startswith("error: no audio output: PortAudio found no output device")
+    for named in ("'texture-no-such-server'", "ALSA", "PipeWire", "jackd -d dummy", "render"):
+        assert named in lines[0], named
+
+
+# ------------------------------------------------------------------ a MIDI flood under play
+def _silent_windows(y: np.ndarray, rate: int = 48000) -> int:
+    """10 ms windows of a recording of the texture that are silent (a dropout; the texture never is)."""
+    n = len(y) // (rate // 100)
+    frames = y[: n * (rate // 100)].reshape(n, -1)
+    return int(np.sum(np.sqrt(np.mean(frames ** 2, axis=1)) < 1e-4))
+
+
+@pytest.mark.slow
+def test_a_midi_flood_is_coalesced_and_counted_and_the_sound_holds(private_jack, tmp_path):
+    """A real rtmidi JACK client floods `texture in` while the output is recorded from the server;
+    the same run's unflooded seconds are the reference. Bounds are structural and generous (a loaded
+    2-core machine): the messages are coalesced and counted, and the flood adds few dropouts."""
+    proc, err = _player(private_jack, tmp_path)
+    try:
+        err.wait_for("playing ")
+        private_jack.record_sounding(tmp_path / "start.wav")
+        quiet = private_jack.record(tmp_path / "quiet.wav", 3.0)
+        flood = subprocess.Popen([sys.executable, "-m", "tests.midi_flood", "5", "8000"], cwd=str(ROOT),
+                                 env=dict(private_jack.env, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, text=True)
+        time.sleep(1.0)  # the flood is under way
+        flooded = private_jack.record(tmp_path / "flooded.wav", 3.0)
+        sent = int(flood.communicate(timeout=60)[0])
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(60)
+    finally:
+        for p in (proc, locals().get("flood")):
+            if p is not None and p.poll() is None:
+                p.kill()
+    summary = err.wait_for("played ")
+    assert status == 130, summary
+    received, applied, coalesced, ignored = map(int, re.search(
+        r"MIDI (\d+) messages: (\d+) applied, (\d+) coalesced .*?, (\d+) ignored", summary).groups())
+    assert received > sent / 2  # sysex (2 of 7 kinds) is dropped by rtmidi before it is counted
+    assert coalesced > 0 and applied + coalesced + ignored <= received
+    assert applied < received / 10, summary  # the store was written far less often than messages came
+    underruns = int(re.search(r"in underruns (\d+)", summary).group(1))
+    before, during = _silent_windows(quiet), _silent_windows(flooded)
+    print(f"silent 10 ms windows: {before} unflooded, {during} flooded; {summary.strip()}")
+    assert during <= before + 10 and underruns <= 25, (before, during, summary)
+
+
+# ------------------------------------------------------------------ a disk that fills
+def test_a_streaming_render_into_a_full_disk_keeps_what_fitted_and_names_the_cause(tmp_path, small_fs, capsys):
+    out = small_fs / "long.wav"
+    status = main.main(["render", "--seconds", "60", "--style", str(_style(tmp_path)), "--out", str(out)])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert status == 1 and len(lines) == 1 and "Traceback" not in err, err
+    said = re.fullmatch(r"error: (\S+): no space left on device: [0-9.]+ MB free, about ([0-9.]+) MB needed; "
+                        r"kept the ([0-9.]+) s that fitted as (\S+)", lines[0])
+    assert said, lines[0]
+    assert said.group(1) == str(out) and float(said.group(2)) == pytest.approx(60 * SR * 4 / 1e6, abs=0.2)
+    assert said.group(4) == str(small_fs / "long.interrupted.wav")
+    assert sorted(p.name for p in small_fs.iterdir()) == ["long.interrupted.wav"]  # no final, no .partial
+    y, rate = sf.read(small_fs / "long.interrupted.wav", dtype="float32")
+    assert rate == SR and len(y) / SR == pytest.approx(float(said.group(3)), abs=0.05) and len(y) / SR > 5
+    assert np.abs(y[SR:]).max() > 0.05  # real audio, not an empty shell
+
+
+def test_an_offline_render_checks_the_space_before_computing(tmp_path, small_fs, capsys):
+    out = small_fs / "off.wav"
+    status = main.main(["render", "--offline", "--seconds", "60", "--style", str(tmp_path / "missing.wav"),
+                        "--out", str(out)])
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert status == 1 and len(lines) == 1, lines
+    assert re.fullmatch(rf"error: {re.escape(str(out))}: no space left on device: 1\.0 MB free in "
+                        rf"{re.escape(str(small_fs))}, about 5\.4 MB needed; free some space or write elsewhere",
+                        lines[0]), lines[0]  # before the (missing) style was even opened
+    assert list(small_fs.iterdir()) == []
+
+
+def test_an_offline_result_whose_write_fails_is_written_to_the_temporary_folder(tmp_path, small_fs, capsys,
+                                                                               monkeypatch):
+    import engine.synthesis.offline
+    real = engine.synthesis.offline.synthesize
+
+    def then_the_disk_fills(*args, **kwargs):  # the real synthesis; meanwhile another program fills the disk
+        result = real(*args, **kwargs)
+        with open(small_fs / "hog", "wb") as hog:
+            with contextlib.suppress(OSError):
+                hog.write(b"\0" * (2 << 20))
+        return result
+    monkeypatch.setattr(engine.synthesis.offline, "synthesize", then_the_disk_fills)
+    out = small_fs / "off.wav"
+    status = main.main(["render", "--offline", "--seconds", "1", "--iterations", "10", "--style",
+                        str(_style(tmp_path)), "--out", str(out)])
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert status == 1 and len(lines) == 1, lines
+    said = re.fullmatch(r"error: \S+: no space left on device: .*; the result was written to (\S+) instead", lines[0])
+    assert said, lines[0]
+    rescued = Path(said.group(1))
+    try:
+        assert rescued.name == "off.wav" and sf.info(rescued).frames == SR
+    finally:
+        rescued.unlink()
+        rescued.parent.rmdir()
+    assert sorted(p.name for p in small_fs.iterdir()) == ["hog"]

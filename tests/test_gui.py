@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import re
 import textwrap
 import time
 import wave
@@ -416,6 +417,25 @@ def test_flac_recording_round_trips_the_blocks(tmp_path) -> None:
     assert not part_path(tmp_path / "take.flac").exists()
     with pytest.raises(TextureError, match="use .wav or .flac"):
         Recorder(tmp_path / "take.mp3", RATE)
+
+
+def test_a_recording_into_a_full_disk_says_why_and_what_was_kept(small_fs) -> None:
+    """A 24-bit take at 48 kHz (144 kB/s) into a 1 MB tmpfs fills it after about 7 s of audio."""
+    done: list[str] = []
+    rec = Recorder(small_fs / "take.wav", RATE, flush_seconds=0.05, on_finished=done.append)
+    rec.start()
+    block = (0.3 * np.sin(np.linspace(0, 300, RATE // 10))).astype(np.float32)
+    for _ in range(200):  # 20 s of audio: more than fits
+        rec.tap(block)
+        time.sleep(0.002)  # let the writer thread keep up, as a real-time engine does
+    rec.stop()
+    assert rec.wait(30) and len(done) == 1
+    said = re.fullmatch(rf"{re.escape(str(small_fs / 'take.wav'))}: recording stopped: no space left on device: "
+                        rf"[0-9.]+ MB free; the first ([0-9.]+) s are kept in (\S+)", done[0])
+    assert said and rec.error == done[0], done
+    y, rate = sf.read(said.group(2), dtype="float32")
+    assert said.group(2) == str(small_fs / "take.wav") and rate == RATE and len(y) > RATE and np.abs(y).max() > 0.2
+    assert len(y) / RATE == pytest.approx(float(said.group(1)), abs=0.06)
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])

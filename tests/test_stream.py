@@ -129,7 +129,8 @@ def test_a_style_change_is_heard_within_the_stated_latency(jack_server, stepper)
     assert latency <= stated
 
 
-def test_the_producer_is_paced_to_the_lead_and_an_underrun_lengthens_it(jack_server):
+def test_the_producer_is_paced_to_the_lead_and_an_underrun_lengthens_it_for_a_while(jack_server, monkeypatch):
+    import engine.live.device_sink
     sink = SoundDeviceSink(None)
     sink.prepare()
     try:
@@ -145,6 +146,12 @@ def test_the_producer_is_paced_to_the_lead_and_an_underrun_lengthens_it(jack_ser
         assert sink.underruns > 0
         sink.wait_for_room()
         assert sink.lead_seconds == pytest.approx(lead + LEAD_STEP_SECONDS)
+        monkeypatch.setattr(engine.live.device_sink, "LEAD_RETURN_SECONDS", 0.3)  # 5 s in the program
+        deadline = time.monotonic() + 10.0  # a quiet spell (fed in time) brings the lead back down
+        while sink.lead_seconds > lead and time.monotonic() < deadline:
+            sink.wait_for_room()
+            sink.write(np.zeros(int(0.01 * sink.rate), np.float32))
+        assert sink.lead_seconds == pytest.approx(lead), (sink.lead_seconds, sink.underruns)
     finally:
         sink.release()
 

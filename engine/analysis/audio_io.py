@@ -10,7 +10,9 @@ unsupported format, no samples, NaN/Inf samples, all-zero (silent), shorter than
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -145,6 +147,61 @@ def _read_mono(f: sf.SoundFile) -> np.ndarray:
     return np.concatenate([out[:filled], *extra]) if extra or filled < len(out) else out
 
 
+#: Bytes per second of mono audio as written (32-bit float WAV; 24-bit FLAC stays below it), per Hz.
+BYTES_PER_SAMPLE = 4
+#: Room kept beyond the samples for headers and file system blocks, in bytes.
+WRITE_MARGIN_BYTES = 1 << 16
+
+
+def bytes_needed(samples: int) -> int:
+    """An upper bound on the size of a file of ``samples`` mono samples (wav or flac), in bytes."""
+    return int(samples) * BYTES_PER_SAMPLE + WRITE_MARGIN_BYTES
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes a non-root user may still write where ``path`` goes (its nearest existing folder), or None."""
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def check_space(path: str | os.PathLike, samples: int) -> None:
+    """Raise AudioFileError when the file system of ``path`` has less room than a file of
+    ``samples`` mono samples needs (:func:`bytes_needed`); the message gives both figures."""
+    free, need = free_bytes(path), bytes_needed(samples)
+    if free is not None and free < need:
+        raise AudioFileError(path, f"no space left on device: {_megabytes(free)} free in {Path(path).absolute().parent}, "
+                                   f"about {_megabytes(need)} needed; free some space or write elsewhere")
+
+
+def write_failure(path: str | os.PathLike, exc: BaseException, samples: int | None = None) -> str:
+    """Why writing ``path`` failed, in words: a full disk (with the free and needed megabytes when
+    ``samples``, the file's whole length, is given), a read-only file system, a quota, or the error."""
+    code = getattr(exc, "errno", None)
+    free = free_bytes(path)
+    full = code == errno.ENOSPC or (code is None and free is not None and free < WRITE_MARGIN_BYTES)
+    if full:
+        need = f", about {_megabytes(bytes_needed(samples))} needed" if samples else ""
+        return f"no space left on device: {_megabytes(free or 0)} free{need}"
+    if code == errno.EDQUOT:
+        return "disk quota exceeded"
+    try:
+        read_only = code == errno.EROFS or bool(os.statvfs(Path(path).absolute().parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return "the file system is read-only"
+    return f"cannot write: {getattr(exc, 'strerror', None) or exc}"
+
+
 def partial_path(path: str | os.PathLike) -> Path:
     """The name a file is written under until it is complete: ``NAME.partial`` beside it (visible, so
     the one thing a power cut or SIGKILL can leave behind is found and named for what it is)."""
@@ -161,7 +218,8 @@ def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> P
     Raises
     ------
     AudioFileError
-        Unsupported suffix, or the folder cannot be written.
+        Unsupported suffix, or the folder cannot be written (the cause in words, :func:`write_failure`:
+        a full disk, a read-only file system, a quota).
     """
     p = Path(path)
     fmt = WRITE_FORMATS.get(p.suffix.lower())
@@ -175,10 +233,8 @@ def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> P
         p.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(tmp), y, sample_rate, format=fmt[0], subtype=fmt[1])
         os.replace(tmp, p)
-    except OSError as exc:
-        raise AudioFileError(p, f"cannot write: {exc.strerror or exc}") from None
-    except sf.LibsndfileError as exc:
-        raise AudioFileError(p, f"cannot write: {exc}") from None
+    except (OSError, sf.LibsndfileError) as exc:
+        raise AudioFileError(p, write_failure(p, exc, len(y))) from None
     finally:
         tmp.unlink(missing_ok=True)
     return p

@@ -8,19 +8,29 @@ Each command returns an exit status; user errors raise :class:`engine.errors.Tex
 :func:`engine.cli.options.check_args` before it calls in here. Long work shows a progress bar on stderr
 (tqdm, hidden when stderr is not a terminal).
 
-Interruptions: ``play`` stops on Ctrl-C or SIGTERM like at the end of ``--seconds``. A streaming
-``render`` that gets Ctrl-C or SIGTERM fades out over the next 50 ms of output and publishes what it
+Interruptions (Ctrl-C, SIGTERM and SIGHUP alike; main.py installs the handlers whatever the process
+inherited): ``play`` stops like at the end of ``--seconds`` (exit status 130). A streaming
+``render`` that gets one fades out over the next 50 ms of output and publishes what it
 made as ``NAME.interrupted.wav`` (``.flac``), never under the name asked for, and says so in one line
 (exit status 130); a second signal stops at once and leaves nothing. An offline render or a transfer
 has no audio before it ends: interrupted, it writes nothing and says so.
+
+Write failures keep what was made. A streaming render whose disk fills (or turns read-only)
+publishes what fitted as ``NAME.interrupted.wav`` and names the cause in its one error line
+(:class:`engine.live.sinks.FileSink`). An offline render and a transfer check the room their file
+needs before they compute (:func:`engine.analysis.audio_io.check_space`); if the write still
+fails, the result is written to the temporary folder instead (:func:`_save_or_rescue`), or the
+error line says that the computed seconds are lost.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,8 +39,8 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from engine.analysis.audio_io import load_audio, save_audio
-from engine.errors import ParameterError, TextureError
+from engine.analysis.audio_io import check_space, load_audio, save_audio
+from engine.errors import AudioFileError, ParameterError, TextureError
 from engine.cli.options import OFFLINE_MAX_SECONDS, parse_blend
 from engine.live.params import ParamStore
 from engine.analysis.spectral import SpectralConfig
@@ -41,8 +51,9 @@ from engine.analysis.styles import StyleLibrary
 #: When this module was imported (the process's start, for "first sound" figures), time.monotonic().
 START_TIME = time.monotonic()
 
-#: Attaches MIDI input to a store and library for ``--midi PORT``; returns the function that detaches it.
-MidiStarter = Callable[[ParamStore, StyleLibrary, "str | None"], Callable[[], None]]
+#: Attaches MIDI input to a store and library for ``--midi PORT``; returns the function that detaches
+#: it and returns a one-line MIDI report for play's closing line (or None).
+MidiStarter = Callable[[ParamStore, StyleLibrary, "str | None"], Callable[[], "str | None"]]
 
 
 def log(message: str) -> None:
@@ -117,42 +128,71 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
     sink = SoundDeviceSink(args.device, lead_seconds=lead, wait=False)  # it opens while the styles load
     library = build_library(config, args.style, args.blend, params)
+    output = f"{sink.name} at {sink.rate} Hz"  # waits for the device: no device fails here, before any other work
     engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
-    log(f"playing {', '.join(s.name for s in library.slots)} on {sink.name} at {sink.rate} Hz; Ctrl-C stops")
-    engine.start()
+    log(f"playing {', '.join(s.name for s in library.slots)} on {output}; Ctrl-C stops")
+    interrupted = False
     perf = PerformanceLog(args.performance_log or default_log_path("play"), engine.telemetry, log=log)
-    perf.start()
-    t0 = time.monotonic()
     try:
-        while args.seconds is None or time.monotonic() - t0 < args.seconds:
-            time.sleep(0.5)
-            t = engine.telemetry()
-            if t.error:
-                raise TextureError(t.error)
-            if sys.stderr.isatty() and t.last is not None:
-                print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.iterations} it  "
-                      f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
+        engine.start()
+        perf.start()
+        _play_for(engine, args.seconds)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         engine.stop()
         perf.stop()
-        if stop_midi is not None:
-            stop_midi()
+        midi_report = stop_midi() if stop_midi is not None else None
+    lost = _play_summary(engine, sink, lead, midi_report)
+    log(f"performance log: {perf.path}")
+    if lost > LOST_AUDIO_LIMIT_SECONDS:
+        return LOST_AUDIO_STATUS
+    return 130 if interrupted else 0
+
+
+#: ``play`` exits with :data:`LOST_AUDIO_STATUS` when more than this much audio was lost, in seconds.
+LOST_AUDIO_LIMIT_SECONDS = 1.0
+#: Exit status of a ``play`` that lost more than :data:`LOST_AUDIO_LIMIT_SECONDS` of audio (to a
+#: missing device or to underruns), even when it was interrupted.
+LOST_AUDIO_STATUS = 4
+
+
+def _play_for(engine, seconds: float | None) -> None:
+    """Wait while the engine plays, ``seconds`` or for ever; show its state on a terminal.
+
+    Raises TextureError when the producer stopped on an internal error, KeyboardInterrupt on a signal."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic())))
+        t = engine.telemetry()
+        if t.error:
+            raise TextureError(t.error)
+        if sys.stderr.isatty() and t.last is not None:
+            print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.iterations} it  "
+                  f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
+
+
+def _play_summary(engine, sink, lead: float, midi_report: str | None) -> float:
+    """Log ``play``'s closing line (heard and lost seconds, blocks, underruns, lead, MIDI); the seconds lost."""
     t = engine.telemetry()
+    missing, underrun = engine.output_lost_seconds, sink.underrun_seconds
     first = f", first sound {sink.first_audio_time - START_TIME:.2f} s after start" if sink.first_audio_time else ""
     grew = f", lead grown to {sink.lead_seconds * 1000:.0f} ms" if sink.lead_seconds > lead else ""
-    log(f"\nplayed {t.blocks} blocks, underruns {t.underruns}{grew}{first}; performance log {perf.path}")
-    return 0
+    midi = f"; {midi_report}" if midi_report else ""
+    log(f"\nplayed {t.blocks} blocks: heard {sink.heard_seconds:.1f} s, lost {missing + underrun:.1f} s "
+        f"({missing:.1f} s without an audio device, {underrun:.1f} s in underruns {t.underruns}){grew}{first}{midi}")
+    return missing + underrun
 
 
 @contextlib.contextmanager
 def _signals_set(stop: threading.Event):
-    """While inside: SIGINT and SIGTERM set ``stop``; a second one raises KeyboardInterrupt (stop now)."""
+    """While inside: SIGINT, SIGTERM and SIGHUP set ``stop``; a second one raises KeyboardInterrupt (stop now)."""
     def handler(signum: int, frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -173,7 +213,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     params = build_params(args)
     config = live_config(args.sample_rate, network=args.network, frequency_axis=args.frequency_axis)
     library = build_library(config, args.style, args.blend, params)
-    sink = FileSink(args.out, config.spectral.sample_rate)
+    sink = FileSink(args.out, config.spectral.sample_rate,
+                    expected_samples=int(round(args.seconds * config.spectral.sample_rate)))
     engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, log=log)
     total = int(round(args.seconds * sink.rate))
     stop = threading.Event()
@@ -217,14 +258,16 @@ def _render_offline(args: argparse.Namespace) -> int:
     settings = _offline_settings(args)
     parse_blend(args.blend, len(args.style))
     need = int(settings.spectral.sample_rate * 0.5)
+    check_space(args.out, int(round(args.seconds * settings.spectral.sample_rate)))  # before any compute
     styles = [load_audio(p, sample_rate=settings.spectral.sample_rate, min_samples=need) for p in args.style]
+    log(f"rendering {args.seconds:g} s offline ({settings.iterations} L-BFGS iterations); Ctrl-C stops")
     t0 = time.perf_counter()
     result = _run_offline(settings, lambda prog, phase: synthesize(
         styles, seconds=args.seconds, blend_weights=parse_blend(args.blend, len(styles)), settings=settings,
         progress=prog, phase_progress=phase))
     wall = time.perf_counter() - t0
     gain = 1.0 if args.gain is None else args.gain  # the offline result peaks at 0.99 at most
-    save_audio(args.out, result.audio * np.float32(gain), sample_rate=settings.spectral.sample_rate)
+    _save_or_rescue(args.out, result.audio * np.float32(gain), settings.spectral.sample_rate)
     log(f"wrote {args.out}: {args.seconds:.2f} s in {wall:.1f} s ({wall / args.seconds:.2f} s of compute per "
         f"second of output); final loss {result.final_loss:.4g}; spectral convergence "
         f"{result.spectral_convergence_db:.1f} dB")
@@ -236,6 +279,32 @@ def _render_offline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save_or_rescue(out: str, audio: np.ndarray, rate: int) -> None:
+    """Write an offline result to ``out``; if that fails (the disk filled during the compute), to
+    a new folder in the temporary folder under the same name, so minutes of compute are not thrown away.
+
+    Raises
+    ------
+    TextureError
+        Always after a failure: the cause, and where the result is, or that its seconds are lost.
+    """
+    try:
+        save_audio(out, audio, sample_rate=rate)
+        return
+    except AudioFileError as exc:
+        failed = exc
+    folder = None
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="texture-rescued-"))
+        rescue = save_audio(folder / Path(out).name, audio, sample_rate=rate)
+    except (OSError, AudioFileError):
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise TextureError(f"{failed}; the {len(audio) / rate:.2f} s computed are lost (the temporary folder "
+                           f"{tempfile.gettempdir()} did not take them either)") from None
+    raise TextureError(f"{failed}; the result was written to {rescue} instead")
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     from engine.synthesis.losses import LossWeights
     from engine.synthesis.offline import TRANSFER_WEIGHTS, transfer
@@ -245,6 +314,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     # transfer makes as much audio as the content: the offline limit applies to it (engine.cli.options)
     content = load_audio(args.content, sample_rate=settings.spectral.sample_rate, min_samples=need,
                          max_seconds=OFFLINE_MAX_SECONDS)
+    check_space(args.out, len(content))  # the transfer is as long as its content
     style = load_audio(args.style, sample_rate=settings.spectral.sample_rate, min_samples=need)
     t0 = time.perf_counter()
     try:
@@ -253,7 +323,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         log(f"interrupted: nothing written (a transfer has no audio before it ends); {args.out} untouched")
         return 130
-    save_audio(args.out, result.audio, sample_rate=settings.spectral.sample_rate)
+    _save_or_rescue(args.out, result.audio, settings.spectral.sample_rate)
     terms = ", ".join(f"{k} {v:.3g}" for k, v in result.loss_terms.items())
     log(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s; loss terms: {terms}; "
         f"spectral convergence {result.spectral_convergence_db:.1f} dB")
@@ -292,14 +362,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     """Audio outputs as the engine sees them (a fresh PortAudio in the device process) and ORT providers."""
     import onnxruntime as ort
-    from engine.live.device_process import list_outputs
+    from engine.live.device_process import list_outputs, no_output_message
     print("Audio outputs:")
     outputs = list_outputs()
     for d in outputs:
         mark = "*" if d["default"] else " "
         print(f" {mark}{d['index']:3d}  {d['name']}  ({d['hostapi']}, {d['channels']} ch, {d['rate']:.0f} Hz)")
     if not outputs:
-        print("   none (play runs on a null sink in the GUI)")
+        print(f"   none: {no_output_message()} (the window runs on a null sink)")
     print(f"ONNX Runtime {ort.__version__} providers available: {', '.join(ort.get_available_providers())}")
     return 0
 

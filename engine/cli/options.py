@@ -19,7 +19,10 @@ The ranges (:data:`RANGES`) and why each bound is where it is:
 
 Outputs (``--out``, ``--stats``, ``--json``, ``--performance-log``): the suffix must be one this program writes and the
 folder (or the nearest existing folder above it, since missing folders are created) must accept a
-new file, tested by creating and deleting a temporary one there.
+new file, tested by creating and deleting a temporary one there. No file a command writes (``--out``,
+its ``NAME.partial`` and ``NAME.interrupted.wav``, ``--stats``, ``--json``) may be one of its inputs
+(``--style``, ``--content``, ``evaluate``'s files): compared after resolving links, ``..`` and
+relative paths (:func:`check_not_input`), so a typo never overwrites a recording.
 """
 from __future__ import annotations
 
@@ -172,6 +175,50 @@ def check_output(option: str, path: str, suffixes: tuple[str, ...] | None) -> No
     os.unlink(probe)
 
 
+#: Per command: (name shown, ``dest``) of the arguments that name input files.
+INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "render": (("--style", "style"),),
+    "transfer": (("--content", "content"), ("--style", "style")),
+    "evaluate": (("REFERENCE", "reference"), ("CANDIDATE", "candidates"), ("--style", "style")),
+}
+
+
+def _inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(name shown, path) of every input file named on the command line."""
+    found = []
+    for name, dest in INPUTS.get(args.command, ()):
+        value = getattr(args, dest, None)
+        found += [(name, path) for path in (value if isinstance(value, list) else [value]) if path is not None]
+    return found
+
+
+def _written(option: str, path: str) -> list[str]:
+    """Every file an output option writes: the file itself, and for audio its ``.partial`` and
+    ``.interrupted`` names (engine.analysis.audio_io.partial_path, engine.live.sinks.FileSink)."""
+    p = Path(path)
+    if p.suffix.lower() not in AUDIO_SUFFIXES:
+        return [path]
+    return [path, str(p.with_name(p.name + ".partial")), str(p.with_name(f"{p.stem}.interrupted{p.suffix}"))]
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: ``os.path.samefile`` when both exist (links, hard links,
+    ``..``), else the same fully resolved path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_not_input(option: str, path: str, inputs: list[tuple[str, str]]) -> None:
+    """Raise ParameterError when ``path`` (or a file it implies, see :func:`_written`) is one of ``inputs``."""
+    for written in _written(option, path):
+        for name, source in inputs:
+            if _same_file(written, source):
+                raise ParameterError(f"{option} {path}: would overwrite the input {name} {source}; "
+                                     "write to another name")
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Check every numeric option, the blend and the output paths of a parsed command line.
 
@@ -188,7 +235,9 @@ def check_args(args: argparse.Namespace) -> None:
         parse_blend(getattr(args, "blend", None), len(styles or []))
     if args.command == "transfer":
         parse_weights(args.weights)
+    inputs = _inputs(args)
     for option, suffixes in OUTPUTS.get(args.command, ()):
         value = getattr(args, _dest(option), None)
         if value is not None:
+            check_not_input(option, value, inputs)
             check_output(option, value, suffixes)

@@ -18,30 +18,44 @@ suffix) a fresh input is opened on it and ``stats["reconnects"]`` is incremented
 unplugged and plugged back within one scan interval keeps its name and is not noticed.
 
 The MIDI callback contract (:meth:`MidiController._on_message`). It runs on the backend's thread
-(for JACK that is the JACK process thread, so it must be short) and needs the GIL (a Python
-thread that holds the GIL for long delays MIDI; numpy and ONNX Runtime release it): it parses the bytes, writes the
-store (``set``, ``set_blend``) and increments counters; no I/O, no logging, no allocation beyond
-Python's own. Every received message lands in exactly one outcome counter, so
-``received == applied + learned + ignored_sysex + malformed + unknown + unmapped + dropped_flood +
-errors``:
+(for JACK that is the JACK process thread, so it must be short) and needs the GIL, which it shares
+with the audio producer: it does O(1) work whatever arrives. It sorts the message by its first
+bytes (at most 3 are looked at) and either counts it in an outcome at once, or keeps it as the
+latest of its kind (a mapped CC by channel and number, pitch bend by channel, note-on, program
+change) in a small dict, replacing and counting as ``coalesced`` the one that waited there. No
+parsing of values, no store write, no I/O, no logging. System exclusive never reaches Python:
+rtmidi drops it on arrival (``ignore_types(sysex=True)``), like timing clock and active sensing.
+
+The applier thread takes what waits (one swap under a lock) and applies it: mapped CCs and pitch
+bend set their parameters, a note-on selects a style slot, a program change goes to
+``on_program``. It wakes when the first message of a quiet spell arrives (so a lone CC is applied
+at once) and then at most every :data:`APPLY_INTERVAL_SECONDS` (25 ms): the store gets at most one
+write per parameter per 25 ms, i.e. at most one per engine block (23 ms at 22050 Hz), whatever
+the message rate. A flood therefore costs the producer a bounded amount of GIL time: the
+callback's few operations per message and one drain per 25 ms.
+
+Every received message lands in exactly one outcome counter once applied, so ``received ==
+applied + learned + ignored_sysex + malformed + unknown + unmapped + coalesced + errors +
+pending``:
 
 - ``applied``: a mapped CC / pitch bend set its parameters; a note-on selected a style slot; a
   program change was handed to ``on_program``.
 - ``learned``: MIDI learn consumed this CC / pitch bend (its value is applied too).
-- ``ignored_sysex``: system exclusive (``F0 ... F7``, also a lone ``F7``), ignored.
-- ``malformed``: empty, starts with a data byte, wrong length for its status, data byte ≥ 0x80.
+- ``ignored_sysex``: a lone end of exclusive (``F7``) that got through; sysex itself is dropped
+  by rtmidi before it is counted.
+- ``malformed``: empty, starts with a data byte, longer than 3 bytes, wrong length for its status,
+  data byte >= 0x80.
 - ``unknown``: an undefined status byte (F4, F5, F9, FD).
 - ``unmapped``: valid but nothing to do (unmapped CC, note-off, aftertouch, start/stop, ...).
-- ``dropped_flood``: over the rate limit, a token bucket of ``max_rate`` messages/s (3000) with a
-  burst of ``burst`` (1000) messages, checked before parsing. A DIN MIDI cable carries at most
-  ~1000 three-byte messages/s, so only a runaway USB device or software loop hits it; the price is
-  that a parameter may keep a value older than the last CC of the flood.
+- ``coalesced``: replaced by a newer message of its kind before the applier took it (a flood, or
+  a fast knob: only the latest value matters).
 - ``errors``: an exception escaped (only ``on_program`` can raise here); never propagated.
+- ``pending``: waiting for the applier (a gauge, not a counter).
 
 Timing clock, MIDI time code and active sensing are filtered by rtmidi itself and never counted.
 rtmidi's JACK input appends every message that follows an unterminated sysex (``F0`` without
-``F7``) to that sysex until a message ends with ``F7``; the glued whole arrives (and is counted) as
-one ignored sysex, so a device that never terminates its sysex silences itself until it does.
+``F7``) to that sysex until a message ends with ``F7``, and drops the glued whole, so a device
+that never terminates its sysex silences itself until it does.
 """
 from __future__ import annotations
 
@@ -51,7 +65,6 @@ import os
 import re
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Callable
 
@@ -67,7 +80,9 @@ silence_jack()  # a dying JACK server must not print libjack's lines through our
 CLIENT_NAME = "texture"
 VIRTUAL_PORT_NAME = "texture in"
 API_ORDER = ("core", "alsa", "winmm", "jack")  # platform APIs first, JACK as the fallback
-OUTCOMES = ("applied", "learned", "ignored_sysex", "malformed", "unknown", "unmapped", "dropped_flood", "errors")
+OUTCOMES = ("applied", "learned", "ignored_sysex", "malformed", "unknown", "unmapped", "coalesced", "errors")
+#: The applier takes the waiting messages at most this often, in seconds (module doc).
+APPLY_INTERVAL_SECONDS = 0.025
 
 _CHANNEL_MESSAGE_LENGTH = {0x8: 3, 0x9: 3, 0xA: 3, 0xB: 3, 0xC: 2, 0xD: 2, 0xE: 3}
 _SYSTEM_MESSAGE_LENGTH = {0xF1: 2, 0xF2: 3, 0xF3: 2, 0xF6: 1, 0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1, 0xFE: 1, 0xFF: 1}
@@ -85,28 +100,6 @@ class MidiStats:
     def as_dict(self) -> dict[str, int]:
         """A copy of every counter."""
         return {name: getattr(self, name) for name in self.__slots__}
-
-
-class _TokenBucket:
-    """``rate`` messages per second on average, bursts of up to ``burst`` messages."""
-
-    __slots__ = ("rate", "burst", "_tokens", "_last")
-
-    def __init__(self, rate: float, burst: float) -> None:
-        if not rate > 0 or not burst >= 1:
-            raise ParameterError(f"MIDI rate limit needs max_rate > 0 and burst >= 1. Found: {rate!r}, {burst!r}")
-        self.rate, self.burst = float(rate), float(burst)
-        self._tokens, self._last = self.burst, time.monotonic()
-
-    def take(self) -> bool:
-        """Spend one token; False (and nothing spent) when the bucket is empty."""
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
 
 
 @contextlib.contextmanager
@@ -169,10 +162,10 @@ def match_port(wanted: str, ports: list[str]) -> int | None:
 
 
 def _new_input(api: int, client: str, callback: Callable) -> rtmidi.MidiIn:
-    """A MidiIn on ``api`` that delivers sysex (so it can be counted) but not clock / active sensing."""
+    """A MidiIn on ``api`` that drops sysex, clock and active sensing before they reach Python."""
     with _quiet_stderr():
         midi_in = rtmidi.MidiIn(api, name=client)
-    midi_in.ignore_types(sysex=False, timing=True, active_sense=True)
+    midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
     midi_in.set_callback(callback)
     return midi_in
 
@@ -192,9 +185,9 @@ class MidiController:
     params : the store to write.
     midi_map : the mappings; None loads the user config (:func:`engine.control.midi_map.load_user_map`).
     slot_ids : returns the current style slot ids in slot order (default: none, so notes are
-        unmapped); called on the MIDI thread for each note-on, so it must be cheap and thread-safe
-        (e.g. return a list the app swaps atomically).
-    on_program : called on the MIDI thread with the program number (0..127) of a program change
+        unmapped); called on the applier thread for each note-on it applies, so it must be cheap
+        and thread-safe (e.g. return a list the app swaps atomically).
+    on_program : called on the applier thread with the program number (0..127) of a program change
         (the app loads the session of that number). It must only enqueue or set a flag (e.g.
         ``queue.put_nowait`` or a Qt signal ``emit``), never load files itself. Exceptions are
         counted in ``stats["errors"]``. None: program changes are counted as unmapped.
@@ -205,7 +198,6 @@ class MidiController:
     api : force a MIDI API (``"alsa"``, ``"jack"``, ``"core"``, ``"winmm"``); None picks one (module doc).
     client_name : backend client name of the ports (the virtual port is always ``"texture in"``).
     scan_interval : seconds between port re-scans (hot-plug) and flushes of learned mappings.
-    max_rate, burst : flood limit in messages/s and burst size in messages (module doc).
     save_learned : after each MIDI learn, the watcher thread (or :meth:`stop`) writes the map to the
         user config and logs the mapping.
     log : receives one-line status messages (port lost / back, learned mappings, warnings); called
@@ -220,7 +212,7 @@ class MidiController:
     def __init__(self, params: ParamStore, *, midi_map: MidiMap | None = None,
                  slot_ids: Callable[[], list[int]] = list, on_program: Callable[[int], None] | None = None,
                  port: str | int | None = None, api: str | int | None = None, client_name: str = CLIENT_NAME,
-                 scan_interval: float = 0.5, max_rate: float = 3000.0, burst: int = 1000,
+                 scan_interval: float = 0.5,
                  save_learned: bool = True, log: Callable[[str], None] = print) -> None:
         if isinstance(port, bool) or not (port is None or isinstance(port, (str, int))):
             raise ParameterError(f"MIDI port must be a name, an index or None. Found: {port!r}")
@@ -236,11 +228,13 @@ class MidiController:
         self._port_request = port
         self._client_name = client_name
         self._scan_interval = scan_interval
-        self._limiter = _TokenBucket(max_rate, burst)
         self._save_learned = save_learned
         self._log = log
         self._stats = MidiStats()
-        self._message_lock = threading.Lock()  # serialises the callbacks of both inputs and learn()
+        self._message_lock = threading.Lock()  # the callbacks of both inputs vs the applier's swap: held O(1)
+        self._apply_lock = threading.Lock()    # applying vs learn() / set_map()
+        self._latest: dict = {}                # coalescing key -> the latest message of that kind
+        self._wake = threading.Event()         # set by the callback when _latest was empty
         self._port_lock = threading.Lock()     # guards the rtmidi objects (watcher thread vs stop())
         self._learn_template: Mapping | None = None
         self._learned: Mapping | None = None
@@ -255,6 +249,7 @@ class MidiController:
         self._ever_connected = False
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._applier: threading.Thread | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -292,15 +287,20 @@ class MidiController:
         self._stop.clear()
         self._watcher = threading.Thread(target=self._watch, name="midi-watcher", daemon=True)
         self._watcher.start()
+        self._applier = threading.Thread(target=self._apply_loop, name="midi-applier", daemon=True)
+        self._applier.start()
 
     def stop(self) -> None:
         """Stop the watcher, close every port and free the backend clients, save a pending learned
         map. Safe to call twice or without :meth:`start`."""
         self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join()
-            self._watcher = None
+        self._wake.set()
+        for thread in (self._watcher, self._applier):
+            if thread is not None:
+                thread.join()
+        self._watcher = self._applier = None
         self._close_all()
+        self._apply_pending()
         self._flush()
 
     def __enter__(self) -> "MidiController":
@@ -328,8 +328,16 @@ class MidiController:
 
     @property
     def stats(self) -> dict[str, int]:
-        """A copy of the counters: ``received``, the outcomes (module doc) and ``reconnects``."""
-        return self._stats.as_dict()
+        """A copy of the counters: ``received``, the outcomes and ``pending`` (module doc), ``reconnects``."""
+        with self._apply_lock, self._message_lock:
+            return {**self._stats.as_dict(), "pending": len(self._latest)}
+
+    def report(self) -> str:
+        """One line for a closing summary: messages received, applied, coalesced and ignored."""
+        s = self.stats
+        ignored = sum(s[k] for k in ("ignored_sysex", "malformed", "unknown", "unmapped", "errors"))
+        return (f"MIDI {s['received']} messages: {s['applied'] + s['learned']} applied, {s['coalesced']} coalesced "
+                f"(a newer one of the same kind came first), {ignored} ignored")
 
     @property
     def midi_map(self) -> MidiMap:
@@ -340,7 +348,7 @@ class MidiController:
         """Use ``midi_map`` from now on (e.g. loaded from a session); the user config is not written."""
         if not isinstance(midi_map, MidiMap):
             raise ParameterError(f"set_map needs a MidiMap. Found: {midi_map!r}")
-        with self._message_lock:
+        with self._apply_lock:
             self._map = midi_map
 
     def save_map(self) -> str:
@@ -357,13 +365,13 @@ class MidiController:
         Raises ParameterError for an unknown parameter, a bad range or curve.
         """
         template = Mapping.full_range("cc", 0, None, param, lo=lo, hi=hi, curve=curve)
-        with self._message_lock:
+        with self._apply_lock:
             self._learned_event.clear()
             self._learn_template = template
 
     def cancel_learn(self) -> None:
         """Disarm MIDI learn (nothing changes)."""
-        with self._message_lock:
+        with self._apply_lock:
             self._learn_template = None
 
     @property
@@ -378,48 +386,102 @@ class MidiController:
 
     # ---------------------------------------------------------------- the MIDI callback
     def _on_message(self, event: tuple[list[int], float], _data: object = None) -> None:
-        """rtmidi callback: classify, apply, count (contract in the module doc)."""
+        """rtmidi callback: count, then keep the latest of its kind or count its outcome (module doc)."""
+        msg = event[0]
         with self._message_lock:
             stats = self._stats
             stats.received += 1
-            if not self._limiter.take():
-                stats.dropped_flood += 1
+            key, outcome = self._sort(msg)
+            if key is None:
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
                 return
-            try:
-                outcome = self._handle(event[0])
-            except Exception:  # noqa: BLE001 - the callback must survive anything; it is counted
-                outcome = "errors"
-            setattr(stats, outcome, getattr(stats, outcome) + 1)
+            latest = self._latest
+            if not latest:
+                self._wake.set()
+            elif key in latest:
+                stats.coalesced += 1
+            latest[key] = msg
 
-    def _handle(self, msg: list[int]) -> str:
-        """Apply one message; returns the name of its outcome counter."""
+    def _sort(self, msg: list[int]) -> tuple[object, str]:
+        """``(key, "")`` for a message to apply (its coalescing key), else ``(None, outcome)``; O(1)."""
         if not msg:
-            return "malformed"
+            return None, "malformed"
         status = msg[0]
         if status in (0xF0, 0xF7):
-            return "ignored_sysex"
-        if status < 0x80 or any(b > 0x7F for b in msg[1:]):
-            return "malformed"
+            return None, "ignored_sysex"
+        if status < 0x80 or len(msg) > 3 or any(b > 0x7F for b in msg[1:]):
+            return None, "malformed"
         if status > 0xF0:
             expected = _SYSTEM_MESSAGE_LENGTH.get(status)
             if expected is None:
-                return "unknown"
-            return "unmapped" if len(msg) == expected else "malformed"
-        kind, channel = status >> 4, (status & 0x0F) + 1
+                return None, "unknown"
+            return None, "unmapped" if len(msg) == expected else "malformed"
+        kind = status >> 4
         if len(msg) != _CHANNEL_MESSAGE_LENGTH[kind]:
-            return "malformed"
-        if kind == 0xB:
-            return self._control("cc", msg[1], msg[2] / 127.0, channel)
-        if kind == 0xE:
-            return self._control("pitchbend", 0, (msg[1] | msg[2] << 7) / 16383.0, channel)
+            return None, "malformed"
+        learning = self._learn_template is not None
+        if kind == 0xB and (learning or self._map.routes("cc", msg[1])):
+            return (status, msg[1]), ""
+        if kind == 0xE and (learning or self._map.routes("pitchbend", 0)):
+            return status, ""
         if kind == 0x9 and msg[2] > 0:
-            return self._select_slot(msg[1], msg[2])
+            return 0x90, ""
         if kind == 0xC and self._on_program is not None:
-            self._on_program(msg[1])
-            return "applied"
-        return "unmapped"
+            return 0xC0, ""
+        return None, "unmapped"
 
-    def _control(self, kind: str, number: int, x: float, channel: int) -> str:
+    def _apply_loop(self) -> None:
+        """The applier thread: wake on the first message of a quiet spell, apply what waits, then rest
+        :data:`APPLY_INTERVAL_SECONDS` so the store is written at most that often per parameter."""
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            self._apply_pending()
+            self._stop.wait(APPLY_INTERVAL_SECONDS)
+
+    def _apply_pending(self) -> None:
+        """Apply every waiting message (taken in one swap) and count each in its outcome."""
+        with self._apply_lock:  # lock order everywhere: _apply_lock, then _message_lock
+            with self._message_lock:
+                pending, self._latest = self._latest, {}
+            counts: dict[str, int] = {}
+            writes: dict[str | int, float] = {}
+            for msg in pending.values():
+                try:
+                    outcome = self._apply(msg, writes)
+                except Exception:  # noqa: BLE001 - the applier must survive anything; it is counted
+                    outcome = "errors"
+                counts[outcome] = counts.get(outcome, 0) + 1
+            self._write(writes)
+            with self._message_lock:
+                for outcome, n in counts.items():
+                    setattr(self._stats, outcome, getattr(self._stats, outcome) + n)
+
+    def _apply(self, msg: list[int], writes: dict[str | int, float]) -> str:
+        """Apply one message :meth:`_sort` kept: its store writes go into ``writes`` (parameter name
+        or slot id -> value; a later message of the same drain overrides); returns its outcome."""
+        status = msg[0]
+        kind, channel = status >> 4, (status & 0x0F) + 1
+        if kind == 0xB:
+            return self._control("cc", msg[1], msg[2] / 127.0, channel, writes)
+        if kind == 0xE:
+            return self._control("pitchbend", 0, (msg[1] | msg[2] << 7) / 16383.0, channel, writes)
+        if kind == 0x9:
+            return self._select_slot(msg[1], msg[2], writes)
+        self._on_program(msg[1])
+        return "applied"
+
+    def _write(self, writes: dict[str | int, float]) -> None:
+        """One store write per parameter (``set``) and per slot weight (``set_blend``) of a drain:
+        parameters first, then slot weights (a note and a morph move in one drain: the note's slot
+        selection wins). The values come from validated mappings, so the store never refuses them."""
+        for key, value in sorted(writes.items(), key=lambda kv: isinstance(kv[0], int)):
+            if isinstance(key, int):
+                self._params.set_blend(key, value)
+            else:
+                self._params.set(key, value)
+
+    def _control(self, kind: str, number: int, x: float, channel: int, writes: dict[str | int, float]) -> str:
         template = self._learn_template
         if template is not None:
             learned = dataclasses.replace(template, kind=kind, number=number)
@@ -428,14 +490,14 @@ class MidiController:
             self._learned = learned
             self._learned_event.set()
             self._save_pending = self._save_learned
-            self._params.set(learned.param, learned.value(x))
+            writes[learned.param] = learned.value(x)
             return "learned"
         routes = [m for m in self._map.routes(kind, number) if m.matches(channel)]
         for m in routes:
-            self._params.set(m.param, m.value(x))
+            writes[m.param] = m.value(x)
         return "applied" if routes else "unmapped"
 
-    def _select_slot(self, note: int, velocity: int) -> str:
+    def _select_slot(self, note: int, velocity: int, writes: dict[str | int, float]) -> str:
         """Note ``note_base + i`` selects slot ``i`` (wrapping): its weight 1 (or velocity / 127), others 0."""
         ids = list(self._slot_ids())
         if not ids:
@@ -443,7 +505,7 @@ class MidiController:
         chosen = (note - self._map.note_base) % len(ids)
         weight = velocity / 127.0 if self._map.note_velocity else 1.0
         for i, slot in enumerate(ids):
-            self._params.set_blend(slot, weight if i == chosen else 0.0)
+            writes[slot] = weight if i == chosen else 0.0
         return "applied"
 
     # ---------------------------------------------------------------- ports and hot-plug

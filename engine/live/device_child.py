@@ -23,7 +23,8 @@ import time
 
 import numpy as np
 
-from engine.live.device_process import RETRY_SECONDS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock
+from engine.live.device_process import (RETRY_SECONDS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock,
+                                        no_output_message)
 
 
 def _say(event: str, **fields: object) -> None:
@@ -47,6 +48,8 @@ def _find(sd, device: str | int | None, hostapi: str | None) -> dict:
             if d["name"] == device and d["hostapi"] == hostapi:
                 return d
         raise LookupError(f"audio output device {device!r} ({hostapi}) is not there")
+    if not _outputs(sd):
+        raise LookupError(no_output_message())
     try:
         if device is None:
             info = sd.query_devices(kind="output")
@@ -81,6 +84,7 @@ def _make_callback(block: SharedBlock, ring_holder: list, scratch: np.ndarray, g
             mono[n:] = 0.0
             if state.primed and not state.draining:
                 state.underruns += 1
+                state.underrun_samples += frames - n
         elif not state.primed:
             state.primed = 1
             state.first_audio_time = time.monotonic()

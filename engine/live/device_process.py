@@ -73,6 +73,7 @@ class SharedState(ctypes.Structure):
         ("draining", ctypes.c_int64),          # P: 1 while the ring drains at stop (no underruns counted)
         ("primed", ctypes.c_int64),            # C: 1 once playback started
         ("underruns", ctypes.c_int64),         # C: callbacks the ring could not fill, once primed
+        ("underrun_samples", ctypes.c_int64),  # C: zeros those callbacks played in place of audio
         ("xruns", ctypes.c_int64),             # C: PortAudio output_underflow flags
         ("callbacks", ctypes.c_int64),         # C: callbacks so far (the watchdog's heartbeat)
         ("first_audio_time", ctypes.c_double),  # C: time.monotonic() of the first real sample (0: none)
@@ -244,6 +245,16 @@ class DeviceProcess:
                 f.close()
             except OSError:
                 pass
+
+
+def no_output_message() -> str:
+    """The one line for a machine where PortAudio finds no output device at all: what was looked
+    for (JACK's server by the name this process would reach, ALSA cards and the PulseAudio /
+    PipeWire plug-ins ALSA offers) and what to start."""
+    server = os.environ.get("JACK_DEFAULT_SERVER", "default")
+    return (f"no audio output: PortAudio found no output device (looked for the JACK server {server!r}, "
+            "ALSA sound cards and PulseAudio/PipeWire); start a sound server, e.g. `jackd -d dummy` "
+            "or PipeWire, or use `render` to write files")
 
 
 def _spawn(request: dict, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:

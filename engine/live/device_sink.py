@@ -26,8 +26,8 @@ import numpy as np
 from engine.live.device_process import OPEN_TIMEOUT_SECONDS, DeviceProcess, SharedBlock
 from engine.errors import DeviceLost, ParameterError, TextureError
 from engine.live.ringbuffer import RingBuffer
-from engine.live.sinks import (DEFAULT_LEAD_SECONDS, LEAD_STEP_SECONDS, MAX_LEAD_SECONDS, PRIME_EXTRA_SECONDS,
-                          Sink)
+from engine.live.sinks import (DEFAULT_LEAD_SECONDS, LEAD_RETURN_SECONDS, LEAD_STEP_SECONDS, MAX_LEAD_SECONDS,
+                               PRIME_EXTRA_SECONDS, Sink)
 
 #: Queued audio not taken by the device for this long counts as a lost device, in seconds.
 STALL_SECONDS = 1.0
@@ -45,7 +45,7 @@ class SoundDeviceSink(Sink):
     lead_seconds : float
         Audio queued ahead of each new block (see :mod:`engine.live.sinks`), 1 ms to 1 s (ParameterError
         otherwise). Smaller is quicker to respond and more likely to underrun when the machine is
-        busy; 25 ms is about four times the compute of a default block on a 2-core CPU.
+        busy; the default 50 ms is about eight times the compute of a default block on a 2-core CPU.
     latency : str or float
         PortAudio's suggested latency ("low", "high" or seconds).
     wait : bool
@@ -73,7 +73,8 @@ class SoundDeviceSink(Sink):
         self._state = self._block.state
         self._ring: RingBuffer | None = None
         self._lost: str | None = None
-        self._counted, self._first_audio = (0, 0), None
+        self._counted, self._first_audio = (0, 0, 0.0, 0.0), None
+        self._stream_rate = 1  # Hz of the stream the shared counters count (set by _start_stream)
         self._holder: list[DeviceProcess | None] = [None]  # the child to kill if this sink is dropped
         weakref.finalize(self, SoundDeviceSink._end, self._holder)
         self._info: dict | None = None
@@ -136,9 +137,13 @@ class SoundDeviceSink(Sink):
     def _start_stream(self) -> None:
         """Reset the shared header and the ring (no child reads it yet) and start the child's stream.
 
-        The counters the user sees (underruns, xruns, first sound) run on across a reopen."""
+        The counters the user sees (underruns, xruns, heard and lost seconds, first sound) run on
+        across a reopen (heard and lost in seconds, since the device rate may change)."""
         s = self._state
-        self._counted = (self._counted[0] + s.underruns, self._counted[1] + s.xruns)
+        rate = self._stream_rate  # of the stream that played these counts
+        self._counted = (self._counted[0] + s.underruns, self._counted[1] + s.xruns,
+                         self._counted[2] + s.read_count / rate, self._counted[3] + s.underrun_samples / rate)
+        self._stream_rate = self.rate
         if self._first_audio is None and s.first_audio_time:
             self._first_audio = s.first_audio_time
         self.lead_seconds = self.initial_lead_seconds
@@ -146,11 +151,12 @@ class SoundDeviceSink(Sink):
         capacity = min(self._block.max_samples, int((max(MAX_LEAD_SECONDS, self.lead_seconds) + 0.5) * self.rate))
         s.write_count = s.read_count = 0
         s.capacity, s.prime_samples = capacity, self._prime_samples
-        s.draining = s.primed = s.underruns = s.xruns = s.callbacks = 0
+        s.draining = s.primed = s.underruns = s.underrun_samples = s.xruns = s.callbacks = 0
         s.first_audio_time = 0.0
         self._pump_gain()
         self._ring = RingBuffer(capacity, buffer=self._block.samples, counters=s)
         self._underruns_seen = self.underruns
+        self._quiet_since = time.monotonic()
         self._lost = None
         self._progress = (0, time.monotonic())
         self._proc.start()
@@ -161,9 +167,10 @@ class SoundDeviceSink(Sink):
             if self._proc is not None:
                 self._proc.kill()
             self._take(self._open(DeviceProcess(self._block, self.name, hostapi=self.hostapi, latency=self.latency)))
-        self._state.underruns = self._state.xruns = 0
+        self._state.underruns = self._state.underrun_samples = self._state.xruns = 0
+        self._state.write_count = self._state.read_count = 0
         self._state.first_audio_time = 0.0
-        self._counted, self._first_audio = (0, 0), None
+        self._counted, self._first_audio = (0, 0, 0.0, 0.0), None
         self._start_stream()
 
     # ---------------------------------------------------------------- figures
@@ -176,6 +183,16 @@ class SoundDeviceSink(Sink):
     def xruns(self) -> int:
         """PortAudio's output_underflow flags seen by the callback since :meth:`prepare`."""
         return self._counted[1] + int(self._state.xruns)
+
+    @property
+    def heard_seconds(self) -> float:
+        """Audio the device took from the ring since :meth:`prepare` (across reopens), in seconds."""
+        return self._counted[2] + self._state.read_count / self._stream_rate
+
+    @property
+    def underrun_seconds(self) -> float:
+        """Silence the device played in underruns since :meth:`prepare` (across reopens), in seconds."""
+        return self._counted[3] + self._state.underrun_samples / self._stream_rate
 
     @property
     def first_audio_time(self) -> float | None:
@@ -224,11 +241,20 @@ class SoundDeviceSink(Sink):
         if self._lost is not None:
             raise DeviceLost(f"{self.name}: {self._lost}")
 
-    def wait_for_room(self, stop: threading.Event | None = None) -> None:
-        if self.underruns > self._underruns_seen:  # the machine could not keep up: queue more from now on
+    def _adapt_lead(self) -> None:
+        """One step up after new underruns (the machine could not keep up: queue more from now on),
+        one step down towards the lead asked for after each ``LEAD_RETURN_SECONDS`` without one."""
+        now = time.monotonic()
+        if self.underruns > self._underruns_seen:
             self._underruns_seen = self.underruns
-            if self.lead_seconds < MAX_LEAD_SECONDS:
-                self.lead_seconds = min(MAX_LEAD_SECONDS, self.lead_seconds + LEAD_STEP_SECONDS)
+            self.lead_seconds = min(MAX_LEAD_SECONDS, self.lead_seconds + LEAD_STEP_SECONDS)
+            self._quiet_since = now
+        elif self.lead_seconds > self.initial_lead_seconds and now - self._quiet_since >= LEAD_RETURN_SECONDS:
+            self.lead_seconds = max(self.initial_lead_seconds, self.lead_seconds - LEAD_STEP_SECONDS)
+            self._quiet_since = now
+
+    def wait_for_room(self, stop: threading.Event | None = None) -> None:
+        self._adapt_lead()
         nap = min(0.002, 0.25 * self.lead_seconds)
         while True:
             self._pump_gain()

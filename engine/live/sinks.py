@@ -19,7 +19,9 @@ queued. So a block is computed just in time, with the newest parameters, and lan
 ``lead_seconds`` of queued audio: the lead is the producer's slack against compute jitter and the
 part of the control latency the sink adds. Each underrun (the machine did not keep up) adds
 ``LEAD_STEP_SECONDS`` to a sound device's lead, up to ``MAX_LEAD_SECONDS``, so a busy machine
-trades a little latency for no more dropouts. The ring holds half a second more than the largest
+trades a little latency for no more dropouts; after each ``LEAD_RETURN_SECONDS`` (5 s) without an
+underrun the lead comes down one step again, to the lead asked for: from the largest lead (200 ms)
+back to the default 50 ms takes 15 steps, 75 s of quiet (a 60 ms lead after one underrun: 5 s). The ring holds half a second more than the largest
 lead, so :meth:`write` never has to wait. Playback starts only once ``PRIME_EXTRA_SECONDS`` more than the
 lead is queued, a cushion for the slow first blocks that drains to the lead within a few blocks.
 """
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.analysis.audio_io import WRITE_FORMATS, partial_path
+from engine.analysis.audio_io import WRITE_FORMATS, partial_path, write_failure
 from engine.errors import AudioFileError
 
 
@@ -95,6 +97,8 @@ class Sink:
 DEFAULT_LEAD_SECONDS = 0.05
 #: After an underrun a sound device's lead grows by this much, up to the maximum, in seconds.
 LEAD_STEP_SECONDS, MAX_LEAD_SECONDS = 0.01, 0.2
+#: After this long without an underrun a grown lead comes down one step, in seconds (module doc).
+LEAD_RETURN_SECONDS = 5.0
 #: A sound device starts playing once this much more than the lead is queued (start-up cushion).
 PRIME_EXTRA_SECONDS = 0.06
 
@@ -135,15 +139,23 @@ class FileSink(Sink):
     ``discard()`` deletes it. :attr:`written_path` says where the samples ended up (None: nowhere).
     Only SIGKILL or a power cut can leave the ``.partial`` behind.
 
+    A write that fails (a full disk, a file system gone read-only, a quota) keeps what was written:
+    the file is closed and published as :attr:`interrupted_path` (or, if even the rename fails, left
+    as ``NAME.partial``), and :meth:`write` raises one line that names the cause
+    (:func:`engine.analysis.audio_io.write_failure`, with the megabytes free and needed when
+    ``expected_samples``, the whole render's length, is given) and the file that holds what fitted.
+
     Raises
     ------
     AudioFileError
-        An unsupported suffix (at construction) or a folder that cannot be written (``prepare``).
+        An unsupported suffix (at construction), a folder that cannot be written (``prepare``), a
+        write that failed (``write``, see above).
     """
 
-    def __init__(self, path: str | os.PathLike, rate: int) -> None:
+    def __init__(self, path: str | os.PathLike, rate: int, *, expected_samples: int | None = None) -> None:
         self.path = Path(path)
         self.rate = int(rate)
+        self.expected_samples = expected_samples
         fmt = WRITE_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise AudioFileError(self.path, f"cannot write '{self.path.suffix}' files; use one of {', '.join(WRITE_FORMATS)}")
@@ -163,13 +175,31 @@ class FileSink(Sink):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = sf.SoundFile(str(self._tmp), "w", self.rate, 1, self._format[1], format=self._format[0])
         except (OSError, sf.LibsndfileError) as exc:
-            raise AudioFileError(self.path, f"cannot write: {getattr(exc, 'strerror', None) or exc}") from None
+            raise AudioFileError(self.path, write_failure(self.path, exc, self.expected_samples)) from None
         self.samples_written = 0
         self.written_path = None
 
     def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
-        self._file.write(np.asarray(samples, dtype=np.float32))
+        try:
+            self._file.write(np.asarray(samples, dtype=np.float32))
+        except (OSError, sf.LibsndfileError) as exc:
+            raise AudioFileError(self.path, self._keep_after_failure(exc)) from None
         self.samples_written += len(samples)
+
+    def _keep_after_failure(self, exc: BaseException) -> str:
+        """Close the file a write failed on, publish what it holds; the one-line cause and what was kept."""
+        cause = write_failure(self.path, exc, self.expected_samples)
+        try:
+            self._file.close()  # rewrites the header in place: needs no new space
+        except (OSError, sf.LibsndfileError):
+            pass
+        self._file = None
+        try:
+            os.replace(self._tmp, self.interrupted_path)
+            self.written_path = self.interrupted_path
+        except OSError:
+            self.written_path = self._tmp
+        return f"{cause}; kept the {self.samples_written / self.rate:.2f} s that fitted as {self.written_path}"
 
     def release(self, *, complete: bool = True) -> None:
         if self._file is None:
@@ -181,11 +211,12 @@ class FileSink(Sink):
         self.written_path = target
 
     def discard(self) -> None:
+        """Delete what was written, unless a failed write already kept it (:attr:`written_path`)."""
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._tmp.unlink(missing_ok=True)
-        self.written_path = None
+        if self.written_path is None:
+            self._tmp.unlink(missing_ok=True)
 
 
 def __getattr__(name: str):

@@ -145,6 +145,7 @@ class Engine:
         self._peak = self._rms = 0.0
         self._error: str | None = None
         self._output_lost: str | None = None
+        self._lost_total, self._lost_since = 0.0, None
         self._prepared = False
 
     @property
@@ -172,6 +173,13 @@ class Engine:
         return 2 * block + phase + self.sink.queue_seconds
 
     @property
+    def output_lost_seconds(self) -> float:
+        """Time spent without a sound device since the last start (from the loss being seen to the
+        device playing again, or to the stop), in seconds; it grows while the device is gone."""
+        since = self._lost_since
+        return self._lost_total + (time.monotonic() - since if since is not None else 0.0)
+
+    @property
     def running(self) -> bool:
         """Whether the producer thread is alive."""
         return self._thread is not None and self._thread.is_alive()
@@ -190,6 +198,7 @@ class Engine:
         self._peak = self._rms = 0.0
         self._error = None
         self._output_lost = None
+        self._lost_total, self._lost_since = 0.0, None
         self._prepared = True
 
     def _one_block(self) -> np.ndarray:
@@ -234,8 +243,12 @@ class Engine:
     def _recover(self, lost: DeviceLost) -> bool:
         """Report the loss, wait for the device (or a stop); True once it plays again."""
         self._output_lost = str(lost)
+        self._lost_since = time.monotonic()
         self.log(f"audio output lost ({lost}); it plays again when the device is back")
-        if not self.sink.reopen(self._stop):
+        back = self.sink.reopen(self._stop)
+        self._lost_total += time.monotonic() - self._lost_since
+        self._lost_since = None
+        if not back:
             return False
         self._output_lost = None
         if self.sink.rate != self.chain.device_rate:
