@@ -1,6 +1,7 @@
-"""The window as a user runs it, for N minutes: does the sound ever break up?
+"""The window as a user runs it (or `play --no-gui`), for N minutes: does the sound ever break up?
 
     .venv/bin/python docs/bench_window.py [--minutes 10] [--json OUT.json] [--screenshot docs/screenshot.png]
+    .venv/bin/python docs/bench_window.py --no-gui [--minutes 10]     # the same for `play --no-gui`
 
 Starts a JACK dummy server (unless ``JACK_DEFAULT_SERVER`` names one that runs) and an Xvfb screen,
 then ``python main.py`` exactly as README's first command runs it (the window, the built-in default
@@ -14,7 +15,8 @@ Per minute it prints: the share of silent 10-ms windows in the recording (RMS be
 first minute's lead-in before the first sound is not counted), new underruns, quality drops, the
 largest block load, the real-time factor and the window's mean frame rate. ``--screenshot`` grabs
 the window at the end of the run (the README picture; it records the digest of gui/*.py like
-``docs/screenshot.py``). Name the processor (``lscpu``) beside any figure you quote.
+``docs/screenshot.py``). ``--no-gui`` runs ``python main.py play --no-gui`` instead, with no screen
+(no frame rate then). Name the processor (``lscpu``) beside any figure you quote.
 """
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ def _player_port(timeout: float) -> str:
         if outs:
             return outs[0]
         time.sleep(0.2)
-    raise SystemExit(f"bench_window: the window's audio did not appear on JACK within {timeout:.0f} s")
+    raise SystemExit(f"bench_window: the player's audio did not appear on JACK within {timeout:.0f} s")
 
 
 def _log_lines(path: Path) -> list[dict]:
@@ -125,16 +127,19 @@ sys.exit(0 if picture.save({str(out)!r}, 'PNG') else 1)
                    check=True, timeout=60)
 
 
-def run(minutes: float, screenshot: Path | None) -> dict:
+def run(minutes: float, screenshot: Path | None, windowed: bool = True) -> dict:
     jack = ensure_jack()
-    xvfb, display = _start_xvfb()
+    xvfb, display = _start_xvfb() if windowed else (None, "")
     tmp = Path(tempfile.mkdtemp(prefix="bench-window-"))
     log_path = tmp / "performance.jsonl"
-    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", HOME=str(tmp / "home"),
-               XDG_CONFIG_HOME=str(tmp / "config"), XDG_STATE_HOME=str(tmp / "state"))
+    env = dict(os.environ, HOME=str(tmp / "home"), XDG_CONFIG_HOME=str(tmp / "config"),
+               XDG_STATE_HOME=str(tmp / "state"))
+    if windowed:
+        env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb")
     env.pop("XDG_CACHE_HOME", None)
     env["TEXTURE_CACHE_DIR"] = os.environ.get("TEXTURE_CACHE_DIR") or str(Path.home() / ".cache" / "neural-texture")
-    app = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--performance-log", str(log_path)],
+    command = [] if windowed else ["play", "--no-gui"]
+    app = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *command, "--performance-log", str(log_path)],
                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "app.log", "w"))
     rows = []
     try:
@@ -155,9 +160,9 @@ def run(minutes: float, screenshot: Path | None) -> dict:
             rows.append(row)
             print(json.dumps(row), flush=True)
             if app.poll() is not None:
-                raise SystemExit(f"bench_window: the window exited with status {app.returncode} "
+                raise SystemExit(f"bench_window: the player exited with status {app.returncode} "
                                  f"(see {tmp / 'app.log'})")
-        if screenshot is not None:
+        if screenshot is not None and windowed:
             _screenshot(display, screenshot)
         wall = time.monotonic() - t0
     finally:
@@ -166,13 +171,15 @@ def run(minutes: float, screenshot: Path | None) -> dict:
             app.wait(15)
         except subprocess.TimeoutExpired:
             app.kill()
-        xvfb.terminate()
+        if xvfb is not None:
+            xvfb.terminate()
         if jack is not None:
             jack.terminate()
     summary = next((ln for ln in reversed(_log_lines(log_path)) if ln.get("summary")), None)
     cpu = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
                 .stdout.splitlines() if ln.startswith("Model name")), platform.processor())
-    return {"processor": cpu, "cores": os.cpu_count(), "minutes": minutes, "wall_seconds": round(wall, 1),
+    return {"processor": cpu, "cores": os.cpu_count(), "player": "window" if windowed else "play --no-gui",
+            "minutes": minutes, "wall_seconds": round(wall, 1),
             "per_minute": rows, "run_summary": summary, "performance_log": str(log_path)}
 
 
@@ -181,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the window plays (default 10)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     parser.add_argument("--screenshot", type=Path, help="grab the window at the end into this PNG")
+    parser.add_argument("--no-gui", action="store_true", help="run `play --no-gui` instead of the window")
     args = parser.parse_args(argv)
-    result = run(args.minutes, args.screenshot)
+    result = run(args.minutes, args.screenshot, windowed=not args.no_gui)
     rows = result["per_minute"]
     after_first = rows[1:] or rows
-    print(f"{result['processor']}, {result['cores']} cores: {len(rows)} minute(s); silent 10-ms windows after the "
+    print(f"{result['player']}, {result['processor']}, {result['cores']} cores: {len(rows)} minute(s); silent 10-ms windows after the "
           f"first minute: max {max(r['silent_10ms_share'] for r in after_first):.4%}; underruns in all: "
           f"{sum(r['new_underruns'] for r in rows)} (after the first minute: "
           f"{sum(r['new_underruns'] for r in rows[1:])})")

@@ -83,6 +83,8 @@ API_ORDER = ("core", "alsa", "winmm", "jack")  # platform APIs first, JACK as th
 OUTCOMES = ("applied", "learned", "ignored_sysex", "malformed", "unknown", "unmapped", "coalesced", "errors")
 #: The applier takes the waiting messages at most this often, in seconds (module doc).
 APPLY_INTERVAL_SECONDS = 0.025
+#: :meth:`MidiController.stop` waits at most this long for each of its threads, in seconds.
+JOIN_TIMEOUT_SECONDS = 2.0
 
 _CHANNEL_MESSAGE_LENGTH = {0x8: 3, 0x9: 3, 0xA: 3, 0xB: 3, 0xC: 2, 0xD: 2, 0xE: 3}
 _SYSTEM_MESSAGE_LENGTH = {0xF1: 2, 0xF2: 3, 0xF3: 2, 0xF6: 1, 0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1, 0xFE: 1, 0xFF: 1}
@@ -297,7 +299,7 @@ class MidiController:
         self._wake.set()
         for thread in (self._watcher, self._applier):
             if thread is not None:
-                thread.join()
+                thread.join(JOIN_TIMEOUT_SECONDS)  # both wake on _stop; the bound is for a backend that hangs
         self._watcher = self._applier = None
         self._close_all()
         self._apply_pending()
