@@ -156,7 +156,7 @@ def start_midi(params, library, port: str | None):
 
     Without ``--midi`` a machine with no working MIDI API only gets a note on stderr.
     """
-    from engine.cli.commands import log
+    from engine.log import log
     from engine.errors import TextureError
     from engine.control.midi import MidiController
     try:
@@ -178,7 +178,7 @@ def midi_command(args: argparse.Namespace) -> int:
     """``devices`` (MIDI part) and ``midi-learn``."""
     from engine.control import midi
     if args.command == "midi-learn":
-        from engine.live.params import ParamStore
+        from engine.params import ParamStore
         ParamStore.spec(args.param)
         midi.cli_learn(None, args.param, timeout=args.timeout, port=args.midi)
         return 0

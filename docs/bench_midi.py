@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.control.midi import MidiController  # noqa: E402
 from engine.control.midi_map import MidiMap  # noqa: E402
-from engine.live.params import ParamStore  # noqa: E402
+from engine.params import ParamStore  # noqa: E402
 
 RATE = 48000
 POLL_S = 20e-6

@@ -61,12 +61,12 @@ def _noise(band: tuple[float, float], sr: int, seed: int) -> np.ndarray:
 
 
 def control_latencies(runs: int) -> tuple[list[float], list[float], float]:
-    from engine.cli.commands import live_config
-    from engine.live.params import ParamStore
+    from engine.synthesis.step_graph import live_config
+    from engine.params import ParamStore
     from engine.synthesis.runtime import BlockStepper
-    from engine.live.sinks import SoundDeviceSink
+    from engine.live.device_sink import SoundDeviceSink
     from engine.live.stream import Engine
-    from engine.analysis.styles import StyleLibrary
+    from engine.synthesis.styles import StyleLibrary
     from tests.jack_capture import JackCapture
     config = live_config()
     library = StyleLibrary(config)
@@ -120,14 +120,14 @@ def midi_to_audible(runs: int) -> list[float]:
     """CC7 (gain, default map) sent from an rtmidi port into the app's virtual port while the engine
     plays on JACK: milliseconds from the send until the captured level is half-way down."""
     import rtmidi
-    from engine.cli.commands import live_config
+    from engine.synthesis.step_graph import live_config
     from engine.control.midi import MidiController
     from engine.control.midi_map import MidiMap
-    from engine.live.params import ParamStore
+    from engine.params import ParamStore
     from engine.synthesis.runtime import BlockStepper
-    from engine.live.sinks import SoundDeviceSink
+    from engine.live.device_sink import SoundDeviceSink
     from engine.live.stream import Engine
-    from engine.analysis.styles import StyleLibrary
+    from engine.synthesis.styles import StyleLibrary
     from tests.jack_capture import JackCapture
     config = live_config()
     library = StyleLibrary(config)
@@ -169,12 +169,12 @@ def midi_to_audible(runs: int) -> list[float]:
 
 
 def memory_growth(hours: float) -> tuple[float, float]:
-    from engine.cli.commands import live_config
-    from engine.live.params import ParamStore
+    from engine.synthesis.step_graph import live_config
+    from engine.params import ParamStore
     from engine.synthesis.runtime import BlockStepper
     from engine.live.sinks import NullSink
     from engine.live.stream import Engine
-    from engine.analysis.styles import StyleLibrary
+    from engine.synthesis.styles import StyleLibrary
 
     def rss_mb() -> float:
         return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20

@@ -11,8 +11,8 @@ Nothing here ever makes the GUI thread wait on the engine:
 * every message for the user (a bad file, a lost device, a finished recording) is one line emitted
   on ``sigMessage`` — from whatever thread — and Qt queues it to the window.
 
-The GUI writes only :class:`engine.live.params.ParamStore` (and adds/removes styles in the thread-safe
-:class:`engine.analysis.styles.StyleLibrary`).
+The GUI writes only :class:`engine.params.ParamStore` (and adds/removes styles in the thread-safe
+:class:`engine.synthesis.styles.StyleLibrary`).
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from typing import Any
 from PyQt6 import QtCore
 
 from engine.errors import TextureError
-from engine.live.params import BLEND_MODES, ParamStore
+from engine.params import BLEND_MODES, ParamStore
 from engine.live.sinks import NullSink, Sink
 from engine.live.stream import Engine, Telemetry
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 from gui.devices import NO_DEVICE_BANNER, NULL_RATE, SILENT, open_sink, sink_label
 from gui.recorder import Recorder, recover_recordings
 from gui.scope import OutputScope

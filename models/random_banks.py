@@ -75,6 +75,9 @@ def parse_banks(text: str) -> tuple[BankSpec, ...]:
 class RandomBanks1D(torch.nn.Module):
     """Separate random 1D conv banks; ``forward`` returns each bank's ReLU feature maps.
 
+    ``valid_1d``: position ``j`` of each map sees only frames ``j .. j + span - 1``, so the style
+    analysis (:func:`engine.analysis.targets.compute_target`) may run it on overlapping pieces.
+
     Parameters
     ----------
     in_channels : int
@@ -87,6 +90,8 @@ class RandomBanks1D(torch.nn.Module):
     Weights are N(0, 1 / (in_channels * width)), no bias; they never train (``requires_grad``
     False).
     """
+
+    valid_1d = True
 
     def __init__(self, in_channels: int, banks: tuple[BankSpec, ...] = DEFAULT_BANKS, seed: int = 0) -> None:
         super().__init__()

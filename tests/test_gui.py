@@ -24,7 +24,7 @@ import pytest
 import soundfile as sf
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from engine.cli.commands import live_config
+from engine.synthesis.step_graph import live_config
 from engine.errors import TextureError
 from engine.control.midi_map import Mapping, MidiMap
 from engine.live.sinks import NullSink
@@ -625,7 +625,7 @@ def test_screenshot_was_made_from_the_current_gui_sources() -> None:
 @pytest.mark.slow
 def test_the_window_reports_a_killed_jack_server_plays_again_when_it_returns_and_closes(
         make_window, qtbot, private_jack, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from engine.live.sinks import SoundDeviceSink
+    from engine.live.device_sink import SoundDeviceSink
     monkeypatch.setenv("JACK_DEFAULT_SERVER", private_jack.name)  # the device process plays on it
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     window = make_window(sink=SoundDeviceSink(None))

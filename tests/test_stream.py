@@ -11,14 +11,15 @@ from engine.analysis.audio_io import resample
 from engine.synthesis.block_synth import adapt_cap, continuation_probability
 from engine.evaluation.metrics import envelope_stats_distance
 from engine.evaluation.novelty import collage_index, copied_share
-from engine.cli.commands import live_config
-from engine.live.params import ParamStore
+from engine.synthesis.step_graph import live_config
+from engine.params import ParamStore
 from engine.synthesis.runtime import BlockStepper
-from engine.live.sinks import LEAD_STEP_SECONDS, FileSink, NullSink, SoundDeviceSink
+from engine.live.sinks import LEAD_STEP_SECONDS, FileSink, NullSink
+from engine.live.device_sink import SoundDeviceSink
 from engine.analysis.spectral import SpectralConfig, log_magnitude, stft
 from engine.synthesis.step_graph import BlockConfig
 from engine.live.stream import Engine
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 from tests.jack_capture import JackCapture
 from tests.signals import SR, bursts_and_drone, crackle, swells
 

@@ -134,10 +134,9 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
 
 def _valid_1d(network: torch.nn.Module) -> bool:
     """Whether ``network`` maps ``(channels, frames)`` to maps whose position ``j`` sees only frames
-    ``j .. j + span - 1`` (valid 1D convolutions), so it can run on overlapping pieces."""
-    from models.random_banks import RandomBanks1D
-    from models.trained import Trained1DCNN
-    return isinstance(network, (RandomBanks1D, Trained1DCNN))
+    ``j .. j + span - 1`` (valid 1D convolutions), so it can run on overlapping pieces: the networks
+    of :mod:`models` say so with a ``valid_1d`` class attribute (analysis does not import the models)."""
+    return getattr(network, "valid_1d", False)
 
 
 def _chunked_feature_stats(view, n: int, network: torch.nn.Module, fmap: torch.Tensor, lags: int,

@@ -23,13 +23,13 @@ from typing import Callable
 import numpy as np
 
 from engine.synthesis.block_synth import LOOK_AHEAD, PHASE_ITERATIONS
-from engine.live.params import PARAM_SPECS, ParamStore
+from engine.params import PARAM_SPECS, ParamStore
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
 from engine.live.sinks import NullSink
 from engine.synthesis.step_graph import BlockConfig, example_inputs
 from engine.live.stream import Engine
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 
 
 #: Audio rendered for ``stream_realtime_factor`` (long enough to average out the machine's noise).

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import ParameterError
+from engine.params import parse_blend
 
 #: The longest offline render / style transfer, in seconds of output (see the module doc).
 OFFLINE_MAX_SECONDS = 120.0
@@ -115,21 +116,6 @@ OUTPUTS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
 
 def _dest(option: str) -> str:
     return option.lstrip("-").replace("-", "_")
-
-
-def parse_blend(text: str | None, n: int) -> list[float] | None:
-    """``"0.7,0.3"`` → ``[0.7, 0.3]``; ParameterError unless there are ``n`` finite weights in [0, 1]."""
-    if text is None:
-        return None
-    try:
-        weights = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ParameterError(f"--blend must be comma-separated numbers. Found: {text!r}") from None
-    if len(weights) != n:
-        raise ParameterError(f"--blend needs {n} weights, one per --style. Found {len(weights)}: {text!r}")
-    if not all(0.0 <= w <= 1.0 for w in weights) or sum(weights) <= 0:
-        raise ParameterError(f"--blend weights must be in [0, 1] and not all 0. Found: {text!r}")
-    return weights
 
 
 def parse_weights(text: str | None) -> list[float] | None:

@@ -1,7 +1,7 @@
 """MIDI in → parameter store: python-rtmidi input, mappings, MIDI learn, hot-plug.
 
 Only ``main.py`` and ``gui/`` import this module (the synthesis code never does). It writes to one
-:class:`~engine.live.params.ParamStore` and to counters it owns; the mapping model lives in
+:class:`~engine.params.ParamStore` and to counters it owns; the mapping model lives in
 :mod:`engine.control.midi_map`.
 
 Ports. :class:`MidiController` always opens a virtual input port named ``"texture in"`` (client
@@ -71,9 +71,9 @@ from typing import Callable
 import rtmidi
 
 from engine.errors import ParameterError, TextureError
-from engine.live.jack_quiet import silence_jack
+from engine.jack_quiet import silence_jack
 from engine.control.midi_map import Mapping, MidiMap, load_user_map, save_user_map
-from engine.live.params import ParamStore
+from engine.params import ParamStore
 
 silence_jack()  # a dying JACK server must not print libjack's lines through our MIDI client
 

@@ -3,7 +3,7 @@
 :class:`Engine` runs the loop either in its own thread against a real-time sink (:meth:`start` /
 :meth:`stop`, live playback) or in the caller's thread as fast as it can (:meth:`render`, files).
 Both run the very same per-block code. The GUI and MIDI never call into the loop: they write the
-:class:`engine.live.params.ParamStore` and read :meth:`Engine.telemetry`, which returns an immutable
+:class:`engine.params.ParamStore` and read :meth:`Engine.telemetry`, which returns an immutable
 snapshot without waiting on anything.
 
 An exception inside the producer thread does not kill the process: it is kept in
@@ -29,10 +29,10 @@ import numpy as np
 from engine.synthesis.block_synth import LOOK_AHEAD, PHASE_ITERATIONS, BlockStats, BlockSynth
 from engine.errors import DeviceLost
 from engine.live.output_chain import OutputChain
-from engine.live.params import ParamStore
+from engine.params import ParamStore
 from engine.synthesis.runtime import BlockStepper
 from engine.live.sinks import Sink
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 
 #: Seconds of per-block loss and load history kept for the GUI's curves.
 HISTORY_SECONDS = 60.0

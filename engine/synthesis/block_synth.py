@@ -60,11 +60,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.analysis import trend as tr
-from engine.live.params import ParamSnapshot
+from engine.params import ParamSnapshot
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
-from engine.analysis.styles import Style, StyleLibrary
+from engine.synthesis.styles import Style, StyleLibrary
 from engine.analysis.targets import StyleTarget, blend
 
 #: (style, spectral, temporal, autocorr, seam, envelope, trend) loss weights of the live graph (the trend

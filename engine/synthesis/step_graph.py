@@ -181,6 +181,20 @@ class BlockConfig:
         return d
 
 
+#: Pseudo-CQT resolution of the live random banks' input: 98 channels instead of 513 linear bins.
+LIVE_CQT_BINS_PER_OCTAVE = 12
+
+
+def live_config(sample_rate: int = 22050, *, network: str = "random1d", frequency_axis: str | None = None) -> BlockConfig:
+    """The live engine's block configuration; ParameterError for a network the live engine cannot run.
+
+    The random banks see a 12-bins-per-octave pseudo-CQT by default (the trained net its 513 linear bins).
+    """
+    axis = frequency_axis or ("cqt" if network == "random1d" else "linear")
+    spectral = SpectralConfig(sample_rate=sample_rate, frequency_axis=axis, cqt_bins_per_octave=LIVE_CQT_BINS_PER_OCTAVE)
+    return BlockConfig(spectral=spectral, network=network)
+
+
 def receptive_field_weights(receptive_field: float, n_banks: int, *, width: float = 0.35) -> np.ndarray:
     """Per-bank weights for the 0..1 receptive-field control, ``(n_banks,)``, summing to ``n_banks``.
 

@@ -212,3 +212,18 @@ class ParamStore:
         if data.get("blend_mode") in BLEND_MODES:
             self.set_blend_mode(data["blend_mode"])
         return problems
+
+
+def parse_blend(text: str | None, n: int) -> list[float] | None:
+    """``"0.7,0.3"`` → ``[0.7, 0.3]``; ParameterError unless there are ``n`` finite weights in [0, 1]."""
+    if text is None:
+        return None
+    try:
+        weights = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ParameterError(f"--blend must be comma-separated numbers. Found: {text!r}") from None
+    if len(weights) != n:
+        raise ParameterError(f"--blend needs {n} weights, one per --style. Found {len(weights)}: {text!r}")
+    if not all(0.0 <= w <= 1.0 for w in weights) or sum(weights) <= 0:
+        raise ParameterError(f"--blend weights must be in [0, 1] and not all 0. Found: {text!r}")
+    return weights
