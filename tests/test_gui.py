@@ -15,6 +15,7 @@ import subprocess
 import sys
 import re
 import textwrap
+import threading
 import time
 import wave
 from pathlib import Path
@@ -643,7 +644,32 @@ def test_the_window_reports_a_killed_jack_server_plays_again_when_it_returns_and
     private_jack.kill()  # gone again: closing the window must still return, and stop everything
     qtbot.waitUntil(lambda: inst.telemetry().output_lost is not None, timeout=15000)
     window.close()
-    assert not inst.running
+    qtbot.waitUntil(lambda: not inst.running, timeout=10000)  # the closing thread stops it
+
+
+def test_closing_the_window_does_not_wait_out_a_style_analysis(make_window, qtbot, sounds, monkeypatch) -> None:
+    """Analysing a style takes up to about 30 s (20 minutes of sound). Closing the window meanwhile
+    holds the GUI thread at most 2 s (CLOSE_WAIT_SECONDS), cancels the style queued behind it and
+    still stops the engine. Here the analysis waits for the test's word, standing in for the long file."""
+    window = make_window()
+    inst = window.instrument
+    started, release = threading.Event(), threading.Event()
+    analyse = inst.library.add_file
+
+    def slow_add_file(path):
+        started.set()
+        release.wait(60)
+        return analyse(path)
+    monkeypatch.setattr(inst.library, "add_file", slow_add_file)
+    futures = inst.add_files([sounds["tone"], sounds["bursts"]])
+    assert started.wait(15)
+    t0 = time.monotonic()
+    window.close()
+    held = time.monotonic() - t0
+    release.set()
+    assert held < 3.0  # 2 s at most for the instrument, not the 60 s the analysis would hold it
+    assert futures[1].cancelled()
+    qtbot.waitUntil(lambda: not inst.running, timeout=10000)
 
 
 # ------------------------------------------------------------------ play's options reach the window

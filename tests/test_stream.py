@@ -1,5 +1,6 @@
 """The streaming engine: real playback through PortAudio on the JACK dummy server, captured through a
 JACK connection; renders to real files; seams between blocks; a long run with random changes."""
+import threading
 import time
 
 import numpy as np
@@ -411,3 +412,37 @@ def test_a_gain_move_is_heard_after_the_device_latency_only(jack_server, stepper
     latency = dropped[0] * frame / sink.rate
     print(f"gain change audible after {latency * 1000:.0f} ms (stated bound {stated * 1000:.0f} ms)")
     assert latency <= stated
+
+
+class _StuckSink(NullSink):
+    """A null sink whose ``write`` hangs, deaf to the stop, until ``free`` is set (a device that does not return)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.free, self.entered = threading.Event(), threading.Event()
+        self.released = False
+
+    def write(self, samples, stop=None) -> None:
+        self.entered.set()
+        self.free.wait(60)
+        super().write(samples, stop)
+
+    def release(self, *, complete: bool = True) -> None:
+        self.released = True
+        super().release(complete=complete)
+
+
+def test_stop_releases_nothing_a_producer_that_has_not_ended_still_uses(stepper):
+    """A stop whose wait runs out leaves the sink and the synthesiser to the running producer: it
+    finishes its blocks and fade without an error, and a later stop releases them."""
+    library = StyleLibrary(CONFIG)
+    library.add_default()
+    sink = _StuckSink()
+    engine = Engine(library, ParamStore(), stepper, sink)
+    engine.start()
+    assert sink.entered.wait(30)
+    assert engine.stop(timeout=0.2) is False
+    assert engine.running and not sink.released
+    sink.free.set()
+    assert engine.stop(timeout=30) is True
+    assert not engine.running and sink.released and engine.telemetry().error is None

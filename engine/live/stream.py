@@ -289,24 +289,26 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="texture-producer", daemon=True)
         self._thread.start()
 
-    def stop(self, *, timeout: float = 5.0) -> None:
-        """Fade out, stop the producer and release the sink (waits at most ``timeout`` seconds)."""
+    def stop(self, *, timeout: float = 5.0) -> bool:
+        """Fade out, stop the producer and release the sink and the synthesiser; True when done.
+
+        Waits at most ``timeout`` seconds for the producer thread. If it is still running then (a
+        sink or a graph call that hangs), nothing it uses is released under it: the sink and the
+        synthesiser stay as they are, :attr:`running` stays True, one line is logged and False is
+        returned; a later :meth:`stop` waits again and releases them once the thread has ended.
+        """
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                self.log(f"the producer did not stop within {timeout:g} s; its output stays open until it does")
+                return False
             self._thread = None
         if self._prepared:
             self.sink.release()
             self.synth.release()
             self._prepared = False
-
-    def set_sink(self, sink: Sink) -> None:
-        """Switch output (e.g. another device): stops with a fade, swaps, restarts if it was running."""
-        was_running = self.running
-        self.stop()
-        self.sink = sink
-        if was_running:
-            self.start()
+        return True
 
     def render(self, seconds: float, *, progress: Callable[[int], None] | None = None,
                stop: threading.Event | None = None) -> RenderStats:

@@ -55,11 +55,13 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.analysis import trend as tr
+from engine.errors import TextureError
 from engine.params import ParamSnapshot
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
@@ -81,6 +83,9 @@ HIGH_LOAD, LOW_LOAD = 0.6, 0.3
 LAST_STEP_LOAD = 0.9
 #: Most optimiser steps per block adaptive quality restores (the ``iterations`` parameter's maximum).
 MAX_ITERATIONS = 32
+#: Longest wait for one block's phase, in seconds (a block is 23 ms and its phase takes about 2 ms):
+#: past it the block fails with a TextureError (the producer then fades out and reports it).
+PHASE_TIMEOUT_SECONDS = 10.0
 #: Smallest per-bin spread re-standardisation divides by (log1p units).
 MIN_SPREAD = 1e-3
 
@@ -218,11 +223,13 @@ class BlockSynth:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="texture-phase")
 
     def release(self) -> None:
-        """Drop the per-stream state and stop the phase's worker thread."""
+        """Drop the per-stream state and stop the phase's worker thread (without waiting: the
+        producer waits for each block's phase, so the worker is idle unless that wait timed out,
+        and then it ends after its block)."""
         self._context = self._inflight = self._history = self._trend = None
         self._target = None
         if self._worker is not None:
-            self._worker.shutdown(wait=True)
+            self._worker.shutdown(wait=False, cancel_futures=True)
             self._worker = None
 
     # --- targets -------------------------------------------------------------------------------------
@@ -450,7 +457,10 @@ class BlockSynth:
         # (measured: no overlap at all, 8.1 ms a block).
         pending = self._worker.submit(self.phase.process, np.expm1(done.astype(np.float64)))
         loss = self._optimise(target, snap, calls)
-        samples = pending.result()
+        try:
+            samples = pending.result(timeout=PHASE_TIMEOUT_SECONDS)
+        except FutureTimeout:
+            raise TextureError(f"the phase took more than {PHASE_TIMEOUT_SECONDS:g} s for one block") from None
         compute_ms = (time.perf_counter() - t0) * 1000.0
         block_ms = 1000.0 * self.block_seconds
         self._adapt(compute_ms / block_ms, int(snap["iterations"]))
