@@ -72,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every command (the CLI contract of DESIGN.md)."""
+    """The argument parser of every command (README's "Command line" synopsis; tests/test_docs.py holds them together)."""
     parser = _Parser(prog="python main.py", description="Live neural audio texture instrument.",
                      epilog=EXIT_STATUSES)
     sub = parser.add_subparsers(dest="command")

@@ -34,6 +34,7 @@ from gui.app import build_instrument
 from gui.main_window import MainWindow
 from gui.morph_pad import ANCHORS, pad_weights
 from gui.recorder import Recorder, part_path, recover_recordings
+from gui.scope import OutputScope
 from gui.settings import open_settings
 from gui.theme import apply_dark_theme
 from tests.signals import bursts_and_drone, tone
@@ -711,3 +712,13 @@ def test_a_window_with_an_hour_of_history_on_jack_keeps_its_blocks_on_time(jack_
     assert window._ticks >= ticks + 20  # the window kept drawing meanwhile
     assert t.error is None and t.peak > 0.01
     assert t.underruns == after_first_second, f"{t.underruns - after_first_second} underruns after the first second"
+
+
+def test_the_scope_keeps_the_seconds_it_is_given() -> None:
+    """0.5 s at 48 kHz in blocks of 1114 samples (one 23 ms block resampled): at least 24000 samples,
+    less than one block more, the newest last (it once kept 0.16 s whatever it was given)."""
+    scope = OutputScope(0.5, rate=48000)
+    for i in range(100):
+        scope.tap(np.full(1114, i, np.float32))
+    y = scope.latest(10 ** 6)
+    assert 24000 <= len(y) < 24000 + 1114 and y[-1] == 99 and scope.blocks_seen == 100

@@ -623,9 +623,9 @@ def cli_learn(params: ParamStore | None, param: str, timeout: float, port: str |
     Opens a :class:`MidiController` (virtual port ``"texture in"`` plus ``port`` if given), logs
     what to do, waits up to ``timeout`` seconds, saves the user config
     (:func:`engine.control.midi_map.user_map_path`) and returns the new mapping. ``params`` may be None (a
-    scratch store is used; the learned value is not kept). Suggested wiring in main.py:
-    ``python main.py midi-learn PARAM [--midi PORT] [--timeout 30] [--lo X --hi Y --curve C]``,
-    printing ``mapping.describe()``; catch TextureError for the one-line failure.
+    scratch store is used; the learned value is not kept). ``python main.py midi-learn PARAM [--midi PORT]
+    [--timeout S]`` calls it with the parameter's full range and a linear curve (the command line has
+    no options for ``lo``, ``hi`` and ``curve``); main.py prints TextureError as its one-line failure.
 
     Raises
     ------
