@@ -1,7 +1,7 @@
 """The one parameter store: the GUI and MIDI write it, the engine reads one snapshot per block.
 
-Writers (GUI thread, MIDI callback thread, CLI) call :meth:`ParamStore.set`, :meth:`set_normalized`
-or :meth:`set_blend`; each write is validated, takes a short lock (never held by the audio callback:
+Writers (GUI thread, MIDI callback thread, CLI) call :meth:`ParamStore.set` or
+:meth:`set_blend`; each write is validated, takes a short lock (never held by the audio callback:
 the producer thread alone reads) and bumps :attr:`ParamStore.version`, so a GUI can poll for changes
 made by MIDI. The engine calls :meth:`snapshot` once per block and smooths towards it.
 
@@ -138,12 +138,6 @@ class ParamStore:
                 self._mode = "morph"
             self.version += 1
         return v
-
-    def set_normalized(self, name: str, x: float) -> float:
-        """Set ``name`` from a 0..1 control position mapped linearly onto its range (clipped)."""
-        s = self.spec(name)
-        x = min(max(float(x), 0.0), 1.0) if math.isfinite(float(x)) else 0.0
-        return self.set(name, s.minimum + x * (s.maximum - s.minimum))
 
     def get(self, name: str) -> float:
         """Current value of ``name``."""

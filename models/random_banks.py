@@ -58,20 +58,6 @@ class ConvLayer(NamedTuple):
     source: int
 
 
-def parse_banks(text: str) -> tuple[BankSpec, ...]:
-    """Parse ``"width:dilation:filters,..."`` (e.g. ``"5:1:256,5:8:256"``) into bank specs."""
-    banks = []
-    for part in text.split(","):
-        try:
-            nums = [int(v) for v in part.split(":")]
-        except ValueError:
-            raise ParameterError(f"bank spec must be width:dilation:filters. Found: {part!r}") from None
-        if not 1 <= len(nums) <= 3:
-            raise ParameterError(f"bank spec must be width:dilation:filters. Found: {part!r}")
-        banks.append(BankSpec(*nums))
-    return tuple(banks)
-
-
 class RandomBanks1D(torch.nn.Module):
     """Separate random 1D conv banks; ``forward`` returns each bank's ReLU feature maps.
 

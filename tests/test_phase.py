@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.synthesis import phase as phase_mod
 from engine.errors import ParameterError
 from engine.synthesis.phase import StreamingPhase, fast_griffin_lim
 from engine.analysis.spectral import istft, spectral_convergence_db, stft

@@ -99,9 +99,6 @@ class SpectralConfig:
         return pseudo_cqt_matrix(sample_rate=self.sample_rate, n_fft=self.n_fft, bins_per_octave=2,
                                  fmin=ENVELOPE_FMIN_HZ).copy()
 
-    def frames_for_seconds(self, seconds: float) -> int:
-        """Number of frames that cover ``seconds`` of audio."""
-        return int(np.ceil(seconds * self.sample_rate / self.hop)) + 1
 
 
 @lru_cache(maxsize=8)

@@ -48,16 +48,6 @@ class StyleTarget:
     coarse: list[torch.Tensor] | None = None
     coarse_mask: torch.Tensor | None = None
 
-    def as_numpy(self) -> dict[str, np.ndarray | list[np.ndarray]]:
-        """The statistics as float32 numpy arrays (the live graph's inputs)."""
-        return {
-            "grams": [g.numpy() for g in self.grams],
-            "autocorr": [r.numpy() for r in self.autocorr],
-            "mean_spectrum": self.mean_spectrum.numpy(),
-            "temporal": self.temporal.numpy(),
-            "flux": self.flux.numpy(),
-        }
-
 
 def feature_input(log_mag: torch.Tensor, feature_map: torch.Tensor) -> torch.Tensor:
     """Network input from a log-magnitude ``(bins, frames)``: the frequency map applied, ``(channels, frames)``."""

@@ -40,7 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.analysis.audio_io import check_space, load_audio, save_audio
-from engine.errors import AudioFileError, ParameterError, TextureError
+from engine.errors import AudioFileError, TextureError
 from engine.cli.options import OFFLINE_MAX_SECONDS
 from engine.log import log
 from engine.params import ParamStore, parse_blend
