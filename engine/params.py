@@ -23,6 +23,11 @@ import numpy as np
 from engine.errors import ParameterError
 
 
+#: Most optimiser steps per block (the ``iterations`` parameter's and ``--iterations``' live maximum, and
+#: what adaptive quality restores at most).
+MAX_STEPS_PER_BLOCK = 32
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """Range, default and unit of one live parameter."""
@@ -62,7 +67,7 @@ PARAM_SPECS: dict[str, ParamSpec] = {s.name: s for s in (
     ParamSpec("morph", 0.0, 1.0, 0.0, doc="walks the loaded styles in slot order (0 = first, 1 = last)"),
     ParamSpec("receptive_field", 0.0, 1.0, 0.5,
               doc="0 = short banks (grainy, 58 ms), 1 = long banks (structured, 383 ms)"),
-    ParamSpec("iterations", 0, 32, 1, kind="int",
+    ParamSpec("iterations", 0, MAX_STEPS_PER_BLOCK, 1, kind="int",
               doc="optimiser steps per block on all in-flight frames (0 bypasses the optimiser: the noise "
                   "initialisation alone); adaptive quality may lower it"),
     ParamSpec("gain", 0.0, 1.0, 0.7, unit=" (linear)", doc="output gain, linear 0..1 (0 dB at 1)"),

@@ -73,16 +73,11 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
 def start_midi(instrument: Instrument, port: str | None) -> str | None:
     """Open MIDI input for the instrument (attached as ``instrument.midi``); a message when it cannot."""
     try:
-        from engine.control.midi import MidiController
-    except ImportError as exc:
-        return f"MIDI off: {exc}"
-    try:
-        controller = MidiController(instrument.params, slot_ids=instrument.library.ids, port=port,
-                                    on_program=instrument.sigProgram.emit, log=instrument.sigMessage.emit)
-        controller.start()
-    except Exception as exc:  # noqa: BLE001 - no MIDI API, a backend error: the instrument plays on without MIDI
+        from engine.control.midi import open_midi
+        instrument.midi = open_midi(instrument.params, instrument.library.ids, port, log=instrument.sigMessage.emit,
+                                    on_program=instrument.sigProgram.emit)
+    except (ImportError, TextureError) as exc:  # no MIDI here: the instrument plays on without it
         return f"MIDI off: {one_line(exc)}"
-    instrument.midi = controller
     return None
 
 

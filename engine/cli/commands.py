@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import signal
@@ -41,7 +42,7 @@ from tqdm import tqdm
 
 from engine.analysis.audio_io import check_space, load_audio, save_audio
 from engine.errors import AudioFileError, TextureError
-from engine.cli.options import OFFLINE_MAX_SECONDS
+from engine.cli.options import OFFLINE_MAX_SECONDS, parse_weights
 from engine.log import log
 from engine.params import ParamStore, parse_blend
 from engine.analysis.spectral import SpectralConfig
@@ -275,9 +276,10 @@ def _save_or_rescue(out: str, audio: np.ndarray, rate: int) -> None:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from engine.synthesis.losses import LossWeights
     from engine.synthesis.offline import TRANSFER_WEIGHTS, transfer
-    weights = LossWeights.parse(args.weights, base=TRANSFER_WEIGHTS) if args.weights else TRANSFER_WEIGHTS
+    given = parse_weights(args.weights)  # content, style, spectral, temporal; the others stay the transfer's
+    weights = TRANSFER_WEIGHTS if given is None else dataclasses.replace(
+        TRANSFER_WEIGHTS, **dict(zip(("content", "style", "spectral", "temporal"), given)))
     settings = _offline_settings(args, weights=weights, receptive_field=0.5)
     need = int(settings.spectral.sample_rate * 0.5)
     # transfer makes as much audio as the content: the offline limit applies to it (engine.cli.options)

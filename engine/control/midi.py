@@ -615,6 +615,28 @@ def list_midi_ports(api: str | int | None = None) -> dict[str, list[str]]:
     return result
 
 
+def open_midi(params: ParamStore, slot_ids: Callable[[], list[int]], port: str | None, *,
+              log: Callable[[str], None], on_program: Callable[[int], None] | None = None) -> MidiController:
+    """MIDI input for ``params``, started: the virtual ``"texture in"`` port plus ``port`` (index or
+    name) if given. ``slot_ids``, ``on_program`` and ``log`` as for :class:`MidiController`.
+    ``play --no-gui`` (main.py) and the window (gui/app.py) both open MIDI here.
+
+    Raises
+    ------
+    TextureError
+        When it cannot: no MIDI API works here, a bad port, or a backend error (whatever the
+        backend raised, as one line).
+    """
+    try:
+        controller = MidiController(params, slot_ids=slot_ids, port=port, on_program=on_program, log=log)
+        controller.start()
+    except TextureError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a backend error is one line too
+        raise TextureError(f"{type(exc).__name__}: {exc}") from exc
+    return controller
+
+
 def cli_learn(params: ParamStore | None, param: str, timeout: float, port: str | int | None, *,
               lo: float | None = None, hi: float | None = None, curve: str = "linear",
               api: str | int | None = None, log: Callable[[str], None] = print) -> Mapping:

@@ -62,7 +62,7 @@ import numpy as np
 
 from engine.analysis import trend as tr
 from engine.errors import TextureError
-from engine.params import ParamSnapshot
+from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
@@ -81,8 +81,6 @@ HIGH_LOAD, LOW_LOAD = 0.6, 0.3
 #: Load above which the last step goes too (the bare initialisation is heard): only when real time is
 #: really at stake, since the GUI's own drawing alone raised one-step blocks to 0.6-0.8 here.
 LAST_STEP_LOAD = 0.9
-#: Most optimiser steps per block adaptive quality restores (the ``iterations`` parameter's maximum).
-MAX_ITERATIONS = 32
 #: Longest wait for one block's phase, in seconds (a block is 23 ms and its phase takes about 2 ms):
 #: past it the block fails with a TextureError (the producer then fades out and reports it).
 PHASE_TIMEOUT_SECONDS = 10.0
@@ -121,13 +119,13 @@ def adapt_cap(cap: int, wanted: int, load: float) -> tuple[int, bool]:
 
     Above :data:`HIGH_LOAD` one step is removed from what actually ran (``min(cap, wanted)``); the last
     one, leaving the bare initialisation, only above :data:`LAST_STEP_LOAD`. Below :data:`LOW_LOAD` one
-    step comes back, up to :data:`MAX_ITERATIONS` (so an overloaded machine alternates 0 and 1 steps).
+    step comes back, up to :data:`MAX_STEPS_PER_BLOCK` (so an overloaded machine alternates 0 and 1 steps).
     Returns the new cap and whether a step was dropped (counted as a quality drop).
     """
     effective = min(cap, wanted)
     if effective > 0 and load > (LAST_STEP_LOAD if effective == 1 else HIGH_LOAD):
         return effective - 1, True
-    if load < LOW_LOAD and cap < MAX_ITERATIONS:
+    if load < LOW_LOAD and cap < MAX_STEPS_PER_BLOCK:
         return cap + 1, False
     return cap, False
 
@@ -216,7 +214,7 @@ class BlockSynth:
         self._target_feed: dict[str, np.ndarray] = {}
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
         self._upper: np.ndarray | None = None
-        self._cap = MAX_ITERATIONS
+        self._cap = MAX_STEPS_PER_BLOCK
         self._drops = 0
         self._index = 0
         if self._worker is None:

@@ -63,18 +63,6 @@ class LossWeights:
             if not (value >= 0 and value < float("inf")):
                 raise ParameterError(f"loss weight {name} must be finite and >= 0. Found: {value}")
 
-    @classmethod
-    def parse(cls, text: str, *, base: "LossWeights | None" = None) -> "LossWeights":
-        """Parse ``"a,b,g,d"`` (content, style, spectral, temporal) over ``base``'s other weights."""
-        try:
-            vals = [float(v) for v in text.split(",")]
-        except ValueError:
-            raise ParameterError(f"--weights must be four numbers a,b,g,d. Found: {text!r}") from None
-        if len(vals) != 4:
-            raise ParameterError(f"--weights must be four numbers a,b,g,d. Found: {text!r}")
-        b = base or cls()
-        return cls(*vals, autocorr=b.autocorr, seam=b.seam, envelope=b.envelope)
-
 
 def relative_sq(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``‖x − target‖² / ‖target‖²``."""
