@@ -211,7 +211,7 @@ def test_adaptive_quality_drops_steps_under_real_load_and_counts_it(stepper):
     params.set("iterations", 32)  # 32 steps a block take several times the block's 23 ms on a CPU
     engine = Engine(library, params, stepper, NullSink(SR), adaptive=True)
     steps = []
-    engine.taps.append(lambda y: steps.append(engine.synth.latest.iterations))
+    engine.taps.append(lambda y: steps.append(engine.synth.latest.steps))
     engine.render(2.0)
     t = engine.telemetry()
     print(f"steps per block at the end {steps[-5:]}, quality drops {t.quality_drops}")
@@ -291,7 +291,7 @@ def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(
     style, fresh = crackle(6.0), crackle(6.0, seed=1)  # the style, and unseen material of the same process
     library, runs = _bypassed_and_optimised(stepper, style, 8.0)
     audio0, stats0, t0 = runs[0]
-    assert stats0.iterations_per_block == 0 and t0.iterations == 0 and np.isnan(t0.last.loss)
+    assert stats0.iterations_per_block == 0 and t0.steps == 0 and np.isnan(t0.last.loss)
     # the initialisation: per-bin noise around the style's mean log spectrum, nothing of its structure
     mean0 = log_magnitude(stft(audio0[SR:-SR].astype(np.float64))).mean(axis=1)
     assert np.abs(mean0 - library.slots[0].target.mean_spectrum.numpy()).mean() < 0.15
@@ -308,7 +308,7 @@ def _swell_depth_db(y: np.ndarray) -> float:
 
 
 def test_the_trend_makes_slow_swells_that_frames_alone_cannot(stepper):
-    """Swells of seconds (the seashore case): frames live 0.28 s in their look-ahead, so only the slow
+    """Swells of seconds (the seashore case): frames are in flight for 0.28 s, so only the slow
     trend can plan them. The bypass (noise frames under a noise trend) has almost none."""
     style = swells(8.0)
     depth = {i: _swell_depth_db(run[0][SR:]) for i, run in _bypassed_and_optimised(stepper, style, 12.0)[1].items()}

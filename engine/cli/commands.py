@@ -139,7 +139,7 @@ def _play_for(engine, seconds: float | None) -> None:
         if t.error:
             raise TextureError(t.error)
         if sys.stderr.isatty() and t.last is not None:
-            print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.iterations} it  "
+            print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.steps} it  "
                   f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
 
 
@@ -207,7 +207,7 @@ def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
     kwargs = dict(network=args.network, seed=args.seed,
                   spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis or "linear"))
     if getattr(args, "iterations", None) is not None:
-        kwargs["iterations"] = args.iterations
+        kwargs["lbfgs_iterations"] = args.iterations
     if getattr(args, "receptive_field", None) is not None:
         kwargs["receptive_field"] = args.receptive_field
     kwargs.update(extra)
@@ -215,7 +215,7 @@ def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
 
 
 def _run_offline(settings, run) -> "OfflineResult":
-    with _bar(settings.iterations, "optimise", "it") as bar:
+    with _bar(settings.lbfgs_iterations, "optimise", "it") as bar:
         def progress(done: int, loss: float) -> None:
             bar.update(done - bar.n)
             bar.set_postfix(loss=f"{loss:.3g}")
@@ -230,7 +230,7 @@ def _render_offline(args: argparse.Namespace) -> int:
     need = int(settings.spectral.sample_rate * 0.5)
     check_space(args.out, int(round(args.seconds * settings.spectral.sample_rate)))  # before any compute
     styles = [load_audio(p, sample_rate=settings.spectral.sample_rate, min_samples=need) for p in args.style]
-    log(f"rendering {args.seconds:g} s offline ({settings.iterations} L-BFGS iterations); Ctrl-C stops")
+    log(f"rendering {args.seconds:g} s offline ({settings.lbfgs_iterations} L-BFGS iterations); Ctrl-C stops")
     t0 = time.perf_counter()
     result = _run_offline(settings, lambda prog, phase: synthesize(
         styles, seconds=args.seconds, blend_weights=parse_blend(args.blend, len(styles)), settings=settings,
@@ -242,7 +242,7 @@ def _render_offline(args: argparse.Namespace) -> int:
         f"second of output); final loss {result.final_loss:.4g}; spectral convergence "
         f"{result.spectral_convergence_db:.1f} dB")
     _write_json(args.stats, {"realtime_factor": args.seconds / wall, "blocks": 1, "seconds": args.seconds,
-                             "iterations_per_block": settings.iterations, "provider": "torch", "network": settings.network,
+                             "iterations_per_block": settings.lbfgs_iterations, "provider": "torch", "network": settings.network,
                              "sample_rate": settings.spectral.sample_rate, "underruns": 0,
                              "final_loss": result.final_loss, "loss_terms": result.loss_terms,
                              "spectral_convergence_db": result.spectral_convergence_db, "wall_seconds": wall})
