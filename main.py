@@ -40,9 +40,10 @@ def _add_network_arg(p: argparse.ArgumentParser) -> None:
 def _add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--receptive-field", type=float, default=None, metavar="X",
                    help="0 = short/grainy .. 1 = long/structured (default 0.5)")
+    from engine.params import MAX_STEPS_PER_BLOCK
     p.add_argument("--iterations", type=int, default=None,
-                   help="optimiser steps per block, 0..32 (live; 0 bypasses the optimiser: the ablation), or "
-                        "L-BFGS iterations, 1..5000 (offline)")
+                   help=f"optimiser steps per block, 0..{MAX_STEPS_PER_BLOCK} (live; 0 bypasses the optimiser: "
+                        "the ablation), or L-BFGS iterations, 1..5000 (offline)")
     p.add_argument("--material", type=float, default=None, metavar="X",
                    help="0 = synthesise from noise (default); up to 1 = start frames from pieces of the "
                         "recordings (granular replay)")
@@ -72,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every command (the CLI contract of DESIGN.md)."""
+    """The argument parser of every command (README's "Command line" synopsis; tests/test_docs.py holds them together)."""
     parser = _Parser(prog="python main.py", description="Live neural audio texture instrument.",
                      epilog=EXIT_STATUSES)
     sub = parser.add_subparsers(dest="command")
@@ -156,12 +157,11 @@ def start_midi(params, library, port: str | None):
 
     Without ``--midi`` a machine with no working MIDI API only gets a note on stderr.
     """
-    from engine.cli.commands import log
+    from engine.log import log
     from engine.errors import TextureError
-    from engine.control.midi import MidiController
+    from engine.control.midi import open_midi
     try:
-        controller = MidiController(params, slot_ids=library.ids, port=port, log=log)
-        controller.start()
+        controller = open_midi(params, library.ids, port, log=log)
     except TextureError as exc:
         if port is not None:
             raise
@@ -178,7 +178,7 @@ def midi_command(args: argparse.Namespace) -> int:
     """``devices`` (MIDI part) and ``midi-learn``."""
     from engine.control import midi
     if args.command == "midi-learn":
-        from engine.live.params import ParamStore
+        from engine.params import ParamStore
         ParamStore.spec(args.param)
         midi.cli_learn(None, args.param, timeout=args.timeout, port=args.midi)
         return 0

@@ -40,16 +40,16 @@ sys.path.insert(0, str(ROOT))
 
 from engine.analysis.audio_io import load_audio  # noqa: E402
 from engine.evaluation.baselines import paulstretch, spectral_noise  # noqa: E402
-from engine.cli.commands import live_config  # noqa: E402
+from engine.synthesis.step_graph import live_config  # noqa: E402
 from engine.evaluation.metrics import METRIC_KEYS, evaluate  # noqa: E402
 from engine.evaluation.novelty import collage_index, copied_share, distance_ratio  # noqa: E402
 from engine.synthesis.offline import OfflineSettings, synthesize  # noqa: E402
-from engine.live.params import ParamStore  # noqa: E402
+from engine.params import ParamStore  # noqa: E402
 from engine.synthesis.runtime import BlockStepper  # noqa: E402
 from engine.live.sinks import NullSink  # noqa: E402
 from engine.analysis.spectral import log_magnitude, stft  # noqa: E402
 from engine.live.stream import Engine  # noqa: E402
-from engine.analysis.styles import StyleLibrary  # noqa: E402
+from engine.synthesis.styles import StyleLibrary  # noqa: E402
 
 SR = 22050
 #: Pairs blended 50/50 for the collage index: two noisy textures, two tonal sounds, speech with rain.

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,37 +26,22 @@ sys.path.insert(0, str(ROOT))
 
 from engine.control.midi import MidiController  # noqa: E402
 from engine.control.midi_map import MidiMap  # noqa: E402
-from engine.live.params import ParamStore  # noqa: E402
+from engine.params import ParamStore  # noqa: E402
+from tests.jack_server import JackServer, jack_running  # noqa: E402
 
 RATE = 48000
 POLL_S = 20e-6
 
 
-def _jack_running(name: str | None) -> bool:
-    env = dict(os.environ, JACK_NO_START_SERVER="1")
-    if name:
-        env["JACK_DEFAULT_SERVER"] = name
-    result = subprocess.run(["jack_wait", "-c"], env=env, capture_output=True, text=True)
-    return result.stdout.strip().startswith("running")
-
-
-def start_private_jack(period: int) -> subprocess.Popen:
+def start_private_jack(period: int) -> JackServer:
     """Start a dummy JACK server named ``texture-bench-PID`` and point ``JACK_DEFAULT_SERVER`` at it."""
-    if shutil.which("jackd") is None:
-        raise SystemExit("jackd is not installed: apt-get install -y --no-install-recommends jackd2")
-    name = f"texture-bench-{os.getpid()}"
-    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p", str(period)],
-                            env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    os.environ["JACK_NO_START_SERVER"] = "1"
-    deadline = time.monotonic() + 15
-    while not _jack_running(name):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"the JACK dummy server {name} did not start")
-        time.sleep(0.2)
-    return proc
+    server = JackServer(f"texture-bench-{os.getpid()}", RATE, period)
+    try:
+        server.start()
+    except (RuntimeError, AssertionError) as exc:
+        raise SystemExit(str(exc)) from None
+    server.point_clients_here()
+    return server
 
 
 def measure(count: int) -> np.ndarray:
@@ -90,14 +73,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--period", type=int, default=256, help="frames per period of a private JACK server")
     args = parser.parse_args(argv)
     server = None
-    if not (os.environ.get("JACK_DEFAULT_SERVER") and _jack_running(os.environ["JACK_DEFAULT_SERVER"])):
+    if not (os.environ.get("JACK_DEFAULT_SERVER") and jack_running(os.environ["JACK_DEFAULT_SERVER"])):
         server = start_private_jack(args.period)
     try:
         ms = measure(args.count)
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(5)
+            server.close()
     period = f"{args.period} frames = {args.period / RATE * 1e3:.2f} ms" if server else "of the running server"
     print(f"MIDI → store latency over {len(ms)} CCs (JACK period {period}): median {np.median(ms):.2f} ms, "
           f"p10 {np.percentile(ms, 10):.2f} ms, p90 {np.percentile(ms, 90):.2f} ms, max {ms.max():.2f} ms")

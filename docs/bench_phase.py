@@ -4,7 +4,7 @@ Usage: ``python docs/bench_phase.py [files...]`` (default: every wav in ``/work/
 i.e. ``../shared/corpus`` next to the repository). Each file is loaded at 22050 Hz, cut to 10 s,
 and its linear STFT magnitude (n_fft 1024, hop 256) is inverted twice: by
 :func:`engine.synthesis.phase.fast_griffin_lim` (32 iterations, momentum 0.99) and by
-:class:`engine.synthesis.phase.StreamingPhase` with the live engine's settings (``LOOK_AHEAD`` and
+:class:`engine.synthesis.phase.StreamingPhase` with the live engine's settings (``PHASE_LOOK_AHEAD_FRAMES`` and
 ``PHASE_ITERATIONS`` of :mod:`engine.synthesis.block_synth`) fed one frame at a time. Prints a markdown table of spectral convergence (dB, lower is better), the difference
 (streaming minus FGLA; negative means streaming is better) and the streaming cost in ms per frame.
 """
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.analysis.audio_io import load_audio  # noqa: E402
-from engine.synthesis.block_synth import LOOK_AHEAD, PHASE_ITERATIONS  # noqa: E402
+from engine.synthesis.block_synth import PHASE_LOOK_AHEAD_FRAMES, PHASE_ITERATIONS  # noqa: E402
 from engine.errors import AudioFileError  # noqa: E402
 from engine.synthesis.phase import StreamingPhase, fast_griffin_lim  # noqa: E402
 from engine.analysis.spectral import spectral_convergence_db, stft  # noqa: E402
@@ -34,7 +34,7 @@ def bench_file(path: Path) -> tuple[float, float, float]:
     y = load_audio(path, sample_rate=SAMPLE_RATE)[:int(MAX_SECONDS * SAMPLE_RATE)].astype(np.float64)
     mag = np.abs(stft(y))
     sc_fgla = spectral_convergence_db(fast_griffin_lim(mag, n_iter=32), mag)
-    phase = StreamingPhase(look_ahead=LOOK_AHEAD, iterations=PHASE_ITERATIONS)
+    phase = StreamingPhase(look_ahead=PHASE_LOOK_AHEAD_FRAMES, iterations=PHASE_ITERATIONS)
     phase.prepare()
     start = time.perf_counter()
     chunks = [phase.process(mag[:, i:i + 1]) for i in range(mag.shape[1])]

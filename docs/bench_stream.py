@@ -30,17 +30,18 @@ from scipy import signal
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.jack_server import JackServer  # noqa: E402 - the one JACK starter of tests and benchmarks
 
-def ensure_jack() -> subprocess.Popen | None:
-    """Start a JACK dummy server unless one answers; returns the process we started."""
-    os.environ.setdefault("JACK_DEFAULT_SERVER", "texture-bench")
-    os.environ["JACK_NO_START_SERVER"] = "1"
-    if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.startswith("running"):
+
+def ensure_jack() -> JackServer | None:
+    """Point JACK clients at ``$JACK_DEFAULT_SERVER`` (default ``texture-bench``) and start a dummy
+    server of that name unless one answers; returns the server started here (``close()`` it)."""
+    server = JackServer(os.environ.get("JACK_DEFAULT_SERVER", "texture-bench"))
+    server.point_clients_here()
+    if server.running():
         return None
-    proc = subprocess.Popen(["jackd", "-n", os.environ["JACK_DEFAULT_SERVER"], "--no-realtime", "-d", "dummy",
-                             "-r", "48000", "-p", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, capture_output=True)
-    return proc
+    server.start()
+    return server
 
 
 def first_sound(runs: int) -> list[float]:
@@ -61,12 +62,12 @@ def _noise(band: tuple[float, float], sr: int, seed: int) -> np.ndarray:
 
 
 def control_latencies(runs: int) -> tuple[list[float], list[float], float]:
-    from engine.cli.commands import live_config
-    from engine.live.params import ParamStore
+    from engine.synthesis.step_graph import live_config
+    from engine.params import ParamStore
     from engine.synthesis.runtime import BlockStepper
-    from engine.live.sinks import SoundDeviceSink
+    from engine.live.device_sink import SoundDeviceSink
     from engine.live.stream import Engine
-    from engine.analysis.styles import StyleLibrary
+    from engine.synthesis.styles import StyleLibrary
     from tests.jack_capture import JackCapture
     config = live_config()
     library = StyleLibrary(config)
@@ -120,14 +121,14 @@ def midi_to_audible(runs: int) -> list[float]:
     """CC7 (gain, default map) sent from an rtmidi port into the app's virtual port while the engine
     plays on JACK: milliseconds from the send until the captured level is half-way down."""
     import rtmidi
-    from engine.cli.commands import live_config
+    from engine.synthesis.step_graph import live_config
     from engine.control.midi import MidiController
     from engine.control.midi_map import MidiMap
-    from engine.live.params import ParamStore
+    from engine.params import ParamStore
     from engine.synthesis.runtime import BlockStepper
-    from engine.live.sinks import SoundDeviceSink
+    from engine.live.device_sink import SoundDeviceSink
     from engine.live.stream import Engine
-    from engine.analysis.styles import StyleLibrary
+    from engine.synthesis.styles import StyleLibrary
     from tests.jack_capture import JackCapture
     config = live_config()
     library = StyleLibrary(config)
@@ -169,12 +170,12 @@ def midi_to_audible(runs: int) -> list[float]:
 
 
 def memory_growth(hours: float) -> tuple[float, float]:
-    from engine.cli.commands import live_config
-    from engine.live.params import ParamStore
+    from engine.synthesis.step_graph import live_config
+    from engine.params import ParamStore
     from engine.synthesis.runtime import BlockStepper
     from engine.live.sinks import NullSink
     from engine.live.stream import Engine
-    from engine.analysis.styles import StyleLibrary
+    from engine.synthesis.styles import StyleLibrary
 
     def rss_mb() -> float:
         return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
@@ -220,7 +221,7 @@ def main() -> int:
         if "sounddevice" in sys.modules:
             sys.modules["sounddevice"]._terminate()  # before JACK goes, or PortAudio aborts at exit
         if jack is not None:
-            jack.terminate()
+            jack.close()
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

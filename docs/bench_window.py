@@ -174,7 +174,7 @@ def run(minutes: float, screenshot: Path | None, windowed: bool = True) -> dict:
         if xvfb is not None:
             xvfb.terminate()
         if jack is not None:
-            jack.terminate()
+            jack.close()
     summary = next((ln for ln in reversed(_log_lines(log_path)) if ln.get("summary")), None)
     cpu = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
                 .stdout.splitlines() if ln.startswith("Model name")), platform.processor())

@@ -14,11 +14,12 @@ from typing import Any
 
 from PyQt6 import QtCore, QtWidgets
 
-from engine.cli.commands import live_config, log, parse_blend
 from engine.errors import TextureError
-from engine.live.params import ParamStore
+from engine.log import log
+from engine.params import ParamStore, parse_blend
 from engine.live.performance_log import PerformanceLog, default_log_path
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.step_graph import live_config
+from engine.synthesis.styles import load_library
 from gui.devices import open_sink
 from gui.instrument import Instrument, one_line
 from gui.main_window import MainWindow
@@ -45,24 +46,16 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
     messages: list[str] = []
     config = live_config(sample_rate, network=network)
     params = params if params is not None else ParamStore()
-    library = StyleLibrary(config)
     try:
         weights = parse_blend(blend, len(styles or []))
     except TextureError as exc:
         messages.append(f"{one_line(exc)} (blend ignored)")
         weights = None
-    for i, path in enumerate(styles or []):
-        try:
-            style = library.add_file(path)
-        except TextureError as exc:
-            messages.append(one_line(exc))
-            continue
-        if weights is not None:
-            params.set_blend(style.slot_id, weights[i])
-    if not library.slots:
-        library.add_default()
-        if styles:
-            messages.append("no style could be loaded; playing the default style")
+    errors: list[TextureError] = []
+    library = load_library(config, styles or [], weights, params, on_error=errors.append)
+    messages.extend(one_line(exc) for exc in errors)
+    if styles and len(errors) == len(styles):
+        messages.append("no style could be loaded; playing the default style")
     if stepper is None:
         from engine.synthesis.runtime import BlockStepper
         stepper = BlockStepper(config, backend=backend, log=log)
@@ -80,16 +73,11 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
 def start_midi(instrument: Instrument, port: str | None) -> str | None:
     """Open MIDI input for the instrument (attached as ``instrument.midi``); a message when it cannot."""
     try:
-        from engine.control.midi import MidiController
-    except ImportError as exc:
-        return f"MIDI off: {exc}"
-    try:
-        controller = MidiController(instrument.params, slot_ids=instrument.library.ids, port=port,
-                                    on_program=instrument.sigProgram.emit, log=instrument.sigMessage.emit)
-        controller.start()
-    except Exception as exc:  # noqa: BLE001 - no MIDI API, a backend error: the instrument plays on without MIDI
+        from engine.control.midi import open_midi
+        instrument.midi = open_midi(instrument.params, instrument.library.ids, port, log=instrument.sigMessage.emit,
+                                    on_program=instrument.sigProgram.emit)
+    except (ImportError, TextureError) as exc:  # no MIDI here: the instrument plays on without it
         return f"MIDI off: {one_line(exc)}"
-    instrument.midi = controller
     return None
 
 

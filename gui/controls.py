@@ -1,7 +1,7 @@
 """The sound controls: morph, receptive field, quality (iterations), gain, step size, replay (material),
 variation, freeze, each with a MIDI-learn button.
 
-A control writes :class:`engine.live.params.ParamStore` and nothing else; :meth:`ControlsPanel.sync`
+A control writes :class:`engine.params.ParamStore` and nothing else; :meth:`ControlsPanel.sync`
 (called by the window when the store's ``version`` moved, e.g. by MIDI or a session) shows the
 store's values without writing back. MIDI learn talks to an optional controller object with
 ``learn(param)``, ``cancel_learn()``, ``learning`` and ``midi_map`` (:class:`engine.control.midi.MidiController`);
@@ -17,7 +17,7 @@ from typing import Callable
 from PyQt6 import QtCore, QtWidgets
 
 from engine.errors import ParameterError
-from engine.live.params import PARAM_SPECS
+from engine.params import PARAM_SPECS
 
 SLIDER_STEPS = 1000
 

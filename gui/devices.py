@@ -15,7 +15,8 @@ import time
 
 from engine.live.device_process import list_outputs as _device_list
 from engine.errors import TextureError
-from engine.live.sinks import DEFAULT_LEAD_SECONDS, NullSink, Sink, SoundDeviceSink
+from engine.live.sinks import DEFAULT_LEAD_SECONDS, NullSink, Sink
+from engine.live.device_sink import SoundDeviceSink
 
 SILENT = "silent"
 NO_DEVICE_BANNER = "No audio output device — running silently"

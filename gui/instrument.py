@@ -11,27 +11,34 @@ Nothing here ever makes the GUI thread wait on the engine:
 * every message for the user (a bad file, a lost device, a finished recording) is one line emitted
   on ``sigMessage`` — from whatever thread — and Qt queues it to the window.
 
-The GUI writes only :class:`engine.live.params.ParamStore` (and adds/removes styles in the thread-safe
-:class:`engine.analysis.styles.StyleLibrary`).
+The GUI writes only :class:`engine.params.ParamStore` (and adds/removes styles in the thread-safe
+:class:`engine.synthesis.styles.StyleLibrary`).
 """
 from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from PyQt6 import QtCore
 
 from engine.errors import TextureError
-from engine.live.params import BLEND_MODES, ParamStore
+from engine.params import BLEND_MODES, ParamStore
 from engine.live.sinks import NullSink, Sink
 from engine.live.stream import Engine, Telemetry
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 from gui.devices import NO_DEVICE_BANNER, NULL_RATE, SILENT, open_sink, sink_label
 from gui.recorder import Recorder, recover_recordings
 from gui.scope import OutputScope
 from gui.session import Session, StyleEntry, read_session, write_session
+
+
+#: Longest the window's close holds the GUI thread for the instrument, in seconds.
+CLOSE_WAIT_SECONDS = 2.0
+#: Longest the closing thread waits for each of: the recording's file, an output switch, the engine.
+FINISH_TIMEOUT_SECONDS = 5.0
 
 
 def one_line(exc: BaseException, what: str = "") -> str:
@@ -138,7 +145,7 @@ class Instrument(QtCore.QObject):
             self._stop_recording()
             self.sigMessage.emit(f"recording stopped: the new output runs at {sink.rate} Hz")
         was_running = self.engine.running
-        self.engine.stop()  # with its fade; then swap and restart (as Engine.set_sink, plus the fallback)
+        self.engine.stop()  # with its fade; then swap and restart (plus the fallback)
         self.engine.sink = sink
         self.output_key = key
         if was_running:
@@ -294,17 +301,34 @@ class Instrument(QtCore.QObject):
         self.sigMessage.emit(f"loaded session {path.name}: {loaded} style(s){note}{kept}")
 
     # ---------------------------------------------------------------- shutdown
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Finish a recording, stop MIDI and the engine (called once, when the window closes)."""
+    def shutdown(self, wait_s: float = CLOSE_WAIT_SECONDS) -> bool:
+        """Finish a recording, stop MIDI and the engine (called once, when the window closes); True
+        when all of that ended within ``wait_s`` seconds.
+
+        The caller (the GUI thread) waits at most ``wait_s``: queued style loads and output switches
+        are cancelled, and the rest runs on a closing thread, which the interpreter waits for at
+        exit (each of its waits is bounded by :data:`FINISH_TIMEOUT_SECONDS`). A style analysis
+        under way (up to about 30 s for 20 minutes of sound) is not waited for here; it ends in its
+        own thread.
+        """
+        self._loader.shutdown(wait=False, cancel_futures=True)
+        self._lifecycle.shutdown(wait=False, cancel_futures=True)
         rec = self.recorder
-        self._stop_recording()
+        self._stop_recording()  # here: it tells the window the recording stopped
+        closer = threading.Thread(target=self._finish, args=(rec,), name="texture-close")
+        closer.start()
+        closer.join(wait_s)
+        return not closer.is_alive()
+
+    def _finish(self, rec: Recorder | None) -> None:
+        """The closing thread: the recording's file, MIDI, the output switch under way, the engine."""
         if rec is not None:
-            rec.wait(timeout)
+            rec.wait(FINISH_TIMEOUT_SECONDS)
         if self.midi is not None:
             try:
-                self.midi.stop()
+                self.midi.stop()  # bounded: it joins each of its threads for at most 2 s
             except Exception:  # noqa: BLE001 - closing anyway
                 pass
-        self._loader.shutdown(wait=True, cancel_futures=True)
-        self._lifecycle.shutdown(wait=True, cancel_futures=True)
-        self.engine.stop(timeout=timeout)
+        if self._last_lifecycle is not None:
+            concurrent.futures.wait([self._last_lifecycle], timeout=FINISH_TIMEOUT_SECONDS)
+        self.engine.stop(timeout=FINISH_TIMEOUT_SECONDS)

@@ -147,7 +147,7 @@ class StatsPanel(QtWidgets.QWidget):
             rtf, load = last.realtime_factor, last.load
             self._set("rtf", f"×{rtf:.1f}", theme.GOOD if rtf >= 2 else theme.WARN if rtf >= 1.2 else theme.BAD)
             self._set("load", f"{100 * load:.0f} %", theme.GOOD if load < 0.5 else theme.WARN if load < 0.8 else theme.BAD)
-            self._set("iterations", f"{t.iterations}  (cap {last.iteration_cap})")
+            self._set("iterations", f"{t.steps}  (cap {last.step_cap})")
             self._set("loss", f"{last.loss:.4g}")
         self._set("underruns", str(t.underruns), theme.BAD if t.underruns else theme.GOOD)
         self._set("drops", str(t.quality_drops))

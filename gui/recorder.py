@@ -158,11 +158,6 @@ class Recorder:
         return self._accepting
 
     @property
-    def finished(self) -> bool:
-        """Whether the file is complete (or failed) after :meth:`stop`."""
-        return self._done.is_set()
-
-    @property
     def seconds(self) -> float:
         """Seconds written to the file so far."""
         return self.samples_written / self.rate

@@ -1,8 +1,8 @@
 """The newest output samples for the waveform view, fed by an engine tap.
 
-:meth:`OutputScope.tap` runs in the producer thread and only appends a copy of the block to a
-bounded deque (``deque.append`` is atomic under the GIL; no lock, no waiting). The GUI thread reads
-:meth:`OutputScope.latest` on its timer.
+:meth:`OutputScope.tap` runs in the producer thread and only appends a copy of the block to a deque
+and drops the oldest blocks beyond the seconds kept (``deque.append`` and ``popleft`` are atomic
+under the GIL; no lock, no waiting). The GUI thread reads :meth:`OutputScope.latest` on its timer.
 """
 from __future__ import annotations
 
@@ -12,15 +12,21 @@ import numpy as np
 
 
 class OutputScope:
-    """Keeps about ``seconds`` of the newest output blocks (float32 mono, device rate)."""
+    """Keeps the newest output blocks that hold at least ``seconds`` of samples at ``rate`` Hz
+    (float32 mono, device rate), and no older block than that needs."""
 
-    def __init__(self, seconds: float = 0.5, *, block_hint: int = 4096, rate: int = 48000) -> None:
-        self._blocks: collections.deque = collections.deque(maxlen=max(2, int(seconds * rate / block_hint) + 2))
+    def __init__(self, seconds: float = 0.5, *, rate: int = 48000) -> None:
+        self._keep = max(1, int(round(seconds * rate)))
+        self._blocks: collections.deque = collections.deque()
+        self._held = 0  # samples in _blocks
         self.blocks_seen = 0
 
     def tap(self, block: np.ndarray) -> None:
-        """Engine tap (producer thread): remember a copy of ``block``."""
+        """Engine tap (producer thread): remember a copy of ``block``, forget what is older than needed."""
         self._blocks.append(np.array(block, dtype=np.float32))
+        self._held += len(self._blocks[-1])
+        while self._held - len(self._blocks[0]) >= self._keep:
+            self._held -= len(self._blocks.popleft())
         self.blocks_seen += 1
 
     def latest(self, n: int) -> np.ndarray:

@@ -78,7 +78,3 @@ class SpectrogramView(pg.PlotWidget):
         self._last_index = last.index
         self.push(last.frames)
         return True
-
-    def recent_mean(self, columns: int) -> np.ndarray:
-        """Mean log-magnitude per bin over the newest ``columns`` columns (for tests and pictures)."""
-        return self._ring[-columns:].mean(axis=0)

@@ -3,7 +3,7 @@ adding styles by file dialog or drag-and-drop.
 
 Both ways of adding end in :meth:`StyleSlotsPanel.add_paths`, which hands the files to
 :meth:`gui.instrument.Instrument.add_files` (loaded on a worker thread; a bad file gives one message
-line and the sound keeps playing). A slider writes :meth:`engine.live.params.ParamStore.set_blend`;
+line and the sound keeps playing). A slider writes :meth:`engine.params.ParamStore.set_blend`;
 :meth:`StyleSlotsPanel.sync` moves the sliders to the store's values (MIDI, morph pad, sessions)
 without writing back.
 """
@@ -15,7 +15,7 @@ import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from engine.errors import ParameterError
-from engine.analysis.styles import Style
+from engine.synthesis.styles import Style
 from gui import theme
 from gui.morph_pad import ANCHOR_COLORS
 

@@ -58,22 +58,11 @@ class ConvLayer(NamedTuple):
     source: int
 
 
-def parse_banks(text: str) -> tuple[BankSpec, ...]:
-    """Parse ``"width:dilation:filters,..."`` (e.g. ``"5:1:256,5:8:256"``) into bank specs."""
-    banks = []
-    for part in text.split(","):
-        try:
-            nums = [int(v) for v in part.split(":")]
-        except ValueError:
-            raise ParameterError(f"bank spec must be width:dilation:filters. Found: {part!r}") from None
-        if not 1 <= len(nums) <= 3:
-            raise ParameterError(f"bank spec must be width:dilation:filters. Found: {part!r}")
-        banks.append(BankSpec(*nums))
-    return tuple(banks)
-
-
 class RandomBanks1D(torch.nn.Module):
     """Separate random 1D conv banks; ``forward`` returns each bank's ReLU feature maps.
+
+    ``valid_1d``: position ``j`` of each map sees only frames ``j .. j + span - 1``, so the style
+    analysis (:func:`engine.analysis.targets.compute_target`) may run it on overlapping pieces.
 
     Parameters
     ----------
@@ -87,6 +76,8 @@ class RandomBanks1D(torch.nn.Module):
     Weights are N(0, 1 / (in_channels * width)), no bias; they never train (``requires_grad``
     False).
     """
+
+    valid_1d = True
 
     def __init__(self, in_channels: int, banks: tuple[BankSpec, ...] = DEFAULT_BANKS, seed: int = 0) -> None:
         super().__init__()

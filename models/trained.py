@@ -129,8 +129,11 @@ class Trained1DCNN(_TrainedNet):
     """1D conv + BatchNorm + ReLU layers over time with frequency bins as input channels, plus a head.
 
     Convolutions are valid (no padding), width ``width``, one dilation per layer; the span of layer
-    ``k`` is ``1 + (width − 1) · (d_1 + … + d_k)`` frames.
+    ``k`` is ``1 + (width − 1) · (d_1 + … + d_k)`` frames. ``valid_1d`` as for
+    :class:`models.random_banks.RandomBanks1D`.
     """
+
+    valid_1d = True
 
     kind = "trained1d"
 

@@ -1,7 +1,11 @@
-"""A private JACK dummy server that a test may kill and restart under a playing engine.
+"""JACK dummy servers for the tests and the benchmark scripts: the one place that starts ``jackd``.
 
-Never the shared server of the session (``conftest.jack_server``): killing that one would pull the
-ground from under every other test. This process never loads PortAudio on it either (PortAudio
+:class:`JackServer` starts a named dummy server and waits until it answers; the session's shared
+server (``conftest.jack_server``), a test's private one (``conftest.private_jack``) and the servers
+``docs/bench_midi.py``, ``docs/bench_stream.py`` and ``docs/bench_window.py`` start are all one.
+
+A test may kill its private server and restart it under a playing engine; never the shared server
+of the session: killing that one would pull the ground from under every other test. This process never loads PortAudio on it either (PortAudio
 aborts the process that owns a client of a server that died, see engine.live.device_process): what is
 played is recorded with ``jack_rec`` in its own process.
 
@@ -15,6 +19,7 @@ is itself killed leaves at most one entry, which the next run reclaims.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -22,6 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+
+#: What to do when ``jackd`` is missing.
+INSTALL_HINT = "jackd is not installed: apt-get install -y --no-install-recommends jackd2"
+
+
+def jack_running(name: str) -> bool:
+    """Whether a JACK server named ``name`` answers clients."""
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    return subprocess.run(["jack_wait", "-c"], env=env, capture_output=True, text=True).stdout.strip().startswith("running")
 
 
 class JackServer:
@@ -37,18 +52,35 @@ class JackServer:
         return dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
 
     def running(self) -> bool:
-        out = subprocess.run(["jack_wait", "-c"], env=self.env, capture_output=True, text=True).stdout
-        return out.strip().startswith("running")
+        return jack_running(self.name)
+
+    def point_clients_here(self) -> None:
+        """Point this process's JACK clients (PortAudio, rtmidi) and its children at this server."""
+        os.environ["JACK_DEFAULT_SERVER"] = self.name
+        os.environ["JACK_NO_START_SERVER"] = "1"
 
     def start(self, timeout: float = 15.0) -> None:
-        """Start it and wait until clients can connect (pytest.fail-style AssertionError if it cannot)."""
+        """Start it and wait until clients can connect.
+
+        Raises
+        ------
+        RuntimeError
+            ``jackd`` is not installed (:data:`INSTALL_HINT`).
+        AssertionError
+            It did not answer within ``timeout`` seconds (it is killed then).
+        """
+        if shutil.which("jackd") is None:
+            raise RuntimeError(INSTALL_HINT)
         env = dict(self.env, JACK_NO_AUDIO_RESERVATION="1")
         self._proc = subprocess.Popen(["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate),
                                        "-p", str(self.period)], env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not self.running():
-            assert self._proc.poll() is None and time.monotonic() < deadline, f"JACK server {self.name} did not start"
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self._proc.kill()
+                self._proc = None
+                raise AssertionError(f"JACK dummy server {self.name} did not start")
             time.sleep(0.1)
 
     def kill(self) -> None:

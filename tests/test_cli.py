@@ -1,4 +1,4 @@
-"""The CLI contract of DESIGN.md through the real main.py: render stats, export, devices, play on JACK."""
+"""The command line README describes, through the real main.py: render stats, export, devices, play on JACK."""
 import contextlib
 import json
 import os

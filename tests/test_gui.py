@@ -15,6 +15,7 @@ import subprocess
 import sys
 import re
 import textwrap
+import threading
 import time
 import wave
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 import soundfile as sf
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from engine.cli.commands import live_config
+from engine.synthesis.step_graph import live_config
 from engine.errors import TextureError
 from engine.control.midi_map import Mapping, MidiMap
 from engine.live.sinks import NullSink
@@ -33,6 +34,7 @@ from gui.app import build_instrument
 from gui.main_window import MainWindow
 from gui.morph_pad import ANCHORS, pad_weights
 from gui.recorder import Recorder, part_path, recover_recordings
+from gui.scope import OutputScope
 from gui.settings import open_settings
 from gui.theme import apply_dark_theme
 from tests.signals import bursts_and_drone, tone
@@ -625,7 +627,7 @@ def test_screenshot_was_made_from_the_current_gui_sources() -> None:
 @pytest.mark.slow
 def test_the_window_reports_a_killed_jack_server_plays_again_when_it_returns_and_closes(
         make_window, qtbot, private_jack, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from engine.live.sinks import SoundDeviceSink
+    from engine.live.device_sink import SoundDeviceSink
     monkeypatch.setenv("JACK_DEFAULT_SERVER", private_jack.name)  # the device process plays on it
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     window = make_window(sink=SoundDeviceSink(None))
@@ -643,7 +645,32 @@ def test_the_window_reports_a_killed_jack_server_plays_again_when_it_returns_and
     private_jack.kill()  # gone again: closing the window must still return, and stop everything
     qtbot.waitUntil(lambda: inst.telemetry().output_lost is not None, timeout=15000)
     window.close()
-    assert not inst.running
+    qtbot.waitUntil(lambda: not inst.running, timeout=10000)  # the closing thread stops it
+
+
+def test_closing_the_window_does_not_wait_out_a_style_analysis(make_window, qtbot, sounds, monkeypatch) -> None:
+    """Analysing a style takes up to about 30 s (20 minutes of sound). Closing the window meanwhile
+    holds the GUI thread at most 2 s (CLOSE_WAIT_SECONDS), cancels the style queued behind it and
+    still stops the engine. Here the analysis waits for the test's word, standing in for the long file."""
+    window = make_window()
+    inst = window.instrument
+    started, release = threading.Event(), threading.Event()
+    analyse = inst.library.add_file
+
+    def slow_add_file(path):
+        started.set()
+        release.wait(60)
+        return analyse(path)
+    monkeypatch.setattr(inst.library, "add_file", slow_add_file)
+    futures = inst.add_files([sounds["tone"], sounds["bursts"]])
+    assert started.wait(15)
+    t0 = time.monotonic()
+    window.close()
+    held = time.monotonic() - t0
+    release.set()
+    assert held < 3.0  # 2 s at most for the instrument, not the 60 s the analysis would hold it
+    assert futures[1].cancelled()
+    qtbot.waitUntil(lambda: not inst.running, timeout=10000)
 
 
 # ------------------------------------------------------------------ play's options reach the window
@@ -685,3 +712,13 @@ def test_a_window_with_an_hour_of_history_on_jack_keeps_its_blocks_on_time(jack_
     assert window._ticks >= ticks + 20  # the window kept drawing meanwhile
     assert t.error is None and t.peak > 0.01
     assert t.underruns == after_first_second, f"{t.underruns - after_first_second} underruns after the first second"
+
+
+def test_the_scope_keeps_the_seconds_it_is_given() -> None:
+    """0.5 s at 48 kHz in blocks of 1114 samples (one 23 ms block resampled): at least 24000 samples,
+    less than one block more, the newest last (it once kept 0.16 s whatever it was given)."""
+    scope = OutputScope(0.5, rate=48000)
+    for i in range(100):
+        scope.tap(np.full(1114, i, np.float32))
+    y = scope.latest(10 ** 6)
+    assert 24000 <= len(y) < 24000 + 1114 and y[-1] == 99 and scope.blocks_seen == 100

@@ -21,7 +21,7 @@ import engine.control.midi as midi
 from engine.errors import ParameterError, TextureError
 from engine.control.midi import MidiController, cli_learn, list_midi_ports, match_port
 from engine.control.midi_map import CURVE_K, Mapping, MidiMap, load_user_map, save_user_map, user_map_path
-from engine.live.params import PARAM_SPECS, ParamStore
+from engine.params import PARAM_SPECS, ParamStore
 
 JACK = rtmidi.API_UNIX_JACK
 DEADLINE_S = 10.0

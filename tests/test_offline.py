@@ -13,7 +13,7 @@ from tests.signals import SR, bursts_and_drone, tone
 
 def test_texture_synthesis_beats_the_spectral_noise_baseline():
     style = bursts_and_drone(5.0, seed=3)
-    result = synthesize([style], seconds=4.0, settings=OfflineSettings(iterations=60, griffin_lim_iterations=32))
+    result = synthesize([style], seconds=4.0, settings=OfflineSettings(lbfgs_iterations=60, griffin_lim_iterations=32))
     assert result.audio.shape == (4 * SR,) and np.max(np.abs(result.audio)) <= 1.0
     assert result.spectral_convergence_db < -10.0
     noise = spectral_noise(style, seconds=4.0, sample_rate=SR, rng=np.random.default_rng(0))
@@ -24,7 +24,7 @@ def test_texture_synthesis_beats_the_spectral_noise_baseline():
 
 def test_blend_of_two_styles_lies_between_them():
     low, high = tone(4.0, 220.0), bursts_and_drone(4.0, seed=5)
-    settings = OfflineSettings(iterations=40, griffin_lim_iterations=16)
+    settings = OfflineSettings(lbfgs_iterations=40, griffin_lim_iterations=16)
     mixed = synthesize([low, high], seconds=3.0, blend_weights=[0.5, 0.5], settings=settings).audio
     only_high = synthesize([low, high], seconds=3.0, blend_weights=[0.0, 1.0], settings=settings).audio
     assert heldout_gram_distance(high, only_high, sample_rate=SR) < heldout_gram_distance(high, mixed, sample_rate=SR)
@@ -32,7 +32,7 @@ def test_blend_of_two_styles_lies_between_them():
 
 def test_transfer_keeps_content_length_and_moves_towards_the_style():
     content, style = tone(3.0, 330.0), bursts_and_drone(4.0, seed=1)
-    settings = OfflineSettings(iterations=40, griffin_lim_iterations=16, weights=TRANSFER_WEIGHTS)
+    settings = OfflineSettings(lbfgs_iterations=40, griffin_lim_iterations=16, weights=TRANSFER_WEIGHTS)
     out = transfer(content, style, settings=settings).audio
     assert len(out) == len(content) and np.all(np.isfinite(out))
     assert heldout_gram_distance(style, out, sample_rate=SR) < heldout_gram_distance(style, content, sample_rate=SR)

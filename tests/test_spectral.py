@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from engine.errors import ParameterError
-from engine.analysis.spectral import (SpectralConfig, istft, log_magnitude, magnitude_from_log, pseudo_cqt_inverse,
-                             pseudo_cqt_matrix, stft, stft_frames)
+from engine.analysis.overlap_add import OverlapAdd
+from engine.analysis.spectral import (SpectralConfig, hann_window, istft, log_magnitude, magnitude_from_log,
+                                      pseudo_cqt_inverse, pseudo_cqt_matrix, stft, stft_frames)
 from tests.signals import bursts_and_drone
 
 
@@ -65,3 +66,49 @@ def test_stft_in_pieces_gives_the_very_frames_of_the_whole(n):
     for piece in (1, 7, 64):
         parts = np.concatenate([stft_frames(y, a, a + piece) for a in range(0, whole.shape[1], piece)], axis=1)
         assert np.array_equal(parts, whole), piece
+
+
+def _reference_istft(spec: np.ndarray, hop: int) -> np.ndarray:
+    """The inverse STFT written as the plain loop over frames (as istft was before OverlapAdd), padded samples."""
+    n_fft = 2 * (spec.shape[0] - 1)
+    w = hann_window(n_fft)
+    frames = np.fft.irfft(spec.T, n=n_fft, axis=1) * w
+    out, norm = np.zeros((spec.shape[1] - 1) * hop + n_fft), np.zeros((spec.shape[1] - 1) * hop + n_fft)
+    for i, frame in enumerate(frames):
+        out[i * hop:i * hop + n_fft] += frame
+        norm[i * hop:i * hop + n_fft] += w ** 2
+    return out / np.maximum(norm, 1e-8)
+
+
+@pytest.mark.parametrize("hop", [256, 200, 512])
+def test_overlap_add_gives_the_same_samples_however_the_frames_are_split(hop):
+    """Offline = streaming + flush: one push of every frame, pushes of 1, 2, 3, 7 ... frames, and empty
+    pushes give the same samples bit for bit, equal to the plain loop over frames."""
+    rng = np.random.default_rng(5)
+    spec = stft(rng.standard_normal(9000), hop=hop)
+    spec = spec * np.exp(2j * np.pi * rng.random(spec.shape))
+    w = hann_window(1024)
+    frames = np.fft.irfft(spec.T, n=1024, axis=1) * w
+    whole = OverlapAdd(w, hop)
+    offline = np.concatenate([whole.push(frames), whole.flush()])
+    np.testing.assert_array_equal(offline, _reference_istft(spec, hop))
+    for sizes in ([1], [2, 3], [7, 0, 1], [len(frames) - 1]):
+        ola, chunks, i, k = OverlapAdd(w, hop), [], 0, 0
+        while i < len(frames):
+            n = sizes[k % len(sizes)]
+            chunks.append(ola.push(frames[i:i + n]))
+            assert len(chunks[-1]) == len(frames[i:i + n]) * hop  # every pushed frame completes one hop
+            i, k = i + n, k + 1
+        chunks.append(ola.flush())
+        np.testing.assert_array_equal(np.concatenate(chunks), offline)
+
+
+def test_istft_is_the_overlap_add_of_its_frames():
+    rng = np.random.default_rng(3)
+    spec = stft(rng.standard_normal(5000)) * np.exp(2j * np.pi * rng.random((513, 20)))
+    np.testing.assert_array_equal(istft(spec, hop=256), _reference_istft(spec, 256)[512:512 + 19 * 256])
+
+
+def test_overlap_add_refuses_frames_of_another_size():
+    with pytest.raises(ParameterError, match=r"frames must be \(k, 1024\)"):
+        OverlapAdd(hann_window(1024), 256).push(np.zeros((2, 512)))

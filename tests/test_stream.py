@@ -1,5 +1,6 @@
 """The streaming engine: real playback through PortAudio on the JACK dummy server, captured through a
 JACK connection; renders to real files; seams between blocks; a long run with random changes."""
+import threading
 import time
 
 import numpy as np
@@ -11,14 +12,15 @@ from engine.analysis.audio_io import resample
 from engine.synthesis.block_synth import adapt_cap, continuation_probability
 from engine.evaluation.metrics import envelope_stats_distance
 from engine.evaluation.novelty import collage_index, copied_share
-from engine.cli.commands import live_config
-from engine.live.params import ParamStore
+from engine.synthesis.step_graph import live_config
+from engine.params import ParamStore
 from engine.synthesis.runtime import BlockStepper
-from engine.live.sinks import LEAD_STEP_SECONDS, FileSink, NullSink, SoundDeviceSink
+from engine.live.sinks import LEAD_STEP_SECONDS, FileSink, NullSink
+from engine.live.device_sink import SoundDeviceSink
 from engine.analysis.spectral import SpectralConfig, log_magnitude, stft
 from engine.synthesis.step_graph import BlockConfig
 from engine.live.stream import Engine
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 from tests.jack_capture import JackCapture
 from tests.signals import SR, bursts_and_drone, crackle, swells
 
@@ -209,7 +211,7 @@ def test_adaptive_quality_drops_steps_under_real_load_and_counts_it(stepper):
     params.set("iterations", 32)  # 32 steps a block take several times the block's 23 ms on a CPU
     engine = Engine(library, params, stepper, NullSink(SR), adaptive=True)
     steps = []
-    engine.taps.append(lambda y: steps.append(engine.synth.latest.iterations))
+    engine.taps.append(lambda y: steps.append(engine.synth.latest.steps))
     engine.render(2.0)
     t = engine.telemetry()
     print(f"steps per block at the end {steps[-5:]}, quality drops {t.quality_drops}")
@@ -289,7 +291,7 @@ def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(
     style, fresh = crackle(6.0), crackle(6.0, seed=1)  # the style, and unseen material of the same process
     library, runs = _bypassed_and_optimised(stepper, style, 8.0)
     audio0, stats0, t0 = runs[0]
-    assert stats0.iterations_per_block == 0 and t0.iterations == 0 and np.isnan(t0.last.loss)
+    assert stats0.iterations_per_block == 0 and t0.steps == 0 and np.isnan(t0.last.loss)
     # the initialisation: per-bin noise around the style's mean log spectrum, nothing of its structure
     mean0 = log_magnitude(stft(audio0[SR:-SR].astype(np.float64))).mean(axis=1)
     assert np.abs(mean0 - library.slots[0].target.mean_spectrum.numpy()).mean() < 0.15
@@ -306,7 +308,7 @@ def _swell_depth_db(y: np.ndarray) -> float:
 
 
 def test_the_trend_makes_slow_swells_that_frames_alone_cannot(stepper):
-    """Swells of seconds (the seashore case): frames live 0.28 s in their look-ahead, so only the slow
+    """Swells of seconds (the seashore case): frames are in flight for 0.28 s, so only the slow
     trend can plan them. The bypass (noise frames under a noise trend) has almost none."""
     style = swells(8.0)
     depth = {i: _swell_depth_db(run[0][SR:]) for i, run in _bypassed_and_optimised(stepper, style, 12.0)[1].items()}
@@ -410,3 +412,37 @@ def test_a_gain_move_is_heard_after_the_device_latency_only(jack_server, stepper
     latency = dropped[0] * frame / sink.rate
     print(f"gain change audible after {latency * 1000:.0f} ms (stated bound {stated * 1000:.0f} ms)")
     assert latency <= stated
+
+
+class _StuckSink(NullSink):
+    """A null sink whose ``write`` hangs, deaf to the stop, until ``free`` is set (a device that does not return)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.free, self.entered = threading.Event(), threading.Event()
+        self.released = False
+
+    def write(self, samples, stop=None) -> None:
+        self.entered.set()
+        self.free.wait(60)
+        super().write(samples, stop)
+
+    def release(self, *, complete: bool = True) -> None:
+        self.released = True
+        super().release(complete=complete)
+
+
+def test_stop_releases_nothing_a_producer_that_has_not_ended_still_uses(stepper):
+    """A stop whose wait runs out leaves the sink and the synthesiser to the running producer: it
+    finishes its blocks and fade without an error, and a later stop releases them."""
+    library = StyleLibrary(CONFIG)
+    library.add_default()
+    sink = _StuckSink()
+    engine = Engine(library, ParamStore(), stepper, sink)
+    engine.start()
+    assert sink.entered.wait(30)
+    assert engine.stop(timeout=0.2) is False
+    assert engine.running and not sink.released
+    sink.free.set()
+    assert engine.stop(timeout=30) is True
+    assert not engine.running and sink.released and engine.telemetry().error is None

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.analysis import styles
-from engine.cli.commands import live_config
+from engine.synthesis import styles
+from engine.synthesis.step_graph import live_config
 from engine.errors import AudioFileError
 from engine.analysis.spectral import log_magnitude, stft
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 from engine.analysis.targets import compute_target
 from tests.signals import SR, bursts_and_drone
 
@@ -67,8 +67,8 @@ def test_analysing_a_five_minute_style_stays_within_a_few_times_its_spectrogram(
         import json, sys
         sys.path.insert(0, {str(ROOT)!r})
         import numpy as np
-        from engine.cli.commands import live_config
-        from engine.analysis.styles import StyleLibrary
+        from engine.synthesis.step_graph import live_config
+        from engine.synthesis.styles import StyleLibrary
 
         def status_kb(key):
             with open("/proc/self/status") as f:

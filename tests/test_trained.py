@@ -80,7 +80,7 @@ def test_tampered_weights_are_refused(tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_trained_network_in_offline_synthesis(kind):
     assert kind in NETWORKS
-    settings = OfflineSettings(network=kind, iterations=10, griffin_lim_iterations=8)
+    settings = OfflineSettings(network=kind, lbfgs_iterations=10, griffin_lim_iterations=8)
     style = bursts_and_drone(2.0, seed=1)
     result = synthesize([style], seconds=1.0, settings=settings)
     assert result.audio.shape == (22050,)
@@ -89,7 +89,7 @@ def test_trained_network_in_offline_synthesis(kind):
 
 
 def test_trained2d_transfer_short():
-    settings = OfflineSettings(network="trained2d", iterations=5, griffin_lim_iterations=5,
+    settings = OfflineSettings(network="trained2d", lbfgs_iterations=5, griffin_lim_iterations=5,
                                weights=OfflineSettings().weights.__class__(content=1.0, style=1.0, spectral=0.5,
                                                                            temporal=0.1, autocorr=0.0))
     content, style = tone(1.0, 330.0), bursts_and_drone(1.5, seed=2)

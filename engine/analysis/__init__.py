@@ -2,6 +2,7 @@
 
 Audio files are read and resampled (``audio_io``), turned into log1p-magnitude spectrograms
 (``spectral``), split into a slow trend and the residual under it (``trend``), and measured under the
-feature network (``statistics``, ``targets``) into the per-style targets that the ``styles`` library
-holds for synthesis.
+feature network it is given (``statistics``, ``targets``) into per-style targets. It imports nothing
+of the project above ``engine/params.py``, ``engine/log.py``, ``engine/jack_quiet.py`` and
+``engine/errors.py`` (README, "Layout").
 """

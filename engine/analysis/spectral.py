@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from engine.analysis.overlap_add import OverlapAdd
 from engine.errors import ParameterError
 
 DEFAULT_SAMPLE_RATE = 22050
@@ -98,9 +99,6 @@ class SpectralConfig:
         return pseudo_cqt_matrix(sample_rate=self.sample_rate, n_fft=self.n_fft, bins_per_octave=2,
                                  fmin=ENVELOPE_FMIN_HZ).copy()
 
-    def frames_for_seconds(self, seconds: float) -> int:
-        """Number of frames that cover ``seconds`` of audio."""
-        return int(np.ceil(seconds * self.sample_rate / self.hop)) + 1
 
 
 @lru_cache(maxsize=8)
@@ -191,7 +189,8 @@ def stft_frames(y: np.ndarray, start: int, stop: int, *, n_fft: int = DEFAULT_N_
 
 
 def istft(spec: np.ndarray, *, hop: int = DEFAULT_HOP, length: int | None = None) -> np.ndarray:
-    """Inverse of :func:`stft` by windowed overlap-add with squared-window normalisation.
+    """Inverse of :func:`stft` by windowed overlap-add with squared-window normalisation
+    (:class:`engine.analysis.overlap_add.OverlapAdd`, all frames in one push).
 
     Parameters
     ----------
@@ -208,14 +207,8 @@ def istft(spec: np.ndarray, *, hop: int = DEFAULT_HOP, length: int | None = None
     n_bins, n_frames = spec.shape
     n_fft = 2 * (n_bins - 1)
     frames = np.fft.irfft(spec.T, n=n_fft, axis=1) * hann_window(n_fft)
-    total = (n_frames - 1) * hop + n_fft
-    out = np.zeros(total)
-    norm = np.zeros(total)
-    w2 = hann_window(n_fft) ** 2
-    for i in range(n_frames):
-        out[i * hop:i * hop + n_fft] += frames[i]
-        norm[i * hop:i * hop + n_fft] += w2
-    out /= np.maximum(norm, 1e-8)
+    ola = OverlapAdd(hann_window(n_fft), hop)
+    out = np.concatenate([ola.push(frames), ola.flush()])  # (n_frames - 1) * hop + n_fft samples
     pad = n_fft // 2
     if length is None:
         length = (n_frames - 1) * hop

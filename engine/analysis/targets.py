@@ -48,16 +48,6 @@ class StyleTarget:
     coarse: list[torch.Tensor] | None = None
     coarse_mask: torch.Tensor | None = None
 
-    def as_numpy(self) -> dict[str, np.ndarray | list[np.ndarray]]:
-        """The statistics as float32 numpy arrays (the live graph's inputs)."""
-        return {
-            "grams": [g.numpy() for g in self.grams],
-            "autocorr": [r.numpy() for r in self.autocorr],
-            "mean_spectrum": self.mean_spectrum.numpy(),
-            "temporal": self.temporal.numpy(),
-            "flux": self.flux.numpy(),
-        }
-
 
 def feature_input(log_mag: torch.Tensor, feature_map: torch.Tensor) -> torch.Tensor:
     """Network input from a log-magnitude ``(bins, frames)``: the frequency map applied, ``(channels, frames)``."""
@@ -134,10 +124,9 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
 
 def _valid_1d(network: torch.nn.Module) -> bool:
     """Whether ``network`` maps ``(channels, frames)`` to maps whose position ``j`` sees only frames
-    ``j .. j + span - 1`` (valid 1D convolutions), so it can run on overlapping pieces."""
-    from models.random_banks import RandomBanks1D
-    from models.trained import Trained1DCNN
-    return isinstance(network, (RandomBanks1D, Trained1DCNN))
+    ``j .. j + span - 1`` (valid 1D convolutions), so it can run on overlapping pieces: the networks
+    of :mod:`models` say so with a ``valid_1d`` class attribute (analysis does not import the models)."""
+    return getattr(network, "valid_1d", False)
 
 
 def _chunked_feature_stats(view, n: int, network: torch.nn.Module, fmap: torch.Tensor, lags: int,

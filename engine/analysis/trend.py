@@ -1,7 +1,7 @@
 """The slow part of a sound's band envelopes (its swells), and the spectrogram with it taken out.
 
 A texture like a seashore is fast noise under slow, broadband swells of seconds. The live engine
-makes the two at two rates (:mod:`engine.synthesis.block_synth`): a coarse look-ahead of band
+makes the two at two rates (:mod:`engine.synthesis.block_synth`): coarse in-flight band
 envelopes at one value per ``factor`` frames (the *trend*), and the per-bin frames around it (the
 *residual*). The style is analysed the same way: the statistics of its coarse band envelopes are
 the trend's target, and every other statistic (conv Grams, mean spectrum, spread, fine band

@@ -22,14 +22,14 @@ from typing import Callable
 
 import numpy as np
 
-from engine.synthesis.block_synth import LOOK_AHEAD, PHASE_ITERATIONS
-from engine.live.params import PARAM_SPECS, ParamStore
+from engine.synthesis.block_synth import PHASE_LOOK_AHEAD_FRAMES, PHASE_ITERATIONS
+from engine.params import PARAM_SPECS, ParamStore
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
 from engine.live.sinks import NullSink
 from engine.synthesis.step_graph import BlockConfig, example_inputs
 from engine.live.stream import Engine
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 
 
 #: Audio rendered for ``stream_realtime_factor`` (long enough to average out the machine's noise).
@@ -74,7 +74,7 @@ def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], Non
     log(f"timing {blocks} blocks of {iterations} steps on ORT and torch")
     ort_ms = _median_ms(block_of(ort_stepper), blocks)
     torch_ms = _median_ms(block_of(torch_stepper), blocks)
-    phase = StreamingPhase(n_fft=config.spectral.n_fft, hop=config.spectral.hop, look_ahead=LOOK_AHEAD,
+    phase = StreamingPhase(n_fft=config.spectral.n_fft, hop=config.spectral.hop, look_ahead=PHASE_LOOK_AHEAD_FRAMES,
                            iterations=PHASE_ITERATIONS)
     phase.prepare()
     mags = np.expm1(feed["frames"][:, :config.block_frames].astype(np.float64))

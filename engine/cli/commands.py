@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import signal
@@ -40,12 +41,13 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.analysis.audio_io import check_space, load_audio, save_audio
-from engine.errors import AudioFileError, ParameterError, TextureError
-from engine.cli.options import OFFLINE_MAX_SECONDS, parse_blend
-from engine.live.params import ParamStore
+from engine.errors import AudioFileError, TextureError
+from engine.cli.options import OFFLINE_MAX_SECONDS, parse_weights
+from engine.log import log
+from engine.params import ParamStore, parse_blend
 from engine.analysis.spectral import SpectralConfig
-from engine.synthesis.step_graph import BlockConfig
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.step_graph import BlockConfig, live_config
+from engine.synthesis.styles import StyleLibrary, load_library
 
 
 #: When this module was imported (the process's start, for "first sound" figures), time.monotonic().
@@ -56,28 +58,9 @@ START_TIME = time.monotonic()
 MidiStarter = Callable[[ParamStore, StyleLibrary, "str | None"], Callable[[], "str | None"]]
 
 
-def log(message: str) -> None:
-    """One line for the user on stderr."""
-    print(message, file=sys.stderr, flush=True)
-
-
 def _bar(total: int, desc: str, unit: str) -> tqdm:
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(),
                 dynamic_ncols=True)
-
-
-#: Pseudo-CQT resolution of the live random banks' input: 98 channels instead of 513 linear bins.
-LIVE_CQT_BINS_PER_OCTAVE = 12
-
-
-def live_config(sample_rate: int = 22050, *, network: str = "random1d", frequency_axis: str | None = None) -> BlockConfig:
-    """The live engine's block configuration; ParameterError for a network the live engine cannot run.
-
-    The random banks see a 12-bins-per-octave pseudo-CQT by default (the trained net its 513 linear bins).
-    """
-    axis = frequency_axis or ("cqt" if network == "random1d" else "linear")
-    spectral = SpectralConfig(sample_rate=sample_rate, frequency_axis=axis, cqt_bins_per_octave=LIVE_CQT_BINS_PER_OCTAVE)
-    return BlockConfig(spectral=spectral, network=network)
 
 
 def build_params(args: argparse.Namespace) -> ParamStore:
@@ -89,20 +72,6 @@ def build_params(args: argparse.Namespace) -> ParamStore:
         if value is not None:
             params.set(name, value)
     return params
-
-
-def build_library(config: BlockConfig, styles: list[str] | None, blend: str | None, params: ParamStore) -> StyleLibrary:
-    """Load the styles (the embedded default when none) and set their blend weights."""
-    library = StyleLibrary(config)
-    weights = parse_blend(blend, len(styles or []))
-    if not styles:
-        library.add_default()
-        return library
-    for i, path in enumerate(styles):
-        style = library.add_file(path)
-        if weights is not None:
-            params.set_blend(style.slot_id, weights[i])
-    return library
 
 
 def _stepper(config: BlockConfig, backend: str):
@@ -121,13 +90,14 @@ def _write_json(path: str | None, data: dict) -> None:
 def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) -> int:
     """Play from the terminal until Ctrl-C or ``--seconds``; ``midi_starter`` (from main.py) attaches MIDI input."""
     from engine.live.performance_log import PerformanceLog, default_log_path
-    from engine.live.sinks import DEFAULT_LEAD_SECONDS, SoundDeviceSink
+    from engine.live.device_sink import SoundDeviceSink
+    from engine.live.sinks import DEFAULT_LEAD_SECONDS
     from engine.live.stream import Engine
     params = build_params(args)
     config = live_config(args.sample_rate, network=args.network)
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
     sink = SoundDeviceSink(args.device, lead_seconds=lead, wait=False)  # it opens while the styles load
-    library = build_library(config, args.style, args.blend, params)
+    library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
     output = f"{sink.name} at {sink.rate} Hz"  # waits for the device: no device fails here, before any other work
     engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
@@ -169,7 +139,7 @@ def _play_for(engine, seconds: float | None) -> None:
         if t.error:
             raise TextureError(t.error)
         if sys.stderr.isatty() and t.last is not None:
-            print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.iterations} it  "
+            print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.steps} it  "
                   f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
 
 
@@ -212,7 +182,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from engine.live.stream import Engine
     params = build_params(args)
     config = live_config(args.sample_rate, network=args.network, frequency_axis=args.frequency_axis)
-    library = build_library(config, args.style, args.blend, params)
+    library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
     sink = FileSink(args.out, config.spectral.sample_rate,
                     expected_samples=int(round(args.seconds * config.spectral.sample_rate)))
     engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, log=log)
@@ -237,7 +207,7 @@ def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
     kwargs = dict(network=args.network, seed=args.seed,
                   spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis or "linear"))
     if getattr(args, "iterations", None) is not None:
-        kwargs["iterations"] = args.iterations
+        kwargs["lbfgs_iterations"] = args.iterations
     if getattr(args, "receptive_field", None) is not None:
         kwargs["receptive_field"] = args.receptive_field
     kwargs.update(extra)
@@ -245,7 +215,7 @@ def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
 
 
 def _run_offline(settings, run) -> "OfflineResult":
-    with _bar(settings.iterations, "optimise", "it") as bar:
+    with _bar(settings.lbfgs_iterations, "optimise", "it") as bar:
         def progress(done: int, loss: float) -> None:
             bar.update(done - bar.n)
             bar.set_postfix(loss=f"{loss:.3g}")
@@ -260,7 +230,7 @@ def _render_offline(args: argparse.Namespace) -> int:
     need = int(settings.spectral.sample_rate * 0.5)
     check_space(args.out, int(round(args.seconds * settings.spectral.sample_rate)))  # before any compute
     styles = [load_audio(p, sample_rate=settings.spectral.sample_rate, min_samples=need) for p in args.style]
-    log(f"rendering {args.seconds:g} s offline ({settings.iterations} L-BFGS iterations); Ctrl-C stops")
+    log(f"rendering {args.seconds:g} s offline ({settings.lbfgs_iterations} L-BFGS iterations); Ctrl-C stops")
     t0 = time.perf_counter()
     result = _run_offline(settings, lambda prog, phase: synthesize(
         styles, seconds=args.seconds, blend_weights=parse_blend(args.blend, len(styles)), settings=settings,
@@ -272,7 +242,7 @@ def _render_offline(args: argparse.Namespace) -> int:
         f"second of output); final loss {result.final_loss:.4g}; spectral convergence "
         f"{result.spectral_convergence_db:.1f} dB")
     _write_json(args.stats, {"realtime_factor": args.seconds / wall, "blocks": 1, "seconds": args.seconds,
-                             "iterations_per_block": settings.iterations, "provider": "torch", "network": settings.network,
+                             "iterations_per_block": settings.lbfgs_iterations, "provider": "torch", "network": settings.network,
                              "sample_rate": settings.spectral.sample_rate, "underruns": 0,
                              "final_loss": result.final_loss, "loss_terms": result.loss_terms,
                              "spectral_convergence_db": result.spectral_convergence_db, "wall_seconds": wall})
@@ -306,9 +276,10 @@ def _save_or_rescue(out: str, audio: np.ndarray, rate: int) -> None:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from engine.synthesis.losses import LossWeights
     from engine.synthesis.offline import TRANSFER_WEIGHTS, transfer
-    weights = LossWeights.parse(args.weights, base=TRANSFER_WEIGHTS) if args.weights else TRANSFER_WEIGHTS
+    given = parse_weights(args.weights)  # content, style, spectral, temporal; the others stay the transfer's
+    weights = TRANSFER_WEIGHTS if given is None else dataclasses.replace(
+        TRANSFER_WEIGHTS, **dict(zip(("content", "style", "spectral", "temporal"), given)))
     settings = _offline_settings(args, weights=weights, receptive_field=0.5)
     need = int(settings.spectral.sample_rate * 0.5)
     # transfer makes as much audio as the content: the offline limit applies to it (engine.cli.options)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import ParameterError
+from engine.params import MAX_STEPS_PER_BLOCK, parse_blend
 
 #: The longest offline render / style transfer, in seconds of output (see the module doc).
 OFFLINE_MAX_SECONDS = 120.0
@@ -85,14 +86,14 @@ _LIVE = (Range("--receptive-field", 0, 1), Range("--material", 0, 1), Range("--g
 #: Per command: the ranges of its numeric options (``dest`` names are the option names without ``--``).
 RANGES: dict[str, tuple[Range, ...]] = {
     "play": (Range("--seconds", 0, 7 * 86400, open_lo=True, unit=" s"),
-             Range("--iterations", 0, 32, unit=" steps per block"),
+             Range("--iterations", 0, MAX_STEPS_PER_BLOCK, unit=" steps per block"),
              Range("--lead-ms", 1, 1000, unit=" ms"), *_LIVE),
     "render": (Range("--seconds", 0, 6 * 3600, open_lo=True, unit=" s", applies=_streaming,
                      why="a 6 h float WAV at 48 kHz is near the 4 GiB WAV limit"),
                Range("--seconds", 0, OFFLINE_MAX_SECONDS, open_lo=True, unit=" s with --offline", applies=_offline,
                      why="the offline optimiser holds the whole spectrogram 40 times, about 9 MB per second; "
                          "render longer textures without --offline"),
-               Range("--iterations", 0, 32, unit=" steps per block", applies=_streaming),
+               Range("--iterations", 0, MAX_STEPS_PER_BLOCK, unit=" steps per block", applies=_streaming),
                Range("--iterations", 1, 5000, unit=" L-BFGS iterations with --offline", applies=_offline),
                *_LIVE),
     "transfer": (Range("--iterations", 1, 5000, unit=" L-BFGS iterations"), _SEED, _RATE),
@@ -117,23 +118,9 @@ def _dest(option: str) -> str:
     return option.lstrip("-").replace("-", "_")
 
 
-def parse_blend(text: str | None, n: int) -> list[float] | None:
-    """``"0.7,0.3"`` → ``[0.7, 0.3]``; ParameterError unless there are ``n`` finite weights in [0, 1]."""
-    if text is None:
-        return None
-    try:
-        weights = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ParameterError(f"--blend must be comma-separated numbers. Found: {text!r}") from None
-    if len(weights) != n:
-        raise ParameterError(f"--blend needs {n} weights, one per --style. Found {len(weights)}: {text!r}")
-    if not all(0.0 <= w <= 1.0 for w in weights) or sum(weights) <= 0:
-        raise ParameterError(f"--blend weights must be in [0, 1] and not all 0. Found: {text!r}")
-    return weights
-
-
 def parse_weights(text: str | None) -> list[float] | None:
-    """``--weights a,b,g,d``: four finite numbers in [0, 1e12]; ParameterError otherwise."""
+    """``--weights a,b,g,d``: the content, style, spectral and temporal-envelope loss weights, four
+    finite numbers in [0, 1e12]; ParameterError otherwise (the one parser of ``--weights``)."""
     if text is None:
         return None
     try:

@@ -1,7 +1,7 @@
 """MIDI in → parameter store: python-rtmidi input, mappings, MIDI learn, hot-plug.
 
 Only ``main.py`` and ``gui/`` import this module (the synthesis code never does). It writes to one
-:class:`~engine.live.params.ParamStore` and to counters it owns; the mapping model lives in
+:class:`~engine.params.ParamStore` and to counters it owns; the mapping model lives in
 :mod:`engine.control.midi_map`.
 
 Ports. :class:`MidiController` always opens a virtual input port named ``"texture in"`` (client
@@ -71,9 +71,9 @@ from typing import Callable
 import rtmidi
 
 from engine.errors import ParameterError, TextureError
-from engine.live.jack_quiet import silence_jack
+from engine.jack_quiet import silence_jack
 from engine.control.midi_map import Mapping, MidiMap, load_user_map, save_user_map
-from engine.live.params import ParamStore
+from engine.params import ParamStore
 
 silence_jack()  # a dying JACK server must not print libjack's lines through our MIDI client
 
@@ -615,6 +615,28 @@ def list_midi_ports(api: str | int | None = None) -> dict[str, list[str]]:
     return result
 
 
+def open_midi(params: ParamStore, slot_ids: Callable[[], list[int]], port: str | None, *,
+              log: Callable[[str], None], on_program: Callable[[int], None] | None = None) -> MidiController:
+    """MIDI input for ``params``, started: the virtual ``"texture in"`` port plus ``port`` (index or
+    name) if given. ``slot_ids``, ``on_program`` and ``log`` as for :class:`MidiController`.
+    ``play --no-gui`` (main.py) and the window (gui/app.py) both open MIDI here.
+
+    Raises
+    ------
+    TextureError
+        When it cannot: no MIDI API works here, a bad port, or a backend error (whatever the
+        backend raised, as one line).
+    """
+    try:
+        controller = MidiController(params, slot_ids=slot_ids, port=port, on_program=on_program, log=log)
+        controller.start()
+    except TextureError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a backend error is one line too
+        raise TextureError(f"{type(exc).__name__}: {exc}") from exc
+    return controller
+
+
 def cli_learn(params: ParamStore | None, param: str, timeout: float, port: str | int | None, *,
               lo: float | None = None, hi: float | None = None, curve: str = "linear",
               api: str | int | None = None, log: Callable[[str], None] = print) -> Mapping:
@@ -623,9 +645,9 @@ def cli_learn(params: ParamStore | None, param: str, timeout: float, port: str |
     Opens a :class:`MidiController` (virtual port ``"texture in"`` plus ``port`` if given), logs
     what to do, waits up to ``timeout`` seconds, saves the user config
     (:func:`engine.control.midi_map.user_map_path`) and returns the new mapping. ``params`` may be None (a
-    scratch store is used; the learned value is not kept). Suggested wiring in main.py:
-    ``python main.py midi-learn PARAM [--midi PORT] [--timeout 30] [--lo X --hi Y --curve C]``,
-    printing ``mapping.describe()``; catch TextureError for the one-line failure.
+    scratch store is used; the learned value is not kept). ``python main.py midi-learn PARAM [--midi PORT]
+    [--timeout S]`` calls it with the parameter's full range and a linear curve (the command line has
+    no options for ``lo``, ``hi`` and ``curve``); main.py prints TextureError as its one-line failure.
 
     Raises
     ------

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import ParameterError
-from engine.live.params import ParamStore
+from engine.params import ParamStore
 
 KINDS = ("cc", "pitchbend")
 CURVES = ("linear", "exp", "log")
@@ -53,7 +53,7 @@ class Mapping:
     kind : ``"cc"`` or ``"pitchbend"``.
     number : CC number 0..127 (must be 0 for ``"pitchbend"``).
     channel : MIDI channel 1..16 as printed on controllers, or None for any channel (omni).
-    param : name of a live parameter (see :data:`engine.live.params.PARAM_SPECS`).
+    param : name of a live parameter (see :data:`engine.params.PARAM_SPECS`).
     lo, hi : parameter values at control position 0 and 1, inside the parameter's range.
     curve : ``"linear"``, ``"exp"`` or ``"log"`` (formulas in the module doc).
 

@@ -8,7 +8,7 @@ fails an ``assert`` in ``pa_jack.c`` (``jack_deactivate`` on the dead client) an
 process, also at interpreter exit. None of that can be bounded from Python in the process that
 owns the PortAudio instance. A child can simply be killed, and a new child is a fresh PortAudio.
 
-The parent (:class:`engine.live.sinks.SoundDeviceSink`) and the child share one file mapping
+The parent (:class:`engine.live.device_sink.SoundDeviceSink`) and the child share one file mapping
 (:class:`SharedBlock`): a :class:`SharedState` header (ring counters, flags, counters the callback
 keeps, the live gain) and the samples of an :class:`engine.live.ringbuffer.RingBuffer`. The parent only
 writes samples and the gain; the child's PortAudio callback (:mod:`engine.live.device_child`) only copies

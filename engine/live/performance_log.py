@@ -65,7 +65,7 @@ def interval_figures(before: Telemetry | None, now: Telemetry, seconds: float) -
         "new_quality_drops": now.quality_drops - (before.quality_drops if before else 0),
         "realtime_factor": round(audio / compute, 3) if compute > 0 else None,
         "max_load": round(float(np.max(loads)), 3) if len(loads) else None,
-        "steps": now.iterations,
+        "steps": now.steps,
         "lead_ms": round(1000.0 * now.lead_seconds, 1),
         "output_lost": now.output_lost,
         "interval_s": round(seconds, 3),

@@ -5,8 +5,8 @@ sample rate), ``underruns`` and the lifecycle ``prepare() → write(samples)… 
 (``release(complete=False)`` when the output was cut short, ``discard()`` when it failed). Sinks are
 context managers.
 
-:class:`SoundDeviceSink` (in :mod:`engine.live.device_sink`, importable from here) plays through
-PortAudio in a child process, fed by a lock-free ring in shared memory; its callback only copies from
+:class:`SoundDeviceSink` (in :mod:`engine.live.device_sink`, which imports this module, not the other
+way round) plays through PortAudio in a child process, fed by a lock-free ring in shared memory; its callback only copies from
 the ring into ``outdata`` and scales by the live gain — no allocation of buffers, no lock, no I/O,
 no exception escapes. When the ring runs dry it fills the rest with zeros and counts an underrun
 (after the first samples arrived, and not while draining at stop). PortAudio's own
@@ -218,10 +218,3 @@ class FileSink(Sink):
         if self.written_path is None:
             self._tmp.unlink(missing_ok=True)
 
-
-def __getattr__(name: str):
-    """``engine.live.sinks.SoundDeviceSink`` lives in :mod:`engine.live.device_sink` (imported on first use)."""
-    if name == "SoundDeviceSink":
-        from engine.live.device_sink import SoundDeviceSink
-        return SoundDeviceSink
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

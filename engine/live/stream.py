@@ -3,7 +3,7 @@
 :class:`Engine` runs the loop either in its own thread against a real-time sink (:meth:`start` /
 :meth:`stop`, live playback) or in the caller's thread as fast as it can (:meth:`render`, files).
 Both run the very same per-block code. The GUI and MIDI never call into the loop: they write the
-:class:`engine.live.params.ParamStore` and read :meth:`Engine.telemetry`, which returns an immutable
+:class:`engine.params.ParamStore` and read :meth:`Engine.telemetry`, which returns an immutable
 snapshot without waiting on anything.
 
 An exception inside the producer thread does not kill the process: it is kept in
@@ -26,13 +26,13 @@ from typing import Callable
 
 import numpy as np
 
-from engine.synthesis.block_synth import LOOK_AHEAD, PHASE_ITERATIONS, BlockStats, BlockSynth
+from engine.synthesis.block_synth import PHASE_LOOK_AHEAD_FRAMES, PHASE_ITERATIONS, BlockStats, BlockSynth
 from engine.errors import DeviceLost
 from engine.live.output_chain import OutputChain
-from engine.live.params import ParamStore
+from engine.params import ParamStore
 from engine.synthesis.runtime import BlockStepper
 from engine.live.sinks import Sink
-from engine.analysis.styles import StyleLibrary
+from engine.synthesis.styles import StyleLibrary
 
 #: Seconds of per-block loss and load history kept for the GUI's curves.
 HISTORY_SECONDS = 60.0
@@ -51,7 +51,7 @@ class Telemetry:
     device_rate: int
     underruns: int
     quality_drops: int
-    iterations: int
+    steps: int  # optimiser steps of the last block
     last: BlockStats | None
     loss_history: np.ndarray
     load_history: np.ndarray
@@ -110,7 +110,7 @@ class Engine:
     library, params, stepper, sink
         See :class:`engine.synthesis.block_synth.BlockSynth` and :mod:`engine.live.sinks`.
     adaptive : bool
-        Adaptive quality (drop iterations under load); on for live playback, off for renders.
+        Adaptive quality (drop optimiser steps under load); on for live playback, off for renders.
     log : callable
         One-line messages for the user.
 
@@ -123,14 +123,14 @@ class Engine:
     """
 
     def __init__(self, library: StyleLibrary, params: ParamStore, stepper: BlockStepper, sink: Sink, *,
-                 adaptive: bool = True, look_ahead: int = LOOK_AHEAD, phase_iterations: int = PHASE_ITERATIONS,
+                 adaptive: bool = True, phase_look_ahead_frames: int = PHASE_LOOK_AHEAD_FRAMES, phase_iterations: int = PHASE_ITERATIONS,
                  log: Callable[[str], None] = lambda m: None) -> None:
         self.library = library
         self.params = params
         self.stepper = stepper
         self.sink = sink
         self.log = log
-        self.synth = BlockSynth(library, stepper, look_ahead=look_ahead, phase_iterations=phase_iterations,
+        self.synth = BlockSynth(library, stepper, phase_look_ahead_frames=phase_look_ahead_frames, phase_iterations=phase_iterations,
                                 adaptive=adaptive)
         self.taps: list[Callable[[np.ndarray], None]] = []
         self._stop = threading.Event()
@@ -161,7 +161,7 @@ class Engine:
         in time, see :meth:`engine.live.sinks.Sink.wait_for_room`); that block moves the smoothed weights
         70 % of the way and re-standardises the in-flight frames to the new blend's mean and spread,
         including the frames it commits, so the timbre moves with the frames heard next (one more block
-        when 70 % is not yet enough); the network's finer statistics follow over the look-ahead. The
+        when 70 % is not yet enough); the network's finer statistics follow while they are in flight. The
         first new frame's centre is heard after the sink's queue (lead + device) plus the streaming
         phase's latency and one hop. Gain is the exception: a sound device applies it itself, after
         only the device's latency.
@@ -289,24 +289,26 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="texture-producer", daemon=True)
         self._thread.start()
 
-    def stop(self, *, timeout: float = 5.0) -> None:
-        """Fade out, stop the producer and release the sink (waits at most ``timeout`` seconds)."""
+    def stop(self, *, timeout: float = 5.0) -> bool:
+        """Fade out, stop the producer and release the sink and the synthesiser; True when done.
+
+        Waits at most ``timeout`` seconds for the producer thread. If it is still running then (a
+        sink or a graph call that hangs), nothing it uses is released under it: the sink and the
+        synthesiser stay as they are, :attr:`running` stays True, one line is logged and False is
+        returned; a later :meth:`stop` waits again and releases them once the thread has ended.
+        """
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                self.log(f"the producer did not stop within {timeout:g} s; its output stays open until it does")
+                return False
             self._thread = None
         if self._prepared:
             self.sink.release()
             self.synth.release()
             self._prepared = False
-
-    def set_sink(self, sink: Sink) -> None:
-        """Switch output (e.g. another device): stops with a fade, swaps, restarts if it was running."""
-        was_running = self.running
-        self.stop()
-        self.sink = sink
-        if was_running:
-            self.start()
+        return True
 
     def render(self, seconds: float, *, progress: Callable[[int], None] | None = None,
                stop: threading.Event | None = None) -> RenderStats:
@@ -320,7 +322,7 @@ class Engine:
         self._prepare()
         total = int(round(seconds * self.sink.rate))
         written = blocks = 0
-        iterations = 0
+        steps = 0
         losses = []
         interrupted = False
         t0 = time.perf_counter()
@@ -335,7 +337,7 @@ class Engine:
                 self.sink.write(y)
                 written += len(y)
                 blocks += 1
-                iterations += self.synth.latest.iterations if self.synth.latest else 0
+                steps += self.synth.latest.steps if self.synth.latest else 0
                 if self.synth.latest is not None:
                     losses.append(self.synth.latest.loss)
                 if progress:
@@ -351,7 +353,7 @@ class Engine:
         cfg = self.library.config
         return RenderStats(seconds=written / self.sink.rate, wall_seconds=time.perf_counter() - t0, blocks=blocks,
                            block_frames=cfg.block_frames, hop=cfg.spectral.hop, sample_rate=self.sink.rate,
-                           iterations_per_block=iterations / max(blocks, 1), provider=self.stepper.provider,
+                           iterations_per_block=steps / max(blocks, 1), provider=self.stepper.provider,
                            underruns=self.sink.underruns, mean_loss=_mean_finite(losses), interrupted=interrupted)
 
     def telemetry(self) -> Telemetry:
@@ -362,7 +364,7 @@ class Engine:
         return Telemetry(
             running=self.running, blocks=last.index + 1 if last else 0, provider=self.stepper.provider,
             engine_rate=self.engine_rate, device_rate=self.sink.rate, underruns=self.sink.underruns,
-            quality_drops=last.quality_drops if last else 0, iterations=last.iterations if last else 0,
+            quality_drops=last.quality_drops if last else 0, steps=last.steps if last else 0,
             last=last, loss_history=hist[:, 0], load_history=hist[:, 1], peak=self._peak, rms=self._rms,
             error=self._error, output_lost=self._output_lost, audio_seconds=self._audio_seconds,
             compute_seconds=self._compute_seconds, lead_seconds=float(getattr(self.sink, "lead_seconds", 0.0)))

@@ -1,5 +1,6 @@
 """Synthesis: targets and parameter snapshots in, magnitude frames and then samples out.
 
+``styles`` holds the loaded styles' targets for the live ``BlockConfig`` (``step_graph``);
 ``losses`` and ``step_graph`` define the optimiser step (exported to ONNX by ``graph_cache``, run by
 ``runtime``); ``block_synth`` runs it block by block on noise and hands committed frames to ``phase``;
 ``offline`` does whole-file synthesis and style transfer.

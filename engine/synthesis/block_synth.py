@@ -1,20 +1,26 @@
-"""Block-by-block texture synthesis from noise: a rolling look-ahead of in-flight frames under a slower
-look-ahead of band gains (the trend), both optimised towards the blended style target, committed to
+"""Block-by-block texture synthesis from noise: a rolling window of in-flight frames under a slower one
+of in-flight band gains (the trend), both optimised towards the blended style target, committed to
 the streaming phase ``B`` frames at a time.
+
+Words: *in-flight* frames are the ``L`` under optimisation (not yet heard); the *phase look-ahead*
+is RTISI-LA's (:data:`PHASE_LOOK_AHEAD_FRAMES`); a *step* is one guarded Adam step of the optimiser
+(the ``iterations`` parameter and ``--iterations`` are steps per block, names kept for sessions and
+MIDI maps); *phase iterations* are the phase's Griffin-Lim iterations a stage
+(:data:`PHASE_ITERATIONS`); *L-BFGS iterations* belong to offline synthesis only.
 
 Lifecycle (as a JUCE processor): :meth:`BlockSynth.prepare` allocates and seeds everything,
 :meth:`BlockSynth.process_block` turns one parameter snapshot into the next block of samples,
 :meth:`BlockSynth.release` drops the state and the phase's worker thread. Memory is constant for
 any duration: ``C`` committed context frames, ``L`` in-flight frames and their Adam moments, the band
-envelopes of the last ``H`` committed frames, ``Hc + Lc`` trend values and the phase's look-ahead.
+envelopes of the last ``H`` committed frames, ``Hc + Lc`` trend values and the phase's held frames.
 
 Two rates (:mod:`engine.analysis.trend`). The frames are optimised as *residuals*, the spectrogram with
 its slow swells taken out, against statistics of the detrended style; the *trend* is 16 band
 envelopes at one value per ``coarse_factor`` frames (93 ms), ``Lc`` of them (3 s) in flight ahead of
 the frames, optimised in the same graph call towards the style's coarse envelope statistics. A
 committed frame is its residual plus the trend laid out over it (linear between trend values, spread
-over each band's bins). Frames live 0.28 s in their look-ahead, too short to plan a 3 s swell; the
-trend lives 3 s in its own (measured in ``docs/EXPERIMENTS.md`` section 9).
+over each band's bins). Frames are in flight for 0.28 s, too short to plan a 3 s swell; the
+trend is in flight for 3 s (measured in ``docs/EXPERIMENTS.md`` section 9).
 
 Nothing is read from the style recordings at the default ``material`` 0: new frames are noise, and the
 network makes the texture. Each block:
@@ -26,7 +32,7 @@ network makes the texture. Each block:
    at once instead of ``L`` frames later; the structure the optimiser built in them stays.
 3. The oldest ``B`` in-flight frames (optimised over the last ``L / B`` blocks) are committed: they join
    the context, their band envelopes the history, and with the trend laid over them the phase turns
-   them into samples. ``B`` new frames enter the look-ahead: noise ``max(0, μ + σ z)``, ``z ~ N(0, 1)``
+   them into samples. ``B`` new frames enter the in-flight window: noise ``max(0, μ + σ z)``, ``z ~ N(0, 1)``
    per bin and frame (the blended detrended target's first-order statistics only), and take the
    trend's next values; every ``coarse_factor`` frames the oldest in-flight trend value is committed
    and a new one enters as noise ``N(0, 1)`` in the style's coarse band spreads. With ``material`` > 0
@@ -45,7 +51,7 @@ network makes the texture. Each block:
    of it; the last step only above 90 %, leaving the bare initialisation) and restores it when compute
    is below 30 %.
 
-Before the first block the look-ahead, context and history are filled by running the same blocks
+Before the first block the in-flight frames, context and history are filled by running the same blocks
 without output (:meth:`BlockSynth.warm_up`), so the first frames heard are as optimised as the rest.
 Everything is seeded from ``variation``: the same seed and the same parameter sequence give the same
 samples.
@@ -55,16 +61,18 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.analysis import trend as tr
-from engine.live.params import ParamSnapshot
+from engine.errors import TextureError
+from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
-from engine.analysis.styles import Style, StyleLibrary
+from engine.synthesis.styles import Style, StyleLibrary
 from engine.analysis.targets import StyleTarget, blend
 
 #: (style, spectral, temporal, autocorr, seam, envelope, trend) loss weights of the live graph (the trend
@@ -73,14 +81,15 @@ LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0, 1.0], dtype=np.float
 SMOOTHING = 0.7
 #: Mean length of a read-on material segment at receptive field 0 and 1, in seconds (geometric in between).
 SEGMENT_SECONDS = (0.25, 4.0)
-#: RTISI-LA settings: 1 frame of look-ahead with 4 iterations a stage (``docs/bench_phase.py``).
-LOOK_AHEAD, PHASE_ITERATIONS = 1, 4
+#: The phase's settings (RTISI-LA): a look-ahead of 1 frame and 4 phase iterations a stage (``docs/bench_phase.py``).
+PHASE_LOOK_AHEAD_FRAMES, PHASE_ITERATIONS = 1, 4
 HIGH_LOAD, LOW_LOAD = 0.6, 0.3
 #: Load above which the last step goes too (the bare initialisation is heard): only when real time is
 #: really at stake, since the GUI's own drawing alone raised one-step blocks to 0.6-0.8 here.
 LAST_STEP_LOAD = 0.9
-#: Most optimiser steps per block adaptive quality restores (the ``iterations`` parameter's maximum).
-MAX_ITERATIONS = 32
+#: Longest wait for one block's phase, in seconds (a block is 23 ms and its phase takes about 2 ms):
+#: past it the block fails with a TextureError (the producer then fades out and reports it).
+PHASE_TIMEOUT_SECONDS = 10.0
 #: Smallest per-bin spread re-standardisation divides by (log1p units).
 MIN_SPREAD = 1e-3
 
@@ -116,13 +125,13 @@ def adapt_cap(cap: int, wanted: int, load: float) -> tuple[int, bool]:
 
     Above :data:`HIGH_LOAD` one step is removed from what actually ran (``min(cap, wanted)``); the last
     one, leaving the bare initialisation, only above :data:`LAST_STEP_LOAD`. Below :data:`LOW_LOAD` one
-    step comes back, up to :data:`MAX_ITERATIONS` (so an overloaded machine alternates 0 and 1 steps).
+    step comes back, up to :data:`MAX_STEPS_PER_BLOCK` (so an overloaded machine alternates 0 and 1 steps).
     Returns the new cap and whether a step was dropped (counted as a quality drop).
     """
     effective = min(cap, wanted)
     if effective > 0 and load > (LAST_STEP_LOAD if effective == 1 else HIGH_LOAD):
         return effective - 1, True
-    if load < LOW_LOAD and cap < MAX_ITERATIONS:
+    if load < LOW_LOAD and cap < MAX_STEPS_PER_BLOCK:
         return cap + 1, False
     return cap, False
 
@@ -135,8 +144,8 @@ class BlockStats:
     loss: float
     compute_ms: float
     block_ms: float
-    iterations: int
-    iteration_cap: int
+    steps: int  # optimiser steps this block ran
+    step_cap: int  # the most adaptive quality allowed this block
     quality_drops: int
     frames: np.ndarray  # (bins, B) log-magnitude of the committed frames
 
@@ -160,20 +169,20 @@ class BlockSynth:
         Styles; may change between blocks.
     stepper : BlockStepper
         The optimiser backend (ORT or torch), built for ``library.config``.
-    look_ahead, phase_iterations : int
-        RTISI-LA settings.
+    phase_look_ahead_frames, phase_iterations : int
+        The phase's settings (RTISI-LA's look-ahead in frames, Griffin-Lim iterations a stage).
     adaptive : bool
-        Whether iterations drop under load (off for renders of fixed work).
+        Whether optimiser steps drop under load (off for renders of fixed work).
     """
 
-    def __init__(self, library: StyleLibrary, stepper: BlockStepper, *, look_ahead: int = LOOK_AHEAD,
+    def __init__(self, library: StyleLibrary, stepper: BlockStepper, *, phase_look_ahead_frames: int = PHASE_LOOK_AHEAD_FRAMES,
                  phase_iterations: int = PHASE_ITERATIONS, adaptive: bool = True) -> None:
         self.library = library
         self.config: BlockConfig = library.config
         self.stepper = stepper
         self.adaptive = adaptive
         self.phase = StreamingPhase(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
-                                    look_ahead=look_ahead, iterations=phase_iterations)
+                                    look_ahead=phase_look_ahead_frames, iterations=phase_iterations)
         self.block_samples = self.config.block_frames * self.config.spectral.hop
         self.block_seconds = self.block_samples / self.config.spectral.sample_rate
         self._emap = self.config.spectral.envelope_map()
@@ -211,18 +220,20 @@ class BlockSynth:
         self._target_feed: dict[str, np.ndarray] = {}
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
         self._upper: np.ndarray | None = None
-        self._cap = MAX_ITERATIONS
+        self._cap = MAX_STEPS_PER_BLOCK
         self._drops = 0
         self._index = 0
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="texture-phase")
 
     def release(self) -> None:
-        """Drop the per-stream state and stop the phase's worker thread."""
+        """Drop the per-stream state and stop the phase's worker thread (without waiting: the
+        producer waits for each block's phase, so the worker is idle unless that wait timed out,
+        and then it ends after its block)."""
         self._context = self._inflight = self._history = self._trend = None
         self._target = None
         if self._worker is not None:
-            self._worker.shutdown(wait=True)
+            self._worker.shutdown(wait=False, cancel_futures=True)
             self._worker = None
 
     # --- targets -------------------------------------------------------------------------------------
@@ -266,7 +277,7 @@ class BlockSynth:
         return np.clip(mu[:, None] + sd[:, None] * z, 0.0, self._upper[:, None])
 
     def _new_frames(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> np.ndarray:
-        """The ``B`` residual frames that enter the look-ahead this block (see module doc, step 3)."""
+        """The ``B`` residual frames that enter the in-flight window this block (see module doc, step 3)."""
         b = self.config.block_frames
         if bool(snap["freeze"]) and self._context is not None:
             start = int(self._rng.integers(0, self._context.shape[1] - b + 1))
@@ -343,7 +354,7 @@ class BlockSynth:
     # --- the block -----------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        """Fill context, look-ahead, history and the trend with noise of the current target (first block)."""
+        """Fill context, in-flight frames, history and the trend with noise of the current target (first block)."""
         cfg = self.config
         self._context = self._noise(cfg.context_frames)
         self._inflight = self._noise(cfg.inflight_frames)
@@ -411,7 +422,7 @@ class BlockSynth:
         return mix, target
 
     def warm_up(self, snap: ParamSnapshot) -> None:
-        """Run the blocks that fill context, look-ahead and envelope history, without output.
+        """Run the blocks that fill context, in-flight frames and envelope history, without output.
 
         ``(C + L + H) / B`` blocks at the snapshot's settings (about 150 at the defaults); does nothing
         without styles or with ``iterations`` 0 (the ablation starts from plain noise, like its frames).
@@ -450,7 +461,10 @@ class BlockSynth:
         # (measured: no overlap at all, 8.1 ms a block).
         pending = self._worker.submit(self.phase.process, np.expm1(done.astype(np.float64)))
         loss = self._optimise(target, snap, calls)
-        samples = pending.result()
+        try:
+            samples = pending.result(timeout=PHASE_TIMEOUT_SECONDS)
+        except FutureTimeout:
+            raise TextureError(f"the phase took more than {PHASE_TIMEOUT_SECONDS:g} s for one block") from None
         compute_ms = (time.perf_counter() - t0) * 1000.0
         block_ms = 1000.0 * self.block_seconds
         self._adapt(compute_ms / block_ms, int(snap["iterations"]))

@@ -22,7 +22,7 @@ layer ``b`` of the network on ``M s`` (``M`` the frequency map), hats the target
   being optimised (McDermott & Simoncelli's texture statistics; the short window of the conv
   statistics cannot hold a skewness or a 1 Hz modulation).
 * trend (θ):      ``Lθ``, the same statistics of the live engine's coarse band envelopes (one value per
-  8 frames, its slow look-ahead) at :data:`engine.analysis.statistics.COARSE_LAGS`, against the
+  8 frames, in flight 3 s ahead of the frames) at :data:`engine.analysis.statistics.COARSE_LAGS`, against the
   style's coarse statistics; lags a short style cannot measure are masked out.
 
 ``L = α Lc + β Ls + γ Le + δ Lt + ε La + ζ Lz + η Lv`` (live: ``+ θ Lθ``). Every term is relative (divided by the target's energy),
@@ -62,18 +62,6 @@ class LossWeights:
         for name, value in asdict(self).items():
             if not (value >= 0 and value < float("inf")):
                 raise ParameterError(f"loss weight {name} must be finite and >= 0. Found: {value}")
-
-    @classmethod
-    def parse(cls, text: str, *, base: "LossWeights | None" = None) -> "LossWeights":
-        """Parse ``"a,b,g,d"`` (content, style, spectral, temporal) over ``base``'s other weights."""
-        try:
-            vals = [float(v) for v in text.split(",")]
-        except ValueError:
-            raise ParameterError(f"--weights must be four numbers a,b,g,d. Found: {text!r}") from None
-        if len(vals) != 4:
-            raise ParameterError(f"--weights must be four numbers a,b,g,d. Found: {text!r}")
-        b = base or cls()
-        return cls(*vals, autocorr=b.autocorr, seam=b.seam, envelope=b.envelope)
 
 
 def relative_sq(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

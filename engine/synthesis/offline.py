@@ -40,8 +40,8 @@ class OfflineSettings:
     Parameters
     ----------
     network : {"random1d", "random2d", "trained2d", "trained1d"}
-    iterations : int
-        L-BFGS iterations (each one or more loss evaluations).
+    lbfgs_iterations : int
+        L-BFGS iterations (each one or more loss evaluations; ``--iterations`` offline).
     griffin_lim_iterations : int
         Fast Griffin-Lim iterations for the phase.
     receptive_field : float in [0, 1]
@@ -55,7 +55,7 @@ class OfflineSettings:
     """
 
     network: str = "random1d"
-    iterations: int = 200
+    lbfgs_iterations: int = 200
     griffin_lim_iterations: int = 100
     receptive_field: float = 0.5
     lags: int = 16
@@ -66,8 +66,9 @@ class OfflineSettings:
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise ParameterError(f"network must be one of {NETWORKS}. Found: {self.network!r}")
-        if self.iterations < 1 or self.griffin_lim_iterations < 1:
-            raise ParameterError(f"iterations must be >= 1. Found: {self.iterations}, {self.griffin_lim_iterations}")
+        if self.lbfgs_iterations < 1 or self.griffin_lim_iterations < 1:
+            raise ParameterError(f"L-BFGS and Griffin-Lim iterations must be >= 1. Found: {self.lbfgs_iterations}, "
+                                 f"{self.griffin_lim_iterations}")
 
     def build_network(self) -> torch.nn.Module:
         """The network these settings name (seeded)."""
@@ -119,9 +120,9 @@ def _optimise(init: np.ndarray, target: StyleTarget, network: torch.nn.Module, s
         return loss
 
     done = 0
-    while done < settings.iterations:
+    while done < settings.lbfgs_iterations:
         opt.step(closure)
-        done = min(settings.iterations, done + inner)
+        done = min(settings.lbfgs_iterations, done + inner)
         if not np.isfinite(state["loss"]):
             raise ParameterError("optimisation diverged (non-finite loss); try other weights")
         if progress:

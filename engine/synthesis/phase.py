@@ -11,9 +11,10 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import ParameterError
-from engine.analysis.spectral import DEFAULT_HOP, DEFAULT_N_FFT, hann_window, stft
+from engine.analysis.overlap_add import NORM_FLOOR, OverlapAdd, add_frames
+from engine.analysis.spectral import DEFAULT_HOP, DEFAULT_N_FFT, hann_window, istft, stft
 
-_EPS = 1e-8
+_EPS = NORM_FLOOR
 
 
 def _check_magnitude(magnitude: np.ndarray, n_bins: int | None = None) -> np.ndarray:
@@ -33,45 +34,10 @@ def _check_magnitude(magnitude: np.ndarray, n_bins: int | None = None) -> np.nda
     return m
 
 
-def _overlap_add(frames: np.ndarray, hop: int, out: np.ndarray) -> None:
-    """Add ``frames`` ``(n, n_fft)`` into ``out`` at sample offsets ``0, hop, 2 hop, ...``, in place.
-
-    ``out`` must hold at least ``(n - 1) * hop + n_fft`` samples. The work is ``ceil(n_fft / hop)``
-    vectorised adds (one per hop-long chunk of the frame), not a loop over frames.
-    """
-    n, n_fft = frames.shape
-    if len(out) < (n - 1) * hop + n_fft:
-        raise ParameterError(f"overlap-add buffer too short: {len(out)} < {(n - 1) * hop + n_fft} samples")
-    step = out.strides[0]
-    for r in range(0, n_fft, hop):
-        width = min(hop, n_fft - r)  # rows of width <= hop never overlap, so += is safe
-        rows = np.lib.stride_tricks.as_strided(out[r:], shape=(n, width), strides=(hop * step, step))
-        rows += frames[:, r:r + width]
-
-
 def _phase_of(spec: np.ndarray) -> np.ndarray:
     """Unit-modulus ``spec / |spec|`` (1 where ``spec`` is 0)."""
     a = np.abs(spec)
     return np.where(a > 0, spec / np.maximum(a, 1e-300), 1.0)
-
-
-class _ISTFT:
-    """Fixed-size inverse STFT (same result as :func:`engine.analysis.spectral.istft`) with cached normalisation."""
-
-    def __init__(self, n_fft: int, hop: int, n_frames: int) -> None:
-        self.n_fft, self.hop, self.length = n_fft, hop, (n_frames - 1) * hop
-        self.window = hann_window(n_fft)
-        norm = np.zeros((n_frames - 1) * hop + n_fft)
-        _overlap_add(np.broadcast_to(self.window ** 2, (n_frames, n_fft)), hop, norm)
-        self.inv_norm = 1.0 / np.maximum(norm, _EPS)
-
-    def __call__(self, spec: np.ndarray) -> np.ndarray:
-        frames = np.fft.irfft(spec.T, n=self.n_fft, axis=1) * self.window
-        out = np.zeros(len(self.inv_norm))
-        _overlap_add(frames, self.hop, out)
-        out *= self.inv_norm
-        pad = self.n_fft // 2
-        return out[pad:pad + self.length]
 
 
 def fast_griffin_lim(magnitude: np.ndarray, *, hop: int = DEFAULT_HOP, n_iter: int = 32, momentum: float = 0.99,
@@ -124,15 +90,14 @@ def fast_griffin_lim(magnitude: np.ndarray, *, hop: int = DEFAULT_HOP, n_iter: i
     if n_frames == 0:
         return np.zeros(length or 0)
     rng = np.random.default_rng(0) if rng is None else rng
-    istft = _ISTFT(n_fft, hop, n_frames)
     c = t = mag * np.exp(2j * np.pi * rng.random(mag.shape))
     for i in range(n_iter):
         t_prev = t
-        t = mag * _phase_of(stft(istft(c), n_fft=n_fft, hop=hop))
+        t = mag * _phase_of(stft(istft(c, hop=hop), n_fft=n_fft, hop=hop))
         c = t + momentum * (t - t_prev)
         if progress is not None:
             progress(i + 1)
-    y = istft(t)
+    y = istft(t, hop=hop)  # (n_frames - 1) * hop samples; zeros after them when more are asked for
     if length is None:
         return y
     return y[:length] if length <= len(y) else np.pad(y, (0, length - len(y)))
@@ -222,15 +187,17 @@ class StreamingPhase:
         self._rng = np.random.default_rng(0) if self._seed_rng is None else self._seed_rng
         self._window = np.array(hann_window(n_fft))
         # Buffers span the held frames: padded stream samples from the oldest held frame's start on.
-        span = self.look_ahead * hop + n_fft
-        self._acc = np.zeros(span)  # committed windowed frames
-        self._acc_norm = np.zeros(span)  # committed squared windows
+        self._span = self.look_ahead * hop + n_fft
+        self._committed = OverlapAdd(self._window, hop)  # committed frames; its tail reaches into the held ones
         self._mag = np.zeros((held, self.n_bins))  # held magnitudes, oldest first
         self._spec = np.zeros((held, self.n_bins), dtype=complex)  # held FGLA iterates c
         self._proj = np.zeros((held, self.n_bins), dtype=complex)  # held projections t (previous iteration)
-        self._held_norm = np.zeros((held + 1, span))  # squared-window sums of the first k held frames
+        # Squared-window sums of the first k held frames. Each sample adds its frames newest first, the
+        # order these tables always had: the refinement carries a last-bit change on to audible ones.
+        self._held_norm = np.zeros((held + 1, self._span))
         for k in range(1, held + 1):
-            _overlap_add(np.broadcast_to(self._window ** 2, (k, n_fft)), hop, self._held_norm[k])
+            for i in reversed(range(k)):
+                self._held_norm[k, i * hop:i * hop + n_fft] += self._window ** 2
         self._slots = np.arange(held)[:, None] * hop + np.arange(n_fft)[None, :]  # samples of each held slot
         self._count = 0  # frames held
         self._emitted = 0  # padded stream samples returned or dropped so far
@@ -238,26 +205,27 @@ class StreamingPhase:
 
     def release(self) -> None:
         """Free the buffers; ``prepare()`` must be called before the next stream."""
-        if hasattr(self, "_acc"):
-            del self._window, self._acc, self._acc_norm, self._mag, self._spec, self._proj, self._held_norm, self._slots
+        if hasattr(self, "_committed"):
+            del self._window, self._committed, self._mag, self._spec, self._proj, self._held_norm, self._slots
         self._prepared = False
 
     def _require_prepared(self) -> None:
         if not self._prepared:
             raise ParameterError("StreamingPhase: call prepare() before process() or flush() (also after flush())")
 
-    def _overlap(self, count: int) -> np.ndarray:
-        """Overlap-add ``(span,)`` of the committed frames and the first ``count`` held frames.
+    def _from_committed(self, tail: np.ndarray) -> np.ndarray:
+        """``(span,)`` samples from the oldest held frame's start: the committed frames' ``tail``, then zeros."""
+        out = np.zeros(self._span)
+        out[:len(tail)] = tail
+        return out
 
-        A slice-add per held frame: there are only ``look_ahead + 1`` of them, fewer operations than
-        :func:`_overlap_add`'s one per hop-long chunk (this runs 2-3 times per iteration).
-        """
-        num = self._acc.copy()
+    def _overlap(self, count: int) -> np.ndarray:
+        """Overlap-add ``(span,)`` of the committed frames and the first ``count`` held frames (not normalised)."""
+        num = self._from_committed(self._committed.tail)
         if count:
             frames = np.fft.irfft(self._spec[:count], n=self.n_fft, axis=1)
             frames *= self._window
-            for i in range(count):
-                num[i * self.hop:i * self.hop + self.n_fft] += frames[i]
+            add_frames(frames, self.hop, num)
         return num
 
     def _analyse(self, x: np.ndarray, first: int, count: int) -> np.ndarray:
@@ -279,7 +247,7 @@ class StreamingPhase:
     def _refine(self) -> None:
         """``iterations`` FGLA iterations over the held frames against the partial signal."""
         n = self._count
-        norm = np.maximum(self._acc_norm + self._held_norm[n], _EPS)
+        norm = np.maximum(self._from_committed(self._committed.tail_norm) + self._held_norm[n], _EPS)
         for _ in range(self.iterations):
             t = self._mag[:n] * _phase_of(self._analyse(self._overlap(n) / norm, 0, n))
             self._spec[:n] = t + self.momentum * (t - self._proj[:n])
@@ -287,13 +255,7 @@ class StreamingPhase:
 
     def _commit(self) -> np.ndarray:
         """Commit the oldest held frame; return the ``hop`` padded stream samples now final."""
-        hop, n_fft = self.hop, self.n_fft
-        self._acc[:n_fft] += np.fft.irfft(self._proj[0], n=n_fft) * self._window
-        self._acc_norm[:n_fft] += self._window ** 2
-        out = self._acc[:hop] / np.maximum(self._acc_norm[:hop], _EPS)
-        for buf in (self._acc, self._acc_norm):
-            buf[:-hop] = buf[hop:]
-            buf[-hop:] = 0.0
+        out = self._committed.push((np.fft.irfft(self._proj[0], n=self.n_fft) * self._window)[None, :])
         for buf in (self._mag, self._spec, self._proj):
             buf[:-1] = buf[1:]
         self._count -= 1
@@ -347,6 +309,6 @@ class StreamingPhase:
             self._refine()
             chunks.append(self._commit())
         tail = self.n_fft // 2 - self.hop  # final samples after the last commit, up to the last frame's centre
-        chunks.append(self._acc[:tail] / np.maximum(self._acc_norm[:tail], _EPS))
+        chunks.append(self._committed.flush()[:tail])
         self._prepared = False
         return self._trim(chunks)

@@ -1,7 +1,7 @@
 """The block optimiser: K guarded Adam steps on the ``L`` in-flight log-magnitude frames.
 
 One block's problem: a window of ``C`` committed context frames followed by ``L`` in-flight frames
-(the rolling look-ahead of :mod:`engine.synthesis.block_synth`: frames enter it as shaped noise and leave it
+(the rolling in-flight window of :mod:`engine.synthesis.block_synth`: frames enter it as shaped noise and leave it
 ``L / B`` blocks later), all ``(bins, ·)`` log1p magnitudes. Each step computes the statistics of the
 whole window under the feature network (``BlockConfig.network``: the separate random conv banks
 ``random1d``, or the trained 1D classifier's stack of four layers ``trained1d``), and the band-envelope
@@ -81,8 +81,9 @@ class BlockConfig:
         ``B``, frames committed (and new noise frames taken in) each block (2 frames = 23 ms at
         22050 Hz / hop 256).
     inflight_frames : int
-        ``L``, frames under optimisation at once (the rolling look-ahead); each frame gets
-        ``iterations · L / B`` steps before it is committed.
+        ``L``, frames under optimisation at once (the in-flight frames); each frame gets
+        ``steps · L / B`` optimiser steps before it is committed (``steps`` per block: the
+        ``iterations`` parameter).
     history_frames : int
         ``H``, committed frames whose band envelopes the envelope statistics include (256 = 3 s).
     coarse_factor : int
@@ -95,7 +96,9 @@ class BlockConfig:
     lags : int
         Autocorrelation lags in frames.
     banks, seed : the ``random1d`` banks (see :class:`models.random_banks.RandomBanks1D`), default
-        :data:`LIVE_BANKS`.
+        :data:`LIVE_BANKS`, and the seed of their random weights: part of the exported graph, fixed
+        for a run. Not ``--seed``, which sets the ``variation`` parameter: the seed of the noise new
+        frames start from, which may change while playing.
     spectral : SpectralConfig
     network : {"random1d", "trained1d"}
         Feature network (:data:`models.LIVE_NETWORKS`): the random banks, or the committed trained 1D
@@ -179,6 +182,20 @@ class BlockConfig:
         if self.network != "random1d":
             d["weights_sha256"] = manifest_entry(self.network)["sha256"]
         return d
+
+
+#: Pseudo-CQT resolution of the live random banks' input: 98 channels instead of 513 linear bins.
+LIVE_CQT_BINS_PER_OCTAVE = 12
+
+
+def live_config(sample_rate: int = 22050, *, network: str = "random1d", frequency_axis: str | None = None) -> BlockConfig:
+    """The live engine's block configuration; ParameterError for a network the live engine cannot run.
+
+    The random banks see a 12-bins-per-octave pseudo-CQT by default (the trained net its 513 linear bins).
+    """
+    axis = frequency_axis or ("cqt" if network == "random1d" else "linear")
+    spectral = SpectralConfig(sample_rate=sample_rate, frequency_axis=axis, cqt_bins_per_octave=LIVE_CQT_BINS_PER_OCTAVE)
+    return BlockConfig(spectral=spectral, network=network)
 
 
 def receptive_field_weights(receptive_field: float, n_banks: int, *, width: float = 0.35) -> np.ndarray:

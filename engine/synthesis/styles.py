@@ -23,12 +23,14 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
 from engine.analysis.audio_io import load_audio
 from engine.analysis.default_style import DEFAULT_STYLE_NAME, default_style
-from engine.errors import AudioFileError
+from engine.errors import AudioFileError, TextureError
+from engine.params import ParamStore
 from engine.analysis.spectral import _check_audio, log_magnitude, stft_frames
 from engine.synthesis.step_graph import BlockConfig
 from engine.analysis.targets import StyleTarget, compute_target
@@ -150,3 +152,28 @@ class StyleLibrary:
     def ids(self) -> list[int]:
         """Slot ids in slot order."""
         return [s.slot_id for s in self.slots]
+
+
+def load_library(config: BlockConfig, paths: Sequence[str], weights: Sequence[float] | None, params: ParamStore, *,
+                 on_error: Callable[[TextureError], None] | None = None) -> StyleLibrary:
+    """The styles of the files ``paths``, each with its blend weight ``weights[i]`` set in ``params``
+    (none set when ``weights`` is None); the embedded default style when none loads.
+
+    Loading takes the caller's thread (see the module doc). Raises the first file's TextureError
+    (unreadable, too long, too short) unless ``on_error`` is given: then each such error goes to it
+    and the other files still load (the window's way).
+    """
+    library = StyleLibrary(config)
+    for i, path in enumerate(paths):
+        try:
+            style = library.add_file(path)
+        except TextureError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            continue
+        if weights is not None:
+            params.set_blend(style.slot_id, weights[i])
+    if not library.slots:
+        library.add_default()
+    return library

@@ -1,7 +1,7 @@
 """The one parameter store: the GUI and MIDI write it, the engine reads one snapshot per block.
 
-Writers (GUI thread, MIDI callback thread, CLI) call :meth:`ParamStore.set`, :meth:`set_normalized`
-or :meth:`set_blend`; each write is validated, takes a short lock (never held by the audio callback:
+Writers (GUI thread, MIDI callback thread, CLI) call :meth:`ParamStore.set` or
+:meth:`set_blend`; each write is validated, takes a short lock (never held by the audio callback:
 the producer thread alone reads) and bumps :attr:`ParamStore.version`, so a GUI can poll for changes
 made by MIDI. The engine calls :meth:`snapshot` once per block and smooths towards it.
 
@@ -21,6 +21,11 @@ from typing import Mapping
 import numpy as np
 
 from engine.errors import ParameterError
+
+
+#: Most optimiser steps per block (the ``iterations`` parameter's and ``--iterations``' live maximum, and
+#: what adaptive quality restores at most).
+MAX_STEPS_PER_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ PARAM_SPECS: dict[str, ParamSpec] = {s.name: s for s in (
     ParamSpec("morph", 0.0, 1.0, 0.0, doc="walks the loaded styles in slot order (0 = first, 1 = last)"),
     ParamSpec("receptive_field", 0.0, 1.0, 0.5,
               doc="0 = short banks (grainy, 58 ms), 1 = long banks (structured, 383 ms)"),
-    ParamSpec("iterations", 0, 32, 1, kind="int",
+    ParamSpec("iterations", 0, MAX_STEPS_PER_BLOCK, 1, kind="int",
               doc="optimiser steps per block on all in-flight frames (0 bypasses the optimiser: the noise "
                   "initialisation alone); adaptive quality may lower it"),
     ParamSpec("gain", 0.0, 1.0, 0.7, unit=" (linear)", doc="output gain, linear 0..1 (0 dB at 1)"),
@@ -139,12 +144,6 @@ class ParamStore:
             self.version += 1
         return v
 
-    def set_normalized(self, name: str, x: float) -> float:
-        """Set ``name`` from a 0..1 control position mapped linearly onto its range (clipped)."""
-        s = self.spec(name)
-        x = min(max(float(x), 0.0), 1.0) if math.isfinite(float(x)) else 0.0
-        return self.set(name, s.minimum + x * (s.maximum - s.minimum))
-
     def get(self, name: str) -> float:
         """Current value of ``name``."""
         self.spec(name)
@@ -212,3 +211,18 @@ class ParamStore:
         if data.get("blend_mode") in BLEND_MODES:
             self.set_blend_mode(data["blend_mode"])
         return problems
+
+
+def parse_blend(text: str | None, n: int) -> list[float] | None:
+    """``"0.7,0.3"`` → ``[0.7, 0.3]``; ParameterError unless there are ``n`` finite weights in [0, 1]."""
+    if text is None:
+        return None
+    try:
+        weights = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ParameterError(f"--blend must be comma-separated numbers. Found: {text!r}") from None
+    if len(weights) != n:
+        raise ParameterError(f"--blend needs {n} weights, one per --style. Found {len(weights)}: {text!r}")
+    if not all(0.0 <= w <= 1.0 for w in weights) or sum(weights) <= 0:
+        raise ParameterError(f"--blend weights must be in [0, 1] and not all 0. Found: {text!r}")
+    return weights
