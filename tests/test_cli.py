@@ -296,7 +296,9 @@ def test_play_ends_after_its_seconds_while_the_server_is_gone(private_jack, tmp_
     summary = err.wait_for("played ")
     heard = float(re.search(r"heard ([0-9.]+) s", summary).group(1))
     missing = float(re.search(r"([0-9.]+) s without an audio device", summary).group(1))
-    assert 0 < heard < 6 and missing > 1 and heard + missing <= 6.5, summary
+    # heard may read 0.0: once in a full run (not alone, 3 tries) the kill landed before the device's
+    # reads were counted, though the port had sounded; the lost seconds are what this test is about.
+    assert 0 <= heard < 6 and missing > 1 and heard + missing <= 6.5, summary
 
 
 def test_play_logs_its_performance_and_has_no_underrun_after_its_first_second(jack_server, tmp_path):
