@@ -10,7 +10,7 @@ import soundfile as sf
 
 import main
 from engine.analysis.audio_io import load_audio, save_audio
-from engine.errors import AudioFileError
+from engine.errors import AudioFileError, ParameterError
 from tests.signals import bursts_and_drone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +33,31 @@ def test_odd_rate_and_many_channels_resample(tmp_path):
     path = tmp_path / "odd.wav"
     sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, size=(11025, 5)), 11025)
     assert len(load_audio(path, sample_rate=22050)) == 22050
+
+
+def test_stereo_loads_each_side_resampled_and_a_mono_file_on_both(tmp_path):
+    t = np.arange(44100) / 44100
+    left, right = 0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 880 * t)
+    sf.write(tmp_path / "st.wav", np.stack([left, right], axis=1), 44100)
+    sf.write(tmp_path / "mono.wav", left, 44100)
+    sf.write(tmp_path / "five.wav", np.stack([left, right, left, left, left], axis=1), 44100)
+    y = load_audio(tmp_path / "st.wav", sample_rate=48000, channels=2)
+    assert y.shape == (48000, 2) and y.dtype == np.float32
+    assert np.max(np.abs(y[:, 0])) > 0.28 and np.max(np.abs(y[:, 1])) < 0.12  # sides kept apart
+    assert load_audio(tmp_path / "st.wav", sample_rate=44100, channels=None).shape == (44100, 2)
+    m = load_audio(tmp_path / "mono.wav", sample_rate=44100, channels=2)
+    assert m.shape == (44100, 2) and np.array_equal(m[:, 0], m[:, 1])
+    assert load_audio(tmp_path / "mono.wav", sample_rate=44100, channels=None).shape == (44100,)
+    five = load_audio(tmp_path / "five.wav", sample_rate=44100, channels=None)
+    assert five.shape == (44100, 2) and np.allclose(five[:, 1], right, atol=1e-4)  # the first two
+    with pytest.raises(ParameterError, match="channels must be"):
+        load_audio(tmp_path / "st.wav", sample_rate=44100, channels=3)
+
+
+def test_stereo_saves_and_round_trips(tmp_path):
+    y = np.stack([bursts_and_drone(1.0), -0.5 * bursts_and_drone(1.0)], axis=1)
+    back, rate = sf.read(save_audio(tmp_path / "st.flac", y, sample_rate=44100), dtype="float32")
+    assert rate == 44100 and back.shape == y.shape and np.max(np.abs(back - y)) < 1e-4
 
 
 def test_save_is_atomic_and_round_trips(tmp_path):

@@ -1,7 +1,10 @@
 """Load, resample and save sound files; the errors a user sees for a bad file.
 
-Anything libsndfile reads (wav, flac, ogg/vorbis/opus, mp3, aiff, ...) loads; channels are mixed to
-mono by averaging and the signal is resampled with soxr (high quality) to the engine rate.
+Anything libsndfile reads (wav, flac, ogg/vorbis/opus, mp3, aiff, ...) loads, as mono (channels mixed
+by averaging) or as stereo (a mono file on both sides; of more than two channels the first two, the
+left and right of every common layout), resampled with soxr (high quality) to the engine rate.
+Audio arrays are shaped ``(samples,)`` when mono and ``(samples, channels)`` otherwise, as soundfile
+reads and writes them.
 
 Every failure raises :class:`engine.errors.AudioFileError` with a one-line message that names the
 file and the problem: missing path, a directory, permission denied, empty file, corrupt or
@@ -62,7 +65,8 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 
 def resample(y: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Resample mono float audio from ``from_rate`` to ``to_rate`` Hz (soxr, high quality).
+    """Resample float audio, ``(samples,)`` or ``(samples, channels)``, from ``from_rate`` to
+    ``to_rate`` Hz (soxr, high quality).
 
     Returns float32; the input itself when the rates agree.
     """
@@ -76,15 +80,17 @@ def resample(y: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 #: Frames read (and mixed to mono) at a time by :func:`load_audio`.
 READ_BLOCK_FRAMES = 1 << 18
+#: Channel counts :func:`load_audio` returns: mono, stereo.
+CHANNEL_COUNTS = (1, 2)
 
 
 def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 0,
-               max_seconds: float | None = None) -> np.ndarray:
-    """Read a sound file as mono float32 at ``sample_rate`` Hz.
+               max_seconds: float | None = None, channels: int | None = 1) -> np.ndarray:
+    """Read a sound file as float32 at ``sample_rate`` Hz, mono or stereo.
 
-    The file is read and mixed to mono :data:`READ_BLOCK_FRAMES` frames at a time, so a long
-    multichannel file never exists in memory as a whole (peak: the mono signal at the file's rate
-    plus the resampled one).
+    The file is read :data:`READ_BLOCK_FRAMES` frames at a time (and mixed to mono when asked), so a
+    long multichannel file never exists in memory as a whole (peak: the kept channels at the file's
+    rate plus the resampled ones).
 
     Parameters
     ----------
@@ -96,16 +102,23 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 
         Fewest samples (at ``sample_rate``) the caller's analysis needs.
     max_seconds : float or None
         Longest file the caller accepts, checked from the header before anything is read.
+    channels : 1, 2 or None
+        1 (default): mono, the channels' mean. 2: stereo; a mono file is put on both sides, a file of
+        more than two channels gives its first two. None: the file's own count, at most 2.
 
     Returns
     -------
-    np.ndarray [shape=(n,)], float32, finite, peak > -120 dBFS
+    np.ndarray [shape=(n,) when mono, (n, 2) when stereo], float32, finite, peak > -120 dBFS
 
     Raises
     ------
     AudioFileError
         With a one-line reason, for every kind of unusable file (see module doc).
+    ParameterError
+        ``channels`` is not 1, 2 or None.
     """
+    if channels is not None and channels not in CHANNEL_COUNTS:
+        raise ParameterError(f"channels must be 1 (mono), 2 (stereo) or None (the file's). Found: {channels}")
     p = Path(path)
     _check_readable(p)
     try:
@@ -114,18 +127,19 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 
             if max_seconds is not None and f.frames > max_seconds * rate:
                 raise AudioFileError(p, f"is {f.frames / rate / 60:.1f} min long; it may be at most "
                                         f"{max_seconds / 60:g} min here; cut it shorter")
-            mono = _read_mono(f)
+            keep = min(f.channels, 2) if channels is None else channels
+            audio = _read_channels(f, keep)
     except (sf.LibsndfileError, RuntimeError, TypeError):
         raise AudioFileError(p, "not a readable sound file (corrupt or unsupported format)") from None
     except PermissionError:
         raise AudioFileError(p, "permission denied (file is not readable)") from None
-    if mono.shape[0] == 0:
+    if audio.shape[0] == 0:
         raise AudioFileError(p, "contains no samples")
-    if not np.all(np.isfinite(mono)):
+    if not np.all(np.isfinite(audio)):
         raise AudioFileError(p, "contains NaN or Inf samples")
-    if float(np.max(np.abs(mono))) < SILENCE_PEAK:
+    if float(np.max(np.abs(audio))) < SILENCE_PEAK:
         raise AudioFileError(p, "is silent (all samples are zero or below -120 dBFS)")
-    y = resample(mono, int(rate), sample_rate)
+    y = resample(audio, int(rate), sample_rate)
     if len(y) < min_samples:
         raise AudioFileError(
             p, f"is too short: {len(y) / sample_rate:.3f} s, the analysis needs at least "
@@ -133,12 +147,17 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 
     return y
 
 
-def _read_mono(f: sf.SoundFile) -> np.ndarray:
-    """All of ``f`` mixed to mono (channel mean) as float32, read in blocks into one array."""
-    out = np.empty(max(f.frames, 0), dtype=np.float32)
+def _read_channels(f: sf.SoundFile, channels: int) -> np.ndarray:
+    """All of ``f`` as float32 ``(n,)`` (mono: the channel mean) or ``(n, 2)`` (stereo: a mono file
+    on both sides, else the first two channels), read in blocks into one array."""
+    shape = (max(f.frames, 0),) if channels == 1 else (max(f.frames, 0), channels)
+    out = np.empty(shape, dtype=np.float32)
     filled, extra = 0, []
     for block in f.blocks(blocksize=READ_BLOCK_FRAMES, dtype="float32", always_2d=True):
-        m = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        if channels == 1:
+            m = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        else:
+            m = block[:, [0, min(1, block.shape[1] - 1)]]
         take = min(len(m), len(out) - filled)
         out[filled:filled + take] = m[:take]
         filled += take
@@ -147,15 +166,16 @@ def _read_mono(f: sf.SoundFile) -> np.ndarray:
     return np.concatenate([out[:filled], *extra]) if extra or filled < len(out) else out
 
 
-#: Bytes per second of mono audio as written (32-bit float WAV; 24-bit FLAC stays below it), per Hz.
+#: Bytes per sample of one channel as written (32-bit float WAV; 24-bit FLAC stays below it).
 BYTES_PER_SAMPLE = 4
 #: Room kept beyond the samples for headers and file system blocks, in bytes.
 WRITE_MARGIN_BYTES = 1 << 16
 
 
-def bytes_needed(samples: int) -> int:
-    """An upper bound on the size of a file of ``samples`` mono samples (wav or flac), in bytes."""
-    return int(samples) * BYTES_PER_SAMPLE + WRITE_MARGIN_BYTES
+def bytes_needed(samples: int, channels: int = 1) -> int:
+    """An upper bound on the size of a file of ``samples`` samples of ``channels`` channels (wav or
+    flac), in bytes."""
+    return int(samples) * int(channels) * BYTES_PER_SAMPLE + WRITE_MARGIN_BYTES
 
 
 def _megabytes(n: float) -> str:
@@ -173,23 +193,25 @@ def free_bytes(path: str | os.PathLike) -> int | None:
         return None
 
 
-def check_space(path: str | os.PathLike, samples: int) -> None:
+def check_space(path: str | os.PathLike, samples: int, channels: int = 1) -> None:
     """Raise AudioFileError when the file system of ``path`` has less room than a file of
-    ``samples`` mono samples needs (:func:`bytes_needed`); the message gives both figures."""
-    free, need = free_bytes(path), bytes_needed(samples)
+    ``samples`` samples of ``channels`` channels needs (:func:`bytes_needed`); the message gives
+    both figures."""
+    free, need = free_bytes(path), bytes_needed(samples, channels)
     if free is not None and free < need:
         raise AudioFileError(path, f"no space left on device: {_megabytes(free)} free in {Path(path).absolute().parent}, "
                                    f"about {_megabytes(need)} needed; free some space or write elsewhere")
 
 
-def write_failure(path: str | os.PathLike, exc: BaseException, samples: int | None = None) -> str:
+def write_failure(path: str | os.PathLike, exc: BaseException, samples: int | None = None,
+                  channels: int = 1) -> str:
     """Why writing ``path`` failed, in words: a full disk (with the free and needed megabytes when
     ``samples``, the file's whole length, is given), a read-only file system, a quota, or the error."""
     code = getattr(exc, "errno", None)
     free = free_bytes(path)
     full = code == errno.ENOSPC or (code is None and free is not None and free < WRITE_MARGIN_BYTES)
     if full:
-        need = f", about {_megabytes(bytes_needed(samples))} needed" if samples else ""
+        need = f", about {_megabytes(bytes_needed(samples, channels))} needed" if samples else ""
         return f"no space left on device: {_megabytes(free or 0)} free{need}"
     if code == errno.EDQUOT:
         return "disk quota exceeded"
@@ -210,7 +232,8 @@ def partial_path(path: str | os.PathLike) -> Path:
 
 
 def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> Path:
-    """Write mono audio as wav (32-bit float) or flac (24-bit), chosen by suffix.
+    """Write audio, ``(samples,)`` or ``(samples, channels)``, as wav (32-bit float) or flac (24-bit),
+    chosen by suffix.
 
     The file is written to :func:`partial_path` and renamed, so the final name only ever holds a
     complete file; an exception or interruption (KeyboardInterrupt) on the way deletes the partial.
@@ -234,7 +257,7 @@ def save_audio(path: str | os.PathLike, y: np.ndarray, *, sample_rate: int) -> P
         sf.write(str(tmp), y, sample_rate, format=fmt[0], subtype=fmt[1])
         os.replace(tmp, p)
     except (OSError, sf.LibsndfileError) as exc:
-        raise AudioFileError(p, write_failure(p, exc, len(y))) from None
+        raise AudioFileError(p, write_failure(p, exc, len(y), 1 if y.ndim == 1 else y.shape[1])) from None
     finally:
         tmp.unlink(missing_ok=True)
     return p
