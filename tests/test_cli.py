@@ -17,6 +17,7 @@ import soundfile as sf
 import main
 from engine.synthesis.step_graph import BlockConfig
 from tests.signals import SR, bursts_and_drone
+from tests.test_priority import granted_in_a_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -317,6 +318,7 @@ def test_play_logs_its_performance_and_has_no_underrun_after_its_first_second(ja
     assert 4.0 < summary["audio_s"] <= 5.5 and summary["realtime_factor"] > 1.0
     assert {"underruns", "quality_drops", "max_load", "lead_ms", "steps"} <= set(summary)
     assert summary["underruns"] == first["underruns"], "underruns after the first second"
+    assert summary["priority"] == granted_in_a_thread()["said"], "the producer reports what it was granted"
 
 
 # ------------------------------------------------------------------ an output that is an input

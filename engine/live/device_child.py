@@ -25,6 +25,7 @@ import numpy as np
 
 from engine.live.device_process import (RETRY_SECONDS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock,
                                         no_output_message)
+from engine.live.priority import raise_thread_priority
 
 
 def _say(event: str, **fields: object) -> None:
@@ -148,6 +149,7 @@ def _open_device(request: dict):
 
 
 def _play(request: dict) -> None:
+    priority = raise_thread_priority()  # before PortAudio: its audio thread inherits this thread's class
     block = SharedBlock(request["max_samples"], fd=request["fd"])
     sd, dev = _open_device(request)
     scratch = np.zeros(max(8192, int(0.5 * dev["rate"])), dtype=np.float32)
@@ -161,7 +163,7 @@ def _play(request: dict) -> None:
     except sd.PortAudioError as exc:
         _say("error", message=f"cannot open audio device {dev['name']!r}: {exc}")
         os._exit(2)
-    _say("opened", **{**dev, "channels": channels, "latency": float(stream.latency)})
+    _say("opened", **{**dev, "channels": channels, "latency": float(stream.latency), "priority": priority})
     started, stopping = threading.Event(), threading.Event()
     for line in sys.stdin:
         command = line.strip()

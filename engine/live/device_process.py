@@ -18,7 +18,8 @@ shares its GIL with nothing but the child's idle threads. Control is a line prot
 * parent → child (stdin): ``start`` (the header is ready: start the stream), ``stop`` (stop it and
   exit); end of file (the parent died or closed us) exits too.
 * child → parent (stdout), one JSON object per line: ``{"event": "opened", name, hostapi, index,
-  rate, channels, latency}``, ``{"event": "error", "message": ...}`` (then it exits),
+  rate, channels, latency, priority}`` (priority: the audio thread's scheduling,
+  :func:`engine.live.priority.raise_thread_priority`), ``{"event": "error", "message": ...}`` (then it exits),
   ``{"event": "lost", "message": ...}`` (the stream stopped under us: then it exits).
 
 The child's watchdog reports ``lost`` when PortAudio marks the stream inactive (a JACK server that

@@ -68,6 +68,7 @@ def interval_figures(before: Telemetry | None, now: Telemetry, seconds: float) -
         "steps": now.steps,
         "lead_ms": round(1000.0 * now.lead_seconds, 1),
         "output_lost": now.output_lost,
+        "priority": now.priority,
         "interval_s": round(seconds, 3),
     }
 

@@ -29,6 +29,7 @@ import numpy as np
 from engine.synthesis.block_synth import PHASE_LOOK_AHEAD_FRAMES, PHASE_ITERATIONS, BlockStats, BlockSynth
 from engine.errors import DeviceLost
 from engine.live.output_chain import OutputChain
+from engine.live.priority import raise_thread_priority
 from engine.params import ParamStore
 from engine.synthesis.runtime import BlockStepper
 from engine.live.sinks import Sink
@@ -66,6 +67,8 @@ class Telemetry:
     compute_seconds: float = 0.0
     #: The sink's lead in seconds now (it grows after underruns), 0 for sinks without one.
     lead_seconds: float = 0.0
+    #: The producer thread's scheduling (:func:`engine.live.priority.raise_thread_priority`), "" before it runs.
+    priority: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class Engine:
         self.taps: list[Callable[[np.ndarray], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._priority = ""
         cfg = library.config
         block_seconds = cfg.block_frames * cfg.spectral.hop / cfg.spectral.sample_rate
         # (loss, load) of the newest blocks: a ring the producer writes in place, one row a block.
@@ -221,6 +225,8 @@ class Engine:
         return y
 
     def _loop(self) -> None:
+        self._priority = raise_thread_priority()
+        self.log(f"producer thread: {self._priority}")
         try:
             while not self._stop.is_set():
                 try:
@@ -367,4 +373,5 @@ class Engine:
             quality_drops=last.quality_drops if last else 0, steps=last.steps if last else 0,
             last=last, loss_history=hist[:, 0], load_history=hist[:, 1], peak=self._peak, rms=self._rms,
             error=self._error, output_lost=self._output_lost, audio_seconds=self._audio_seconds,
-            compute_seconds=self._compute_seconds, lead_seconds=float(getattr(self.sink, "lead_seconds", 0.0)))
+            compute_seconds=self._compute_seconds, lead_seconds=float(getattr(self.sink, "lead_seconds", 0.0)),
+            priority=self._priority)
