@@ -13,7 +13,10 @@ real-time factor and the window's frame rate.
 
 Per minute it prints: the share of silent 10-ms windows in the recording (RMS below -80 dBFS; the
 first minute's lead-in before the first sound is not counted), new underruns, quality drops, the
-largest block load, the real-time factor and the window's mean frame rate. ``--screenshot`` grabs
+largest block load, the real-time factor, the window's mean frame rate and the machine's load average
+at the minute's end (``machine_load``: about 1 when nothing else runs; more says other work shared
+the cores, and on this project's virtual machines even idle-class work then delays the producer,
+docs/EXPERIMENTS.md section 10). Ctrl+C ends the run early with the figures of the minutes complete. ``--screenshot`` grabs
 the window at the end of the run (the README picture; it records the digest of gui/*.py like
 ``docs/screenshot.py``). ``--no-gui`` runs ``python main.py play --no-gui`` instead, with no screen
 (no frame rate then). Name the processor (``lscpu``) beside any figure you quote.
@@ -142,6 +145,7 @@ def run(minutes: float, screenshot: Path | None, windowed: bool = True) -> dict:
     app = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *command, "--performance-log", str(log_path)],
                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "app.log", "w"))
     rows = []
+    t0 = time.monotonic()
     try:
         port = _player_port(120)
         t0 = time.monotonic()
@@ -156,7 +160,7 @@ def run(minutes: float, screenshot: Path | None, windowed: bool = True) -> dict:
             y = y[:, 0] if y.ndim > 1 else y
             figures = _minute_figures(_log_lines(log_path), 60.0 * i, 60.0 * (i + 1))
             row = {"minute": i + 1, "silent_10ms_share": round(silent_share(y, rate, skip_lead_in=i == 0), 5),
-                   **figures}
+                   **figures, "machine_load": round(os.getloadavg()[0], 2)}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if app.poll() is not None:
@@ -164,8 +168,10 @@ def run(minutes: float, screenshot: Path | None, windowed: bool = True) -> dict:
                                  f"(see {tmp / 'app.log'})")
         if screenshot is not None and windowed:
             _screenshot(display, screenshot)
-        wall = time.monotonic() - t0
+    except KeyboardInterrupt:  # Ctrl+C: the minutes measured so far still count
+        print(f"bench_window: interrupted after {len(rows)} complete minute(s)", file=sys.stderr)
     finally:
+        wall = time.monotonic() - t0
         app.terminate()
         try:
             app.wait(15)
@@ -192,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.minutes, args.screenshot, windowed=not args.no_gui)
     rows = result["per_minute"]
+    if not rows:
+        print("bench_window: no complete minute was measured", file=sys.stderr)
+        return 1
     after_first = rows[1:] or rows
     print(f"{result['player']}, {result['processor']}, {result['cores']} cores: {len(rows)} minute(s); silent 10-ms windows after the "
           f"first minute: max {max(r['silent_10ms_share'] for r in after_first):.4%}; underruns in all: "
