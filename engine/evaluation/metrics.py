@@ -46,9 +46,9 @@ from engine.analysis.spectral import (DEFAULT_HOP, DEFAULT_N_FFT, DEFAULT_SAMPLE
 from models.random_banks import BankSpec, RandomBanks1D
 
 __all__ = [
-    "HELDOUT_BANKS", "HELDOUT_SEED", "METRIC_KEYS", "ROW_KEYS", "SCALED_KEYS", "envelope_stats_distance", "evaluate",
-    "format_table", "heldout_gram_distance", "mean_spectrum_distance_db", "min_samples", "scale_rows",
-    "spectral_convergence_db",
+    "EMBEDDING_KEY", "HELDOUT_BANKS", "HELDOUT_SEED", "METRIC_KEYS", "ROW_KEYS", "SCALED_KEYS", "describe",
+    "envelope_stats_distance", "evaluate", "format_table", "heldout_gram_distance", "mean_spectrum_distance_db",
+    "min_samples", "scale_rows", "scaled", "spectral_convergence_db",
 ]
 
 #: The STFT distances, which every pair of sounds gets (numbers, never None).
@@ -394,6 +394,14 @@ def evaluate(reference: np.ndarray, candidates: Sequence[np.ndarray], *,
             "coherence_error": coherence_error(ref["coherence"], c["coherence"]),
         })
     return rows
+
+
+def describe(y: np.ndarray, *, sample_rate: int, role: str = "reference") -> dict[str, float]:
+    """A sound's own figures, as :func:`evaluate` reads them (edges trimmed alike): ``flatness_db``
+    (median frame flatness, dB) and ``coherence`` (mean L/R coherence over the third-octave bands)."""
+    y = _trimmed(y, sample_rate=sample_rate, metrics=METRIC_KEYS, role=role)
+    return {"flatness_db": frame_flatness_db(y, sample_rate=sample_rate, role=role),
+            "coherence": float(np.mean(band_coherence(y, sample_rate=sample_rate, role=role)))}
 
 
 def scaled(value: float | None, floor: float | None, ceiling: float | None) -> float | None:
