@@ -110,16 +110,17 @@ def test_format_table_aligns_one_line_per_candidate():
             {**row, "heldout_gram": 1234.5, "envelope_stats": 1e-7, "flatness_error_db": -3.0}]
     lines = metrics.format_table(rows, ["a.wav", "much_longer_name.wav"]).splitlines()
     assert len(lines) == 3
-    assert lines[0].split()[:4] == ["candidate", "embedding", "envelope", "gram"]
+    assert lines[0].split() == ["candidate", *metrics.ROW_KEYS]
     assert lines[1].split()[:2] == ["a.wav", "n/a"]
-    assert lines[2].split()[:4] == ["much_longer_name.wav", "0.500", "0.000", "1.23e+03"]
+    assert lines[2].split()[:5] == ["much_longer_name.wav", "0.500", "1.23e+03", "0.50", "0.000"]
     assert "-3.0" in lines[2].split()
     assert len({len(line) for line in lines}) == 1
     scaled = metrics.scale_rows(rows, floor=dict(row, heldout_gram=0.0), ceiling=dict(row, heldout_gram=2.0))
     lines = metrics.format_table(scaled, ["a.wav", "b.wav"]).splitlines()
-    assert lines[0].split()[:4] == ["candidate", "embedding(scaled/raw)", "envelope(scaled/raw)", "gram(scaled/raw)"]
-    # embedding: no value (a); no scale, the ceiling is not above the floor (b); gram: 0.5 / 2 = 0.25
-    assert lines[1].split()[1:4] == ["n/a/n/a", "n/a/0.500", "0.25/0.5"]
+    assert lines[0].split()[:5] == ["candidate", "embedding_mmd(scaled/raw)", "heldout_gram(scaled/raw)",
+                                    "mean_spectrum_db", "envelope_stats(scaled/raw)"]
+    # embedding: no value; Gram: 0.5 / 2 = 0.25; envelope: no scale (the ceiling is not above the floor)
+    assert lines[1].split()[1:5] == ["n/a/n/a", "0.25/0.5", "0.50", "n/a/0.500"]
     with pytest.raises(ParameterError):
         metrics.format_table(rows, ["only_one"])
 

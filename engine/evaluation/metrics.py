@@ -419,13 +419,12 @@ def scale_rows(rows: Sequence[dict], *, floor: dict, ceiling: dict) -> list[dict
     return [{**row, **{f"{k}_scaled": scaled(row[k], floor[k], ceiling[k]) for k in SCALED_KEYS}} for row in rows]
 
 
-#: Columns of :func:`format_table`: (heading, row key, format).
-_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("embedding", EMBEDDING_KEY, ".3f"), ("envelope", "envelope_stats", ".3f"), ("gram", "heldout_gram", ".3g"),
-    ("spectrum_dB", "mean_spectrum_db", ".2f"), ("flatness_dB", "flatness_db", ".1f"),
-    ("flat_err_dB", "flatness_error_db", "+.1f"), ("top_oct_dB", "top_octave_db", "+.1f"),
-    ("coherence", "coherence", ".2f"), ("coh_err", "coherence_error", ".2f"),
-)
+#: Format of each :data:`ROW_KEYS` column of :func:`format_table`.
+_FORMATS: dict[str, str] = {
+    EMBEDDING_KEY: ".3f", "heldout_gram": ".3g", "mean_spectrum_db": ".2f", "envelope_stats": ".3f",
+    "flatness_db": ".1f", "flatness_error_db": "+.1f", "top_octave_db": "+.1f", "coherence": ".2f",
+    "coherence_error": ".2f",
+}
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:
@@ -434,17 +433,19 @@ def _cell(row: dict, key: str, fmt: str) -> str:
 
 
 def format_table(rows: Sequence[dict], names: Sequence[str]) -> str:
-    """Aligned plain-text table: one line per candidate, a column per figure of :data:`ROW_KEYS`.
+    """Aligned plain-text table: one line per candidate, a column per :data:`ROW_KEYS` entry, headed
+    by its key.
 
-    Where a row has ``KEY_scaled`` (:func:`scale_rows`), that column shows ``scaled/raw``; figures a
-    row lacks (None) read ``n/a``. Names left-aligned, values right-aligned; no trailing newline.
+    Where a row has ``KEY_scaled`` (:func:`scale_rows`), that column is headed ``KEY(scaled/raw)`` and
+    shows both; figures a row lacks (None) read ``n/a``. Names left-aligned, values right-aligned; no
+    trailing newline.
     """
     if len(rows) != len(names):
         raise ParameterError(f"need one name per row. Found {len(names)} names for {len(rows)} rows")
     is_scaled = any(f"{k}_scaled" in row for row in rows for k in SCALED_KEYS)
-    header = ["candidate", *(f"{h}(scaled/raw)" if is_scaled and key in SCALED_KEYS else h for h, key, _ in _COLUMNS)]
-    body = [[str(name), *(f"{_cell(row, key + '_scaled', '.2f')}/{_cell(row, key, fmt)}"
-                          if is_scaled and key in SCALED_KEYS else _cell(row, key, fmt) for _, key, fmt in _COLUMNS)]
+    header = ["candidate", *(f"{key}(scaled/raw)" if is_scaled and key in SCALED_KEYS else key for key in ROW_KEYS)]
+    body = [[str(name), *(f"{_cell(row, key + '_scaled', '.2f')}/{_cell(row, key, _FORMATS[key])}"
+                          if is_scaled and key in SCALED_KEYS else _cell(row, key, _FORMATS[key]) for key in ROW_KEYS)]
             for row, name in zip(rows, names)]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = [[cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))]
