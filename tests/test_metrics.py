@@ -192,7 +192,8 @@ def test_paulstretch_keeps_the_spectrum(sounds):
 @pytest.mark.parametrize("method", BASELINES)
 @pytest.mark.parametrize("style, kwargs, match", [
     (np.zeros(SR, np.float32), {}, "silent"),
-    (np.ones((2, SR), np.float32), {}, "mono"),
+    (np.ones((2, SR), np.float32), {}, "22050 channels"),  # (channels, samples): transposed
+    (np.ones((2, 2, SR), np.float32), {}, "shape"),
     (np.full(SR, np.inf, np.float32), {}, "NaN or Inf"),
     (np.ones(SR, np.float32), {"seconds": 0.0}, "seconds"),
     (np.ones(SR, np.float32), {"seconds": float("nan")}, "seconds"),

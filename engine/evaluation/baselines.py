@@ -28,6 +28,8 @@ def _check(style: np.ndarray, *, seconds: float, sample_rate: int) -> tuple[np.n
     if style.ndim not in (1, 2) or not np.issubdtype(style.dtype, np.floating):
         raise ParameterError(f"style must be float audio of shape (n,) or (n, channels). "
                              f"Found {style.dtype} {style.shape}")
+    if style.ndim == 2 and style.shape[1] > 2:
+        raise ParameterError(f"style has {style.shape[1]} channels; the baselines take one or two (shape (n, 2))")
     if not np.all(np.isfinite(style)):
         raise ParameterError("style contains NaN or Inf samples")
     if not np.any(style):
@@ -72,7 +74,7 @@ def spectral_noise(style: np.ndarray, *, seconds: float, sample_rate: int, rng: 
 
     Parameters
     ----------
-    style : np.ndarray [shape=(n,) or (n, channels)], floating, finite, not silent
+    style : np.ndarray [shape=(n,) or (n, 2)], floating, finite, not silent
         Audio, any length.
     seconds : float > 0
         Output duration in seconds.
@@ -105,7 +107,7 @@ def paulstretch(style: np.ndarray, *, seconds: float, sample_rate: int, rng: np.
 
     Parameters
     ----------
-    style : np.ndarray [shape=(n,) or (n, channels)], floating, finite, not silent
+    style : np.ndarray [shape=(n,) or (n, 2)], floating, finite, not silent
         Audio, at least one window long.
     seconds : float > 0
         Output duration in seconds.
