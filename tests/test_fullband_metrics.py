@@ -118,6 +118,12 @@ def test_scaled_distances_are_zero_for_the_style_and_one_for_its_spectral_noise(
     assert cand["embedding_mmd_scaled"] is None  # not computed here
 
 
+def test_a_scale_whose_ends_nearly_meet_is_named():
+    floor = {"embedding_mmd": 0.027, "envelope_stats": 0.399, "heldout_gram": None}
+    ceiling = {"embedding_mmd": 0.781, "envelope_stats": 0.426, "heldout_gram": None}
+    assert metrics.weak_scales(floor, ceiling) == ["envelope_stats"]  # night_dark_forest's, 7 % apart
+
+
 # --- stereo baselines ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", [baselines.spectral_noise, baselines.paulstretch])

@@ -325,7 +325,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.evaluation import embedding
     from engine.evaluation.baselines import spectral_noise
     from engine.evaluation.metrics import (EMBEDDING_KEY, METRIC_KEYS, describe, evaluate, format_table, min_samples,
-                                           scale_rows)
+                                           scale_rows, weak_scales)
     rate = args.sample_rate or _rate_of(args.reference)
     missing = embedding.unavailable_reason()
     if missing:
@@ -350,6 +350,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rows = scale_rows([*rows, floor, ceiling], floor=floor, ceiling=ceiling)
         print(f"scaled: 0 = the style {Path(args.style).name}, 1 = spectral noise of it (raw beside)")
         print(format_table(rows, [*names, "(the style)", "(spectral noise of the style)"]))
+        for key in weak_scales(floor, ceiling):
+            print(f"{key}: spectral noise is only {ceiling[key] - floor[key]:.3g} further than the style "
+                  f"({floor[key]:.3g}): its scaled figures are mostly noise, read the raw ones")
         rows = rows[:len(cands)]
         print(f"\nnovelty against {Path(args.style).name} (copied: share in verbatim runs of it; distance: "
               f"nearest-frame distance over the reference's, 1 = as new as fresh material)")

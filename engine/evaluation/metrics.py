@@ -48,7 +48,7 @@ from models.random_banks import BankSpec, RandomBanks1D
 __all__ = [
     "EMBEDDING_KEY", "HELDOUT_BANKS", "HELDOUT_SEED", "METRIC_KEYS", "ROW_KEYS", "SCALED_KEYS", "describe",
     "envelope_stats_distance", "evaluate", "format_table", "heldout_gram_distance", "mean_spectrum_distance_db",
-    "min_samples", "scale_rows", "scaled", "spectral_convergence_db",
+    "min_samples", "scale_rows", "scaled", "spectral_convergence_db", "weak_scales",
 ]
 
 #: The STFT distances, which every pair of sounds gets (numbers, never None).
@@ -418,6 +418,20 @@ def scale_rows(rows: Sequence[dict], *, floor: dict, ceiling: dict) -> list[dict
     of ``floor`` (0: the style's row against the same reference) and ``ceiling`` (1: spectral
     noise of the style's row)."""
     return [{**row, **{f"{k}_scaled": scaled(row[k], floor[k], ceiling[k]) for k in SCALED_KEYS}} for row in rows]
+
+
+#: A scale whose ends lie closer than this fraction of the floor is named by :func:`weak_scales`
+#: (night_dark_forest's envelope statistics: style 0.399, noise 0.426, 7 % apart; the corpus' other
+#: scales are 26 % to 28x apart, docs/EXPERIMENTS.md section 11).
+WEAK_SCALE_GAP = 0.2
+
+
+def weak_scales(floor: dict, ceiling: dict) -> list[str]:
+    """The :data:`SCALED_KEYS` whose spectral noise is less than :data:`WEAK_SCALE_GAP` of the style's
+    distance further from the reference than the style: there the scaled figure mostly shows the
+    metric's noise, and the raw one is the one to read."""
+    return [k for k in SCALED_KEYS if floor[k] is not None and ceiling[k] is not None
+            and ceiling[k] - floor[k] < WEAK_SCALE_GAP * abs(floor[k])]
 
 
 #: Format of each :data:`ROW_KEYS` column of :func:`format_table`.
