@@ -307,15 +307,17 @@ NOISE_SEED = 0
 
 
 def _rate_of(path: str) -> int:
-    """The file's own rate in Hz, clamped to what ``--sample-rate`` accepts (8000..48000); 22050 when
-    the header cannot be read (loading the file then names the problem in one line)."""
+    """The file's own rate in Hz, clamped to what ``evaluate --sample-rate`` accepts (8000..48000);
+    22050 when the header cannot be read (loading the file then names the problem in one line)."""
     import soundfile as sf
     from engine.analysis.spectral import DEFAULT_SAMPLE_RATE
+    from engine.cli.options import RANGES
     try:
         rate = sf.info(path).samplerate
     except (RuntimeError, OSError, TypeError):
         return DEFAULT_SAMPLE_RATE
-    return min(max(int(rate), 8000), 48000)
+    (allowed,) = RANGES["evaluate"]
+    return int(min(max(rate, allowed.lo), allowed.hi))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -338,7 +340,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     own = describe(ref, sample_rate=rate)
     channels = 1 if ref.ndim == 1 else ref.shape[1]
     print(f"reference {Path(args.reference).name}: {len(ref) / rate:.1f} s, {rate} Hz, {channels} channel"
-          f"{'s' if channels > 1 else ''}; frame flatness {own['flatness_db']:.1f} dB, L/R coherence {own['coherence']:.2f}")
+          f"{'s' if channels > 1 else ''}; frame flatness {own['flatness_db']:.1f} dB, "
+          f"L/R coherence {own['coherence']:.2f}")
     if not args.style:
         rows = evaluate(ref, cands, sample_rate=rate)
         print(format_table(rows, names))
@@ -360,7 +363,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             row["copied"] = copied_share(style, cand, sample_rate=rate)
             row["distance_ratio"] = distance_ratio(style, cand, ref, sample_rate=rate)
             print(f"{name}  copied {row['copied']:.3f}  distance {row['distance_ratio']:.3f}")
-    _write_json(args.json, {"reference": args.reference, "sample_rate": rate, **{f"reference_{k}": v for k, v in own.items()},
+    _write_json(args.json, {"reference": args.reference, "sample_rate": rate,
+                            **{f"reference_{k}": v for k, v in own.items()},
                             "candidates": [dict(file=p, **r) for p, r in zip(args.candidates, rows)]})
     return 0
 

@@ -116,8 +116,8 @@ def embed(y: np.ndarray, *, sample_rate: int, role: str = "sound") -> np.ndarray
     blocks = 1 + (len(mel) - BLOCK_FRAMES) // BLOCK_HOP_FRAMES if len(mel) >= BLOCK_FRAMES else 0
     if blocks < MIN_BLOCKS:
         need = (BLOCK_FRAMES + (MIN_BLOCKS - 1) * BLOCK_HOP_FRAMES - 1) * EMBEDDING_HOP / EMBEDDING_RATE
-        raise ParameterError(f"{role} is too short for the embedding: {len(mel) * EMBEDDING_HOP / EMBEDDING_RATE:.2f} s,"
-                             f" needs {need:.2f} s")
+        have = len(mel) * EMBEDDING_HOP / EMBEDDING_RATE
+        raise ParameterError(f"{role} is too short for the embedding: {have:.2f} s, needs {need:.2f} s")
     starts = np.arange(blocks) * BLOCK_HOP_FRAMES
     x = torch.from_numpy(mel[starts[:, None] + np.arange(BLOCK_FRAMES)].astype(np.float32))
     net = _network()
