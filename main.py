@@ -128,10 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reference")
     p.add_argument("candidates", nargs="+")
     p.add_argument("--style", metavar="FILE",
-                   help="the sound the candidates were made from: adds novelty (copied share of verbatim "
-                        ">= 100 ms runs of it, and nearest-frame distance relative to the reference's)")
+                   help="the sound the candidates were made from: adds scaled distances (0 = the style, 1 = "
+                        "spectral noise of it) and novelty (copied share of verbatim >= 100 ms runs of it, and "
+                        "nearest-frame distance relative to the reference's)")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
-    p.add_argument("--sample-rate", type=int, default=22050)
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="analysis rate, 8000..48000 Hz (default: the reference's own rate)")
 
     p = sub.add_parser("bench", help="block optimiser speed, ONNX Runtime vs torch, and streaming figures")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")

@@ -89,7 +89,7 @@ def test_evaluate_equals_the_pairwise_metrics(sounds):
     rows = metrics.evaluate(sounds["pink"], cands, sample_rate=SR)
     assert len(rows) == 3
     for row, cand in zip(rows, cands):
-        assert tuple(row) == metrics.METRIC_KEYS
+        assert tuple(row) == metrics.ROW_KEYS
         for key, fn in METRICS.items():
             assert row[key] == pytest.approx(fn(sounds["pink"], cand, sample_rate=SR), rel=1e-9, abs=1e-12)
 
@@ -105,20 +105,29 @@ def test_heldout_banks_are_not_the_synthesis_banks():
 
 
 def test_format_table_aligns_one_line_per_candidate():
-    rows = [{"heldout_gram": 0.5, "mean_spectrum_db": 12.25, "envelope_stats": 0.125},
-            {"heldout_gram": 1234.5, "mean_spectrum_db": 0.0, "envelope_stats": 1e-7}]
+    row = dict.fromkeys(metrics.ROW_KEYS, 0.5)
+    rows = [{**row, "embedding_mmd": None, "top_octave_db": None},
+            {**row, "heldout_gram": 1234.5, "envelope_stats": 1e-7, "flatness_error_db": -3.0}]
     lines = metrics.format_table(rows, ["a.wav", "much_longer_name.wav"]).splitlines()
     assert len(lines) == 3
-    assert lines[0].split() == ["candidate", *metrics.METRIC_KEYS]
-    assert lines[2].split() == ["much_longer_name.wav", "1234", "0", "1e-07"]
+    assert lines[0].split() == ["candidate", *metrics.ROW_KEYS]
+    assert lines[1].split()[:2] == ["a.wav", "n/a"]
+    assert lines[2].split()[:5] == ["much_longer_name.wav", "0.500", "1.23e+03", "0.50", "0.000"]
+    assert "-3.0" in lines[2].split()
     assert len({len(line) for line in lines}) == 1
+    scaled = metrics.scale_rows(rows, floor=dict(row, heldout_gram=0.0), ceiling=dict(row, heldout_gram=2.0))
+    lines = metrics.format_table(scaled, ["a.wav", "b.wav"]).splitlines()
+    assert lines[0].split()[:5] == ["candidate", "embedding_mmd(scaled/raw)", "heldout_gram(scaled/raw)",
+                                    "mean_spectrum_db", "envelope_stats(scaled/raw)"]
+    # embedding: no value; Gram: 0.5 / 2 = 0.25; envelope: no scale (the ceiling is not above the floor)
+    assert lines[1].split()[1:5] == ["n/a/n/a", "0.25/0.5", "0.50", "n/a/0.500"]
     with pytest.raises(ParameterError):
         metrics.format_table(rows, ["only_one"])
 
 
 @pytest.mark.parametrize("bad, match", [
-    (np.zeros((2, SR * 3), np.float32), "mono"),
-    (np.zeros(SR * 3, np.int16), "mono float"),
+    (np.zeros((2, 2, SR * 3), np.float32), "shape"),
+    (np.zeros(SR * 3, np.int16), "float audio"),
     (np.full(SR * 3, np.nan, np.float32), "NaN"),
     (np.ones(SR, np.float32), "too short"),
 ])
@@ -183,7 +192,8 @@ def test_paulstretch_keeps_the_spectrum(sounds):
 @pytest.mark.parametrize("method", BASELINES)
 @pytest.mark.parametrize("style, kwargs, match", [
     (np.zeros(SR, np.float32), {}, "silent"),
-    (np.ones((2, SR), np.float32), {}, "mono"),
+    (np.ones((2, SR), np.float32), {}, "22050 channels"),  # (channels, samples): transposed
+    (np.ones((2, 2, SR), np.float32), {}, "shape"),
     (np.full(SR, np.inf, np.float32), {}, "NaN or Inf"),
     (np.ones(SR, np.float32), {"seconds": 0.0}, "seconds"),
     (np.ones(SR, np.float32), {"seconds": float("nan")}, "seconds"),

@@ -301,23 +301,70 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Seed of the spectral noise that sets ``evaluate --style``'s scale (1 = that noise): fixed, so the
+#: same files always give the same scaled figures.
+NOISE_SEED = 0
+
+
+def _rate_of(path: str) -> int:
+    """The file's own rate in Hz, clamped to what ``evaluate --sample-rate`` accepts (8000..48000);
+    22050 when the header cannot be read (loading the file then names the problem in one line)."""
+    import soundfile as sf
+    from engine.analysis.spectral import DEFAULT_SAMPLE_RATE
+    from engine.cli.options import RANGES
+    try:
+        rate = sf.info(path).samplerate
+    except (RuntimeError, OSError, TypeError):
+        return DEFAULT_SAMPLE_RATE
+    (allowed,) = RANGES["evaluate"]
+    return int(min(max(rate, allowed.lo), allowed.hi))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.evaluation.metrics import METRIC_KEYS, evaluate, format_table, min_samples
-    need = max(min_samples(k, sample_rate=args.sample_rate) for k in METRIC_KEYS)
-    ref = load_audio(args.reference, sample_rate=args.sample_rate, min_samples=need)
-    cands = [load_audio(p, sample_rate=args.sample_rate, min_samples=need) for p in args.candidates]
-    rows = evaluate(ref, cands, sample_rate=args.sample_rate)
-    print(format_table(rows, [Path(p).name for p in args.candidates]))
-    if args.style:
+    """Metrics of each candidate against the reference, at the reference's own rate and channels
+    unless ``--sample-rate``; with ``--style``, the scaled distances (0 = the style itself, 1 =
+    spectral noise of it) beside the raw ones, and novelty against the style."""
+    from engine.evaluation import embedding
+    from engine.evaluation.baselines import spectral_noise
+    from engine.evaluation.metrics import (EMBEDDING_KEY, METRIC_KEYS, describe, evaluate, format_table, min_samples,
+                                           scale_rows, weak_scales)
+    rate = args.sample_rate or _rate_of(args.reference)
+    missing = embedding.unavailable_reason()
+    if missing:
+        log(missing)
+    keys = METRIC_KEYS if missing else (EMBEDDING_KEY, *METRIC_KEYS)
+    need = max(min_samples(k, sample_rate=rate) for k in keys)
+    ref = load_audio(args.reference, sample_rate=rate, min_samples=need, channels=None)
+    cands = [load_audio(p, sample_rate=rate, min_samples=need, channels=None) for p in args.candidates]
+    names = [Path(p).name for p in args.candidates]
+    own = describe(ref, sample_rate=rate)
+    channels = 1 if ref.ndim == 1 else ref.shape[1]
+    print(f"reference {Path(args.reference).name}: {len(ref) / rate:.1f} s, {rate} Hz, {channels} channel"
+          f"{'s' if channels > 1 else ''}; frame flatness {own['flatness_db']:.1f} dB, "
+          f"L/R coherence {own['coherence']:.2f}")
+    if not args.style:
+        rows = evaluate(ref, cands, sample_rate=rate)
+        print(format_table(rows, names))
+    else:
         from engine.evaluation.novelty import copied_share, distance_ratio
-        style = load_audio(args.style, sample_rate=args.sample_rate)
+        style = load_audio(args.style, sample_rate=rate, min_samples=need, channels=None)
+        noise = spectral_noise(style, seconds=len(ref) / rate, sample_rate=rate, rng=np.random.default_rng(NOISE_SEED))
+        *rows, floor, ceiling = evaluate(ref, [*cands, style, noise], sample_rate=rate)
+        rows = scale_rows([*rows, floor, ceiling], floor=floor, ceiling=ceiling)
+        print(f"scaled: 0 = the style {Path(args.style).name}, 1 = spectral noise of it (raw beside)")
+        print(format_table(rows, [*names, "(the style)", "(spectral noise of the style)"]))
+        for key in weak_scales(floor, ceiling):
+            print(f"{key}: spectral noise is only {ceiling[key] - floor[key]:.3g} further than the style "
+                  f"({floor[key]:.3g}): its scaled figures are mostly noise, read the raw ones")
+        rows = rows[:len(cands)]
         print(f"\nnovelty against {Path(args.style).name} (copied: share in verbatim runs of it; distance: "
               f"nearest-frame distance over the reference's, 1 = as new as fresh material)")
-        for path, row, cand in zip(args.candidates, rows, cands):
-            row["copied"] = copied_share(style, cand, sample_rate=args.sample_rate)
-            row["distance_ratio"] = distance_ratio(style, cand, ref, sample_rate=args.sample_rate)
-            print(f"{Path(path).name}  copied {row['copied']:.3f}  distance {row['distance_ratio']:.3f}")
-    _write_json(args.json, {"reference": args.reference,
+        for name, row, cand in zip(names, rows, cands):
+            row["copied"] = copied_share(style, cand, sample_rate=rate)
+            row["distance_ratio"] = distance_ratio(style, cand, ref, sample_rate=rate)
+            print(f"{name}  copied {row['copied']:.3f}  distance {row['distance_ratio']:.3f}")
+    _write_json(args.json, {"reference": args.reference, "sample_rate": rate,
+                            **{f"reference_{k}": v for k, v in own.items()},
                             "candidates": [dict(file=p, **r) for p, r in zip(args.candidates, rows)]})
     return 0
 

@@ -6,9 +6,12 @@
   advancing position, magnitudes kept, phases randomised, overlap-added. Keeps the style's timbre
   and its slow evolution, smears everything faster than a window.
 
-Both are pure functions: randomness comes from the ``rng`` passed in. Both return float32 mono audio of
-exactly ``round(seconds * sample_rate)`` samples at the style's RMS level (scaled down further only
-if a peak would exceed full scale), so ``|x| <= 1``.
+Both are pure functions: randomness comes from the ``rng`` passed in. Both return float32 audio of
+exactly ``round(seconds * sample_rate)`` samples, with the style's channels (mono ``(n,)`` or
+``(n, channels)``), at the style's RMS level (scaled down further only if a peak would exceed full
+scale), so ``|x| <= 1``. A multichannel style keeps each channel's magnitudes under **one** set of
+random phases shared by all channels (so the baselines' stereo image is as narrow as their
+magnitudes allow: a partial in both channels stays in the middle).
 """
 from __future__ import annotations
 
@@ -19,11 +22,14 @@ from engine.analysis.spectral import DEFAULT_HOP, DEFAULT_N_FFT, SpectralConfig,
 
 
 def _check(style: np.ndarray, *, seconds: float, sample_rate: int) -> tuple[np.ndarray, int]:
-    """Validated style as float64 and the output length in samples."""
+    """Validated style as float64 (its shape kept) and the output length in samples."""
     SpectralConfig(sample_rate=sample_rate)
     style = np.asarray(style)
-    if style.ndim != 1 or not np.issubdtype(style.dtype, np.floating):
-        raise ParameterError(f"style must be mono float audio, shape (n,). Found {style.dtype} {style.shape}")
+    if style.ndim not in (1, 2) or not np.issubdtype(style.dtype, np.floating):
+        raise ParameterError(f"style must be float audio of shape (n,) or (n, channels). "
+                             f"Found {style.dtype} {style.shape}")
+    if style.ndim == 2 and style.shape[1] > 2:
+        raise ParameterError(f"style has {style.shape[1]} channels; the baselines take one or two (shape (n, 2))")
     if not np.all(np.isfinite(style)):
         raise ParameterError("style contains NaN or Inf samples")
     if not np.any(style):
@@ -36,9 +42,18 @@ def _check(style: np.ndarray, *, seconds: float, sample_rate: int) -> tuple[np.n
     return style.astype(np.float64), n
 
 
-def _random_phase(magnitude: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``magnitude · exp(iφ)`` with ``φ`` uniform in [0, 2π), same shape."""
-    return magnitude * np.exp(2j * np.pi * rng.random(magnitude.shape))
+def _channels(style: np.ndarray) -> list[np.ndarray]:
+    """The style's channels, each ``(n,)``."""
+    return [style] if style.ndim == 1 else [style[:, c] for c in range(style.shape[1])]
+
+
+def _with_random_phase(magnitudes: list[np.ndarray], rng: np.random.Generator, *, hop: int, n: int,
+                       style: np.ndarray) -> np.ndarray:
+    """Each channel's ``magnitude · exp(iφ)`` overlap-added (``istft`` at ``hop``, ``n`` samples), one
+    ``φ`` uniform in [0, 2π) for all channels; the style's layout and level (:func:`_level`)."""
+    phase = np.exp(2j * np.pi * rng.random(magnitudes[0].shape))
+    out = [istft(m * phase, hop=hop, length=n) for m in magnitudes]
+    return _level(out[0] if style.ndim == 1 else np.stack(out, axis=1), style=style)
 
 
 def _level(y: np.ndarray, *, style: np.ndarray) -> np.ndarray:
@@ -59,8 +74,8 @@ def spectral_noise(style: np.ndarray, *, seconds: float, sample_rate: int, rng: 
 
     Parameters
     ----------
-    style : np.ndarray [shape=(n,)], floating, finite, not silent
-        Mono audio, any length.
+    style : np.ndarray [shape=(n,) or (n, 2)], floating, finite, not silent
+        Audio, any length.
     seconds : float > 0
         Output duration in seconds.
     sample_rate : int
@@ -70,13 +85,13 @@ def spectral_noise(style: np.ndarray, *, seconds: float, sample_rate: int, rng: 
 
     Returns
     -------
-    np.ndarray [shape=(round(seconds * sample_rate),)], float32, |x| <= 1
+    np.ndarray [shape=(round(seconds * sample_rate),) or (..., channels)], float32, |x| <= 1
     """
     style, n = _check(style, seconds=seconds, sample_rate=sample_rate)
-    mean_mag = np.abs(stft(style, n_fft=DEFAULT_N_FFT, hop=DEFAULT_HOP)).mean(axis=1)
     frames = frame_count(n, hop=DEFAULT_HOP)
-    spec = _random_phase(np.repeat(mean_mag[:, None], frames, axis=1), rng)
-    return _level(istft(spec, hop=DEFAULT_HOP, length=n), style=style)
+    magnitudes = [np.repeat(np.abs(stft(y, n_fft=DEFAULT_N_FFT, hop=DEFAULT_HOP)).mean(axis=1)[:, None], frames, axis=1)
+                  for y in _channels(style)]
+    return _with_random_phase(magnitudes, rng, hop=DEFAULT_HOP, n=n, style=style)
 
 
 def paulstretch(style: np.ndarray, *, seconds: float, sample_rate: int, rng: np.random.Generator,
@@ -92,8 +107,8 @@ def paulstretch(style: np.ndarray, *, seconds: float, sample_rate: int, rng: np.
 
     Parameters
     ----------
-    style : np.ndarray [shape=(n,)], floating, finite, not silent
-        Mono audio, at least one window long.
+    style : np.ndarray [shape=(n,) or (n, 2)], floating, finite, not silent
+        Audio, at least one window long.
     seconds : float > 0
         Output duration in seconds.
     sample_rate : int
@@ -105,7 +120,7 @@ def paulstretch(style: np.ndarray, *, seconds: float, sample_rate: int, rng: np.
 
     Returns
     -------
-    np.ndarray [shape=(round(seconds * sample_rate),)], float32, |x| <= 1
+    np.ndarray [shape=(round(seconds * sample_rate),) or (..., channels)], float32, |x| <= 1
 
     Raises
     ------
@@ -125,6 +140,6 @@ def paulstretch(style: np.ndarray, *, seconds: float, sample_rate: int, rng: np.
     hop = w // 4
     frames = frame_count(n, hop=hop)
     starts = np.round(np.linspace(0, len(style) - w, frames)).astype(np.int64)
-    segments = style[starts[:, None] + np.arange(w)] * hann_window(w)
-    spec = _random_phase(np.abs(np.fft.rfft(segments, axis=1)).T, rng)
-    return _level(istft(spec, hop=hop, length=n), style=style)
+    magnitudes = [np.abs(np.fft.rfft(y[starts[:, None] + np.arange(w)] * hann_window(w), axis=1)).T
+                  for y in _channels(style)]
+    return _with_random_phase(magnitudes, rng, hop=hop, n=n, style=style)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import ParameterError
-from engine.analysis.spectral import DEFAULT_HOP, DEFAULT_N_FFT, SpectralConfig, log_magnitude, stft
+from engine.analysis.spectral import DEFAULT_HOP, DEFAULT_N_FFT, SpectralConfig, log_magnitude
+from engine.evaluation.audio import power_mean_stft
 
 #: Frames in a run of advancing nearest style frames that count as copied (9 frames = 104 ms at 22050 Hz).
 COPY_RUN_FRAMES = 9
@@ -33,12 +34,10 @@ _CHUNK = 512
 
 
 def _log_spectrogram(y: np.ndarray, *, sample_rate: int, role: str, min_frames: int) -> np.ndarray:
-    """``log1p |STFT|`` ``(513, frames)`` of mono float audio; ParameterError naming ``role`` if unusable."""
+    """``log1p |STFT|`` ``(513, frames)`` of float audio, ``(n,)`` or ``(n, channels)`` (the channels'
+    mean power, :func:`engine.evaluation.audio.power_mean_stft`); ParameterError naming ``role`` if unusable."""
     SpectralConfig(sample_rate=sample_rate)
-    y = np.asarray(y)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
-        raise ParameterError(f"{role} must be mono float audio, shape (n,). Found {y.dtype} {y.shape}")
-    s = log_magnitude(stft(y.astype(np.float64), n_fft=DEFAULT_N_FFT, hop=DEFAULT_HOP))
+    s = log_magnitude(power_mean_stft(y, n_fft=DEFAULT_N_FFT, hop=DEFAULT_HOP, role=role))
     if s.shape[1] < min_frames:
         raise ParameterError(f"{role} is too short: {len(y) / sample_rate:.3f} s, needs at least "
                              f"{min_frames * DEFAULT_HOP / sample_rate:.3f} s")
@@ -82,8 +81,8 @@ def copied_mask(nearest: np.ndarray, *, run: int = COPY_RUN_FRAMES) -> np.ndarra
 def copied_share(style: np.ndarray, candidate: np.ndarray, *, sample_rate: int) -> float:
     """Share in [0, 1] of ``candidate``'s frames that are verbatim runs of ``style`` (see module doc).
 
-    Both are mono float audio at ``sample_rate`` Hz; the candidate needs at least ``COPY_RUN_FRAMES``
-    frames (0.1 s at 22050 Hz).
+    Both are float audio (mono or multichannel) at ``sample_rate`` Hz; the candidate needs at least
+    ``COPY_RUN_FRAMES`` frames (0.1 s at 22050 Hz).
     """
     s = _log_spectrogram(style, sample_rate=sample_rate, role="style", min_frames=1)
     c = _log_spectrogram(candidate, sample_rate=sample_rate, role="candidate", min_frames=COPY_RUN_FRAMES)
