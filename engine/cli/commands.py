@@ -40,13 +40,13 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from engine.analysis.audio_io import check_space, load_audio, save_audio
+from engine.analysis.audio_io import check_space, file_rate, load_audio, save_audio
 from engine.errors import AudioFileError, TextureError
 from engine.cli.options import OFFLINE_MAX_SECONDS, parse_weights
 from engine.log import log
 from engine.params import ParamStore, parse_blend
-from engine.analysis.spectral import SpectralConfig
-from engine.synthesis.step_graph import BlockConfig, live_config
+from engine.analysis.spectral import DEFAULT_SAMPLE_RATE, SpectralConfig
+from engine.synthesis.step_graph import BlockConfig, full_band_rate, live_config
 from engine.synthesis.styles import StyleLibrary, load_library
 
 
@@ -67,7 +67,7 @@ def build_params(args: argparse.Namespace) -> ParamStore:
     """A parameter store with the CLI's live settings applied (validated)."""
     params = ParamStore()
     for name, attr in (("receptive_field", "receptive_field"), ("iterations", "iterations"), ("gain", "gain"),
-                       ("variation", "seed"), ("material", "material")):
+                       ("variation", "seed"), ("material", "material"), ("width", "width")):
         value = getattr(args, attr, None)
         if value is not None:
             params.set(name, value)
@@ -94,12 +94,12 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     from engine.live.sinks import DEFAULT_LEAD_SECONDS
     from engine.live.stream import Engine
     params = build_params(args)
-    config = live_config(args.sample_rate, network=args.network)
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
     sink = SoundDeviceSink(args.device, lead_seconds=lead, wait=False)  # it opens while the styles load
-    library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
     output = f"{sink.name} at {sink.rate} Hz"  # waits for the device: no device fails here, before any other work
-    engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
+    config = live_config(args.sample_rate or full_band_rate(sink.rate, network=args.network), network=args.network)
+    library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
+    engine = Engine(library, params, _stepper(config, args.backend), sink, channels=args.channels, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
     log(f"playing {', '.join(s.name for s in library.slots)} on {output}; Ctrl-C stops")
     interrupted = False
@@ -170,6 +170,14 @@ def _signals_set(stop: threading.Event):
             signal.signal(sig, old)
 
 
+def render_rate(styles: list[str], network: str) -> int:
+    """A streaming render's engine rate without ``--sample-rate``: full band at the highest of the
+    styles' rates (:func:`engine.synthesis.step_graph.full_band_rate`; unreadable files are left to
+    the style loader, which names the reason)."""
+    rates = [r for r in (file_rate(p) for p in styles) if r is not None]
+    return full_band_rate(max(rates, default=None), network=network)
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Render to ``--out``: streaming (interruptible, see the module doc) or offline."""
     if args.offline:
@@ -181,11 +189,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     from engine.live.sinks import FileSink
     from engine.live.stream import Engine
     params = build_params(args)
-    config = live_config(args.sample_rate, network=args.network, frequency_axis=args.frequency_axis)
+    config = live_config(args.sample_rate or render_rate(args.style or [], args.network), network=args.network,
+                         frequency_axis=args.frequency_axis)
     library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
     sink = FileSink(args.out, config.spectral.sample_rate,
-                    expected_samples=int(round(args.seconds * config.spectral.sample_rate)))
-    engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, log=log)
+                    expected_samples=int(round(args.seconds * config.spectral.sample_rate)), channels=args.channels)
+    engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, channels=args.channels,
+                    log=log)
     total = int(round(args.seconds * sink.rate))
     stop = threading.Event()
     with _bar(total, "render", "sample") as bar, _signals_set(stop):
@@ -204,8 +214,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
     from engine.synthesis.offline import OfflineSettings
+    # Offline work stays at 22050 Hz unless --sample-rate says otherwise: L-BFGS holds the whole
+    # spectrogram, twice as large at full band.
+    rate = args.sample_rate or DEFAULT_SAMPLE_RATE
     kwargs = dict(network=args.network, seed=args.seed,
-                  spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis or "linear"))
+                  spectral=SpectralConfig(sample_rate=rate, frequency_axis=args.frequency_axis or "linear"))
     if getattr(args, "iterations", None) is not None:
         kwargs["lbfgs_iterations"] = args.iterations
     if getattr(args, "receptive_field", None) is not None:

@@ -81,7 +81,7 @@ def _streaming(args: argparse.Namespace) -> bool:
 
 _SEED = Range("--seed", 0, 2 ** 31 - 1)
 _RATE = Range("--sample-rate", 8000, 48000, unit=" Hz")
-_LIVE = (Range("--receptive-field", 0, 1), Range("--material", 0, 1), Range("--gain", 0, 1, unit=" (linear)"), _SEED, _RATE)
+_LIVE = (Range("--receptive-field", 0, 1), Range("--material", 0, 1), Range("--width", 0, 1), Range("--gain", 0, 1, unit=" (linear)"), _SEED, _RATE)
 
 #: Per command: the ranges of its numeric options (``dest`` names are the option names without ``--``).
 RANGES: dict[str, tuple[Range, ...]] = {
