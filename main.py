@@ -217,7 +217,7 @@ def _open_window(args: argparse.Namespace) -> int:
     if args.command == "play":  # every play option reaches the window's engine too
         from engine.cli.commands import build_params
         live = dict(params=build_params(args), sample_rate=args.sample_rate, backend=args.backend,
-                    lead_ms=args.lead_ms, seconds=args.seconds)
+                    lead_ms=args.lead_ms, seconds=args.seconds, channels=args.channels)
     return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi,
                    network=args.network, performance_log=args.performance_log, **live)
 

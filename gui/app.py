@@ -19,6 +19,7 @@ from engine.log import log
 from engine.params import ParamStore, parse_blend
 from engine.live.performance_log import PerformanceLog, default_log_path
 from engine.synthesis.step_graph import full_band_rate, live_config
+from engine.synthesis.stereo import STEREO
 from engine.synthesis.styles import load_library
 from gui.devices import open_sink
 from gui.instrument import Instrument, one_line
@@ -32,11 +33,11 @@ APP_NAME = "Neural Texture"
 def build_instrument(styles: list[str] | None = None, blend: str | None = None, device: str | None = None, *,
                      stepper: Any = None, sink: Any = None, network: str = "random1d", params: ParamStore | None = None,
                      sample_rate: int | None = None, backend: str = "ort",
-                     lead_ms: float | None = None) -> tuple[Instrument, list[str]]:
+                     lead_ms: float | None = None, channels: int = STEREO) -> tuple[Instrument, list[str]]:
     """The instrument for the command line's arguments, and the start-up messages for the window.
 
     ``stepper`` and ``sink`` may be given (tests share one optimiser and use a null sink);
-    ``params``, ``sample_rate``, ``backend`` and ``lead_ms`` carry ``play``'s options. The engine runs
+    ``params``, ``sample_rate``, ``backend``, ``lead_ms`` and ``channels`` carry ``play``'s options. The engine runs
     at ``sample_rate``, else at the rate of the given ``stepper``'s configuration, else full band at the
     output's rate (:func:`engine.synthesis.step_graph.full_band_rate`: the sink is opened first).
 
@@ -72,7 +73,8 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
     if stepper is None:
         from engine.synthesis.runtime import BlockStepper
         stepper = BlockStepper(config, backend=backend, log=log)
-    return Instrument(library, params, stepper, sink, banner=banner, output_key=key, lead_seconds=lead), messages
+    return Instrument(library, params, stepper, sink, banner=banner, output_key=key, lead_seconds=lead,
+                      channels=channels), messages
 
 
 def start_midi(instrument: Instrument, port: str | None) -> str | None:

@@ -140,7 +140,7 @@ def _play_for(engine, seconds: float | None) -> None:
             raise TextureError(t.error)
         if sys.stderr.isatty() and t.last is not None:
             print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.steps} it  "
-                  f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
+                  f"underruns {t.underruns}  peak {max(t.peak):.2f}   ", end="", file=sys.stderr, flush=True)
 
 
 def _play_summary(engine, sink, lead: float, midi_report: str | None) -> float:
@@ -337,7 +337,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from engine.cli.bench import run_bench
-    figures = run_bench(live_config(network=args.network), blocks=args.blocks, log=log)
+    figures = run_bench(live_config(full_band_rate(None, network=args.network), network=args.network),
+                        blocks=args.blocks, log=log)
     print(json.dumps(figures, indent=2))
     _write_json(args.json, figures)
     return 0

@@ -56,8 +56,8 @@ class Telemetry:
     last: BlockStats | None
     loss_history: np.ndarray
     load_history: np.ndarray
-    peak: float
-    rms: float
+    peak: tuple[float, ...]  # per output channel, linear, as heard (after the gain)
+    rms: tuple[float, ...]
     error: str | None
     #: Why the sound device is gone while the engine waits for it to return (None: it plays).
     output_lost: str | None = None
@@ -147,7 +147,7 @@ class Engine:
         self._history_count = 0
         self._audio_seconds = self._compute_seconds = 0.0
         self._last: BlockStats | None = None
-        self._peak = self._rms = 0.0
+        self._peak = self._rms = (0.0,) * self.channels
         self._error: str | None = None
         self._output_lost: str | None = None
         self._lost_total, self._lost_since = 0.0, None
@@ -205,7 +205,7 @@ class Engine:
         self._history_count = 0
         self._audio_seconds = self._compute_seconds = 0.0
         self._last = None  # telemetry of a new run never shows the previous run's blocks
-        self._peak = self._rms = 0.0
+        self._peak = self._rms = (0.0,) * self.channels
         self._error = None
         self._output_lost = None
         self._lost_total, self._lost_since = 0.0, None
@@ -224,8 +224,9 @@ class Engine:
             self._compute_seconds += stats.compute_ms / 1000.0
         if len(y):
             post = float(snap["gain"]) if self.sink.applies_gain else 1.0  # the meters show what is heard
-            self._peak = post * float(np.max(np.abs(y)))
-            self._rms = post * float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+            columns = y.reshape(len(y), -1)
+            self._peak = tuple(float(post * v) for v in np.max(np.abs(columns), axis=0))
+            self._rms = tuple(float(post * v) for v in np.sqrt(np.mean(columns.astype(np.float64) ** 2, axis=0)))
         for tap in self.taps:
             tap(y)
         return y
