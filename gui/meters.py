@@ -102,21 +102,22 @@ class WaveformView(pg.PlotWidget):
         self.setMinimumHeight(70)
 
     def set_samples(self, y: np.ndarray) -> None:
-        """Show ``y`` ``(n,)`` or ``(n, channels)`` (float, -1..1; non-finite samples are drawn as 0), each
-        channel as at most :data:`MAX_CURVE_POINTS` points (the first two channels)."""
+        """Show ``y`` ``(n,)`` or ``(n, channels)`` (float, -1..1; non-finite samples are drawn as 0): the
+        first two channels, together at most :data:`MAX_CURVE_POINTS` points (the drawing costs what one
+        curve did)."""
         y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        columns = y.reshape(len(y), -1).T
+        columns = y.reshape(len(y), -1).T[:len(self.curves)]
         x = np.arange(len(y), dtype=np.float64)
         for i, curve in enumerate(self.curves):
             if i < len(columns):
-                curve.setData(*min_max_envelope(x, columns[i], MAX_CURVE_POINTS))
+                curve.setData(*min_max_envelope(x, columns[i], MAX_CURVE_POINTS // len(columns)))
             else:
                 curve.setData([], [])
 
     @property
     def points_drawn(self) -> int:
-        """Points of the longest curve as it is drawn now."""
-        return max(0 if c.yData is None else len(c.yData) for c in self.curves)
+        """Points of the curves as they are drawn now."""
+        return sum(0 if c.yData is None else len(c.yData) for c in self.curves)
 
 
 class StatsPanel(QtWidgets.QWidget):

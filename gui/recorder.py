@@ -116,7 +116,7 @@ class Recorder:
     rate : int
         Sample rate of the blocks in Hz (the engine's device rate).
     channels : int
-        Channels of the blocks (the engine's: 2 by default).
+        Channels of the blocks (the window passes the engine's: 2 for the stereo engine).
     flush_seconds : float
         Seconds between flush + header rewrite: the most audio a crash can lose.
     on_finished : callable or None
@@ -130,7 +130,7 @@ class Recorder:
     >>> ...; engine.taps.remove(rec.tap); rec.stop()  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike, rate: int, *, channels: int = 2, flush_seconds: float = 1.0,
+    def __init__(self, path: str | os.PathLike, rate: int, *, channels: int = 1, flush_seconds: float = 1.0,
                  on_finished: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in RECORD_FORMATS:
