@@ -18,7 +18,7 @@ from engine.errors import TextureError
 from engine.log import log
 from engine.params import ParamStore, parse_blend
 from engine.live.performance_log import PerformanceLog, default_log_path
-from engine.synthesis.step_graph import full_band_rate, live_config
+from engine.synthesis.step_graph import check_live_network, full_band_rate, live_config
 from engine.synthesis.stereo import STEREO
 from engine.synthesis.styles import load_library
 from gui.devices import open_sink
@@ -47,6 +47,7 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
         Only when the block optimiser cannot be built (nothing could play), or ``network`` cannot run live.
     """
     messages: list[str] = []
+    check_live_network(network)  # before the device is opened (its rate sets the engine's)
     banner = None
     key: object = device
     lead = None if lead_ms is None else lead_ms / 1000.0

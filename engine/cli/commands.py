@@ -46,7 +46,7 @@ from engine.cli.options import OFFLINE_MAX_SECONDS, parse_weights
 from engine.log import log
 from engine.params import ParamStore, parse_blend
 from engine.analysis.spectral import DEFAULT_SAMPLE_RATE, SpectralConfig
-from engine.synthesis.step_graph import BlockConfig, full_band_rate, live_config
+from engine.synthesis.step_graph import BlockConfig, check_live_network, full_band_rate, live_config
 from engine.synthesis.styles import StyleLibrary, load_library
 
 
@@ -94,6 +94,7 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     from engine.live.sinks import DEFAULT_LEAD_SECONDS
     from engine.live.stream import Engine
     params = build_params(args)
+    check_live_network(args.network)  # before the device is opened (its rate sets the engine's)
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
     sink = SoundDeviceSink(args.device, lead_seconds=lead, wait=False)  # it opens while the styles load
     output = f"{sink.name} at {sink.rate} Hz"  # waits for the device: no device fails here, before any other work

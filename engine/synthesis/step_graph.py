@@ -69,6 +69,16 @@ COARSE_LIMIT = 4.0
 LIVE_BANKS: tuple[BankSpec, ...] = tuple(BankSpec(5, d, 64) for d in (1, 2, 4, 8))
 
 
+def check_live_network(network: str) -> None:
+    """ParameterError (one line) unless the live engine can run ``network`` (:data:`models.LIVE_NETWORKS`);
+    callers that open a sound device first check before it."""
+    if network not in LIVE_NETWORKS:
+        if network in NETWORKS:
+            raise ParameterError(f"network {network!r} is not available live: the streaming engine runs "
+                                 f"{' or '.join(LIVE_NETWORKS)}; use render --offline (or transfer) for it")
+        raise ParameterError(f"network must be one of {LIVE_NETWORKS}. Found: {network!r}")
+
+
 @dataclass(frozen=True)
 class BlockConfig:
     """Shape and settings of the block problem; everything the exported graph depends on.
@@ -134,11 +144,7 @@ class BlockConfig:
             raise ParameterError(f"coarse_factor and coarse_inflight must be >= 1 and coarse_history + coarse_inflight "
                                  f"exceed the longest coarse lag {max(st.COARSE_LAGS)}. Found: {self.coarse_factor}, "
                                  f"{self.coarse_inflight}, {self.coarse_history}")
-        if self.network not in LIVE_NETWORKS:
-            if self.network in NETWORKS:
-                raise ParameterError(f"network {self.network!r} is not available live: the streaming engine runs "
-                                     f"{' or '.join(LIVE_NETWORKS)}; use render --offline (or transfer) for it")
-            raise ParameterError(f"network must be one of {LIVE_NETWORKS}. Found: {self.network!r}")
+        check_live_network(self.network)
         if self.network != "random1d":
             if self.banks != LIVE_BANKS:
                 raise ParameterError(f"banks configure the random1d network only; leave them at the default "
