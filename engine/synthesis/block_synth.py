@@ -46,8 +46,8 @@ network makes the texture. Each block:
    turns the committed frames into samples in a worker thread meanwhile (ONNX Runtime releases the
    GIL), so the two use both cores; with two channels the stereo upmix (:mod:`engine.synthesis.stereo`)
    follows the phase there, with the blended styles' stereo image and the ``width`` parameter.
-   ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone, residual noise under a trend of noise (the ablation that shows the
-   network's work).
+   ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone, residual noise
+   under a trend of noise (the ablation that shows the network's work).
 5. Adaptive quality lowers the step count while a block's compute nears its audio duration (above 60 %
    of it; the last step only above 90 %, leaving the bare initialisation) and restores it when compute
    is below 30 %.
