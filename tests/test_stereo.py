@@ -144,3 +144,13 @@ def test_a_blend_moves_the_stereo_image():
     a, b, g_left, g_right = channel_mix(half, 1.0, bin_map)
     assert np.allclose(a ** 2 - b ** 2, 0.5)  # the mix's coherence
     assert np.allclose(10 * np.log10(g_left ** 2 / g_right ** 2), 3.0)
+
+
+def test_a_style_with_a_silent_channel_has_a_finite_image_and_mix():
+    rng = np.random.default_rng(6)
+    left = 0.1 * rng.standard_normal(2 * RATE)
+    emap = CONFIG.spectral.envelope_map()
+    image = stereo_image(np.stack([left, np.zeros_like(left)], axis=1), CONFIG.spectral, emap)
+    assert np.all(image.level_difference_db == 40.0) and np.allclose(image.mid_ratio, 2.0)
+    mix = channel_mix(image, 1.0, bins_from_bands(emap))
+    assert np.all(np.isfinite(mix)) and np.all(mix[3] < 0.02 * mix[2])  # the right channel stays near silent

@@ -9,7 +9,8 @@ the STFTs ``L`` and ``R`` of its channels summed over frames ``t``:
 * ``coherence`` ``c_b = Σ_k E_bk |Σ_t L R*| / sqrt(Σ_k E_bk Σ_t |L|² · Σ_k E_bk Σ_t |R|²)`` in [0, 1]: 1 when
   the channels are one signal (panned or delayed per bin), about 0 when they are independent (a finite
   recording gives independent noise about ``1 / sqrt(frames)``, 0.03 for 10 s);
-* ``level_difference_db`` ``10 log10(P_L / P_R)`` (left over right);
+* ``level_difference_db`` ``10 log10(P_L / P_R)`` (left over right), within ±:data:`MAX_LEVEL_DIFFERENCE_DB`
+  (a silent channel would be infinitely far);
 * ``mid_ratio`` ``(P_L + P_R) / 2 / P_M``, the channels' mean power over the mid's (1 for identical
   channels, 2 for independent ones of equal level): the channels made from the mid texture are scaled
   by its square root so their level is the style's, however wide (at most :data:`MAX_MID_RATIO`, where
@@ -30,6 +31,8 @@ from engine.errors import ParameterError
 
 #: Largest mid ratio (6 dB) a style's channels may be scaled by over the mid texture.
 MAX_MID_RATIO = 4.0
+#: Largest level difference between the channels in a band, dB.
+MAX_LEVEL_DIFFERENCE_DB = 40.0
 #: Frames of STFT taken at once while analysing a long style (bounded memory).
 CHUNK_FRAMES = 2048
 
@@ -71,7 +74,8 @@ def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.n
     tiny = 1e-20
     bl, br, bm = e @ p_left + tiny, e @ p_right + tiny, e @ p_mid + tiny
     coherence = np.clip((e @ np.abs(cross)) / np.sqrt(bl * br), 0.0, 1.0)
-    return StereoImage(coherence, 10.0 * np.log10(bl / br), np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO))
+    difference = np.clip(10.0 * np.log10(bl / br), -MAX_LEVEL_DIFFERENCE_DB, MAX_LEVEL_DIFFERENCE_DB)
+    return StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO))
 
 
 def blend_images(images: Sequence[StereoImage], weights: np.ndarray) -> StereoImage:
