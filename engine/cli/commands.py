@@ -363,7 +363,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.synthesis.graph_cache import export_graph, export_manifest_summary
     try:
-        graph = export_graph(live_config(network=args.network), args.out)
+        graph = export_graph(live_config(full_band_rate(None, network=args.network), network=args.network), args.out)
     except OSError as exc:
         raise TextureError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
     manifest = export_manifest_summary(graph)
