@@ -68,9 +68,8 @@ class Style:
         :meth:`detrended` takes out.
     image : StereoImage
         Its per-band stereo image (:mod:`engine.analysis.stereo`); a mono style's is
-        :func:`engine.analysis.stereo.independent_image`.
-    channels : int
-        The channels it was analysed from (1 or 2); everything but :attr:`image` is of their mean.
+        :func:`engine.analysis.stereo.independent_image`. Everything else is of a stereo style's mid
+        (the channels' mean).
     """
 
     slot_id: int
@@ -81,7 +80,6 @@ class Style:
     spectrum_db: np.ndarray
     coarse: np.ndarray
     image: StereoImage
-    channels: int = 1
 
     def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
         """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
@@ -119,8 +117,7 @@ class StyleLibrary:
         y = np.asarray(y)
         if len(y) < self.min_samples:
             raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
-        channels = 2 if y.ndim == 2 and y.shape[1] == 2 else 1
-        if channels == 2:
+        if y.ndim == 2 and y.shape[1] == 2:
             mid = _check_audio(y.mean(axis=1))  # ParameterError for audio that is not float and finite
             image = stereo_image(y, spec, self._emap)
             y = mid
@@ -133,8 +130,7 @@ class StyleLibrary:
                                 trend_factor=factor, band_envelopes=bands)
         coarse = tr.coarse_envelopes(bands, factor)
         with self._write_lock:
-            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image,
-                          channels)
+            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image)
             self.slots = self.slots + (style,)
         return style
 
