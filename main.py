@@ -48,8 +48,17 @@ def _add_live_args(p: argparse.ArgumentParser) -> None:
                    help="0 = synthesise from noise (default); up to 1 = start frames from pieces of the "
                         "recordings (granular replay)")
     p.add_argument("--seed", type=int, default=0, help="variation seed, 0..2147483647 (default 0)")
+    p.add_argument("--channels", type=int, choices=(1, 2), default=2,
+                   help="2 (default): stereo, the styles' own image (a mono style's decorrelated, see --width); "
+                        "1: the mono engine")
+    p.add_argument("--width", type=float, default=None, metavar="X",
+                   help="stereo width 0..1: 0 = mono, 1 = the styles' own image, independent channels for a mono "
+                        "style (default 1)")
     p.add_argument("--backend", choices=("ort", "torch"), default="ort", help="block optimiser backend (default ort)")
-    p.add_argument("--sample-rate", type=int, default=22050, help="engine sample rate, 8000..48000 Hz (default 22050)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="engine sample rate, 8000..48000 Hz (default: full band at the output's rate, the "
+                        "device's for play, the highest of the styles' for render, 44100..48000; 22050 with "
+                        "--network trained1d)")
 
 
 def _add_performance_log_arg(p: argparse.ArgumentParser) -> None:
@@ -210,7 +219,7 @@ def _open_window(args: argparse.Namespace) -> int:
     if args.command == "play":  # every play option reaches the window's engine too
         from engine.cli.commands import build_params
         live = dict(params=build_params(args), sample_rate=args.sample_rate, backend=args.backend,
-                    lead_ms=args.lead_ms, seconds=args.seconds)
+                    lead_ms=args.lead_ms, seconds=args.seconds, channels=args.channels)
     return run_gui(styles=args.style or [], blend=args.blend, device=args.device, midi_port=args.midi,
                    network=args.network, performance_log=args.performance_log, **live)
 

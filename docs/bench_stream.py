@@ -62,20 +62,21 @@ def _noise(band: tuple[float, float], sr: int, seed: int) -> np.ndarray:
 
 
 def control_latencies(runs: int) -> tuple[list[float], list[float], float]:
-    from engine.synthesis.step_graph import live_config
+    from engine.synthesis.step_graph import full_band_rate, live_config
     from engine.params import ParamStore
     from engine.synthesis.runtime import BlockStepper
     from engine.live.device_sink import SoundDeviceSink
     from engine.live.stream import Engine
     from engine.synthesis.styles import StyleLibrary
     from tests.jack_capture import JackCapture
-    config = live_config()
+    sink = SoundDeviceSink(None)
+    config = live_config(full_band_rate(sink.rate))  # the engine at the device's rate, as play runs it
     library = StyleLibrary(config)
-    low = library.add_audio(_noise((100, 800), 22050, 0), "low")
-    high = library.add_audio(_noise((4000, 9000), 22050, 1), "high")
+    rate = config.spectral.sample_rate
+    low = library.add_audio(_noise((100, 800), rate, 0), "low")
+    high = library.add_audio(_noise((4000, 9000), rate, 1), "high")
     params = ParamStore()
     params.set("gain", 1.0)
-    sink = SoundDeviceSink(None)
     engine = Engine(library, params, BlockStepper(config), sink)
     capture = JackCapture(8.0 * runs + 4, rate=sink.rate)
     frame = sink.rate // 100
@@ -121,7 +122,7 @@ def midi_to_audible(runs: int) -> list[float]:
     """CC7 (gain, default map) sent from an rtmidi port into the app's virtual port while the engine
     plays on JACK: milliseconds from the send until the captured level is half-way down."""
     import rtmidi
-    from engine.synthesis.step_graph import live_config
+    from engine.synthesis.step_graph import full_band_rate, live_config
     from engine.control.midi import MidiController
     from engine.control.midi_map import MidiMap
     from engine.params import ParamStore
@@ -130,7 +131,8 @@ def midi_to_audible(runs: int) -> list[float]:
     from engine.live.stream import Engine
     from engine.synthesis.styles import StyleLibrary
     from tests.jack_capture import JackCapture
-    config = live_config()
+    sink = SoundDeviceSink(None)
+    config = live_config(full_band_rate(sink.rate))
     library = StyleLibrary(config)
     library.add_default()
     params = ParamStore()
@@ -139,7 +141,6 @@ def midi_to_audible(runs: int) -> list[float]:
     controller.start()
     sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench keys")
     sender.open_port(sender.get_ports().index("texture:texture in"))
-    sink = SoundDeviceSink(None)
     engine = Engine(library, params, BlockStepper(config), sink)
     capture = JackCapture(4.0 * runs + 3, rate=sink.rate)
     engine.start()
@@ -170,7 +171,7 @@ def midi_to_audible(runs: int) -> list[float]:
 
 
 def memory_growth(hours: float) -> tuple[float, float]:
-    from engine.synthesis.step_graph import live_config
+    from engine.synthesis.step_graph import full_band_rate, live_config
     from engine.params import ParamStore
     from engine.synthesis.runtime import BlockStepper
     from engine.live.sinks import NullSink
@@ -180,7 +181,7 @@ def memory_growth(hours: float) -> tuple[float, float]:
     def rss_mb() -> float:
         return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
-    config = live_config()
+    config = live_config(full_band_rate(None))
     library = StyleLibrary(config)
     library.add_default()
     sink = NullSink(config.spectral.sample_rate)

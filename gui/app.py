@@ -18,7 +18,8 @@ from engine.errors import TextureError
 from engine.log import log
 from engine.params import ParamStore, parse_blend
 from engine.live.performance_log import PerformanceLog, default_log_path
-from engine.synthesis.step_graph import live_config
+from engine.synthesis.step_graph import check_live_network, full_band_rate, live_config
+from engine.synthesis.stereo import STEREO
 from engine.synthesis.styles import load_library
 from gui.devices import open_sink
 from gui.instrument import Instrument, one_line
@@ -31,12 +32,14 @@ APP_NAME = "Neural Texture"
 
 def build_instrument(styles: list[str] | None = None, blend: str | None = None, device: str | None = None, *,
                      stepper: Any = None, sink: Any = None, network: str = "random1d", params: ParamStore | None = None,
-                     sample_rate: int = 22050, backend: str = "ort",
-                     lead_ms: float | None = None) -> tuple[Instrument, list[str]]:
+                     sample_rate: int | None = None, backend: str = "ort",
+                     lead_ms: float | None = None, channels: int = STEREO) -> tuple[Instrument, list[str]]:
     """The instrument for the command line's arguments, and the start-up messages for the window.
 
     ``stepper`` and ``sink`` may be given (tests share one optimiser and use a null sink);
-    ``params``, ``sample_rate``, ``backend`` and ``lead_ms`` carry ``play``'s options.
+    ``params``, ``sample_rate``, ``backend``, ``lead_ms`` and ``channels`` carry ``play``'s options. The engine runs
+    at ``sample_rate``, else at the rate of the given ``stepper``'s configuration, else full band at the
+    output's rate (:func:`engine.synthesis.step_graph.full_band_rate`: the sink is opened first).
 
     Raises
     ------
@@ -44,7 +47,19 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
         Only when the block optimiser cannot be built (nothing could play), or ``network`` cannot run live.
     """
     messages: list[str] = []
-    config = live_config(sample_rate, network=network)
+    check_live_network(network)  # before the device is opened (its rate sets the engine's)
+    banner = None
+    key: object = device
+    lead = None if lead_ms is None else lead_ms / 1000.0
+    if sink is None:
+        sink, banner, reason = open_sink(device, lead_seconds=lead)
+        if banner is not None:
+            key = "silent"
+            messages.append(f"audio output: {reason}")
+    if sample_rate is None and stepper is not None:
+        config = stepper.config
+    else:
+        config = live_config(sample_rate or full_band_rate(sink.rate, network=network), network=network)
     params = params if params is not None else ParamStore()
     try:
         weights = parse_blend(blend, len(styles or []))
@@ -59,15 +74,8 @@ def build_instrument(styles: list[str] | None = None, blend: str | None = None, 
     if stepper is None:
         from engine.synthesis.runtime import BlockStepper
         stepper = BlockStepper(config, backend=backend, log=log)
-    banner = None
-    key: object = device
-    lead = None if lead_ms is None else lead_ms / 1000.0
-    if sink is None:
-        sink, banner, reason = open_sink(device, lead_seconds=lead)
-        if banner is not None:
-            key = "silent"
-            messages.append(f"audio output: {reason}")
-    return Instrument(library, params, stepper, sink, banner=banner, output_key=key, lead_seconds=lead), messages
+    return Instrument(library, params, stepper, sink, banner=banner, output_key=key, lead_seconds=lead,
+                      channels=channels), messages
 
 
 def start_midi(instrument: Instrument, port: str | None) -> str | None:

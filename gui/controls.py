@@ -1,4 +1,4 @@
-"""The sound controls: morph, receptive field, quality (iterations), gain, step size, replay (material),
+"""The sound controls: morph, receptive field, quality (iterations), gain, stereo width, step size, replay (material),
 variation, freeze, each with a MIDI-learn button.
 
 A control writes :class:`engine.params.ParamStore` and nothing else; :meth:`ControlsPanel.sync`
@@ -46,6 +46,9 @@ SCALES: dict[str, Scale] = {
                         tip="optimiser steps per block on all in-flight frames (lowered under load); "
                             "0 bypasses the network: shaped noise only"),
     "gain": Scale("Gain", _gain_text, tip="output gain"),
+    "width": Scale("Width", lambda v: f"{100 * v:.0f} %",
+                   tip="stereo width: 0 = mono, 1 = the styles' own stereo image (a mono style's: independent "
+                       "channels)", ends=("mono", "wide")),
     "learning_rate": Scale("Step size", lambda v: f"{v:.3f}", log=True, tip="optimiser step size per iteration"),
     "material": Scale("Replay", lambda v: f"{100 * v:.0f} %",
                       tip="0 = the network synthesises from noise; higher values start new frames from pieces "

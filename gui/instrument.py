@@ -28,6 +28,7 @@ from engine.errors import TextureError
 from engine.params import BLEND_MODES, ParamStore
 from engine.live.sinks import NullSink, Sink
 from engine.live.stream import Engine, Telemetry
+from engine.synthesis.stereo import STEREO
 from engine.synthesis.styles import StyleLibrary
 from gui.devices import NO_DEVICE_BANNER, NULL_RATE, SILENT, open_sink, sink_label
 from gui.recorder import Recorder, recover_recordings
@@ -74,7 +75,7 @@ class Instrument(QtCore.QObject):
 
     def __init__(self, library: StyleLibrary, params: ParamStore, stepper: Any, sink: Sink, *,
                  banner: str | None = None, midi: Any = None, output_key: object = None,
-                 lead_seconds: float | None = None) -> None:
+                 lead_seconds: float | None = None, channels: int = STEREO) -> None:
         super().__init__()
         self.lead_seconds = lead_seconds
         self.library = library
@@ -82,7 +83,7 @@ class Instrument(QtCore.QObject):
         self.midi = midi
         self.banner = banner or ""
         self.output_key = output_key
-        self.engine = Engine(library, params, stepper, sink, log=self.sigMessage.emit)
+        self.engine = Engine(library, params, stepper, sink, channels=channels, log=self.sigMessage.emit)
         self.scope = OutputScope(rate=sink.rate)
         self.engine.taps = [self.scope.tap]
         self.recorder: Recorder | None = None
@@ -193,7 +194,7 @@ class Instrument(QtCore.QObject):
         if self.recording:
             return True
         try:
-            rec = Recorder(path, self.engine.sink.rate, on_finished=self.sigMessage.emit)
+            rec = Recorder(path, self.engine.sink.rate, channels=self.engine.channels, on_finished=self.sigMessage.emit)
             rec.start()
         except (TextureError, OSError, ValueError) as exc:
             self.sigMessage.emit(one_line(exc))

@@ -451,7 +451,7 @@ class MainWindow(AcceptsFileDrops, QtWidgets.QMainWindow):
             self.waveform.set_samples(inst.scope.latest(int(WAVEFORM_SECONDS * t.device_rate)))
             self.level.set_levels(t.peak, t.rms)
         else:
-            self.level.set_levels(0.0, 0.0)
+            self.level.set_levels((0.0,) * len(t.peak), (0.0,) * len(t.rms))
         self.stats.update_from(t)
         if self._ticks % 4 == 0:
             self.history.update_from(t)

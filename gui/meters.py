@@ -11,6 +11,7 @@ see docs/EXPERIMENTS.md, "The window's drawing").
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -37,19 +38,20 @@ def to_db(x: float) -> float:
 
 
 class LevelMeter(QtWidgets.QWidget):
-    """A horizontal peak / RMS meter in dBFS with a decaying peak hold."""
+    """A horizontal peak / RMS meter in dBFS with a decaying peak hold, one bar per channel (top: left)."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumHeight(22)
         self.setMaximumHeight(26)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
-        self.peak_db = self.rms_db = self.hold_db = DB_FLOOR
+        self.peak_db = self.rms_db = self.hold_db = (DB_FLOOR,)
 
-    def set_levels(self, peak: float, rms: float) -> None:
-        """New linear peak and RMS (0..1)."""
-        self.peak_db, self.rms_db = to_db(peak), to_db(rms)
-        self.hold_db = max(self.peak_db, self.hold_db - 0.6)
+    def set_levels(self, peak: Sequence[float], rms: Sequence[float]) -> None:
+        """New linear peak and RMS (0..1) per channel."""
+        self.peak_db, self.rms_db = tuple(to_db(v) for v in peak), tuple(to_db(v) for v in rms)
+        held = self.hold_db if len(self.hold_db) == len(self.peak_db) else (DB_FLOOR,) * len(self.peak_db)
+        self.hold_db = tuple(max(p, h - 0.6) for p, h in zip(self.peak_db, held))
         self.update()
 
     def _x(self, db: float, width: float) -> float:
@@ -65,23 +67,26 @@ class LevelMeter(QtWidgets.QWidget):
         grad.setColorAt(0.92, QtGui.QColor("#ff8f00"))
         grad.setColorAt(1.0, QtGui.QColor("#d32f2f"))
         w = r.width()
-        p.fillRect(QtCore.QRectF(r.left(), r.top(), self._x(self.peak_db, w), r.height()), QtGui.QBrush(grad))
-        p.fillRect(QtCore.QRectF(r.left(), r.top() + r.height() * 0.35, self._x(self.rms_db, w), r.height() * 0.3),
-                   QtGui.QColor(255, 255, 255, 110))
-        p.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 2))
-        hx = r.left() + self._x(self.hold_db, w)
-        p.drawLine(QtCore.QPointF(hx, r.top()), QtCore.QPointF(hx, r.bottom()))
+        rows = len(self.peak_db)
+        h = r.height() / rows
+        for i, (peak, rms, hold) in enumerate(zip(self.peak_db, self.rms_db, self.hold_db)):
+            top = r.top() + i * h
+            p.fillRect(QtCore.QRectF(r.left(), top, self._x(peak, w), h - 1), QtGui.QBrush(grad))
+            p.fillRect(QtCore.QRectF(r.left(), top + h * 0.35, self._x(rms, w), h * 0.3), QtGui.QColor(255, 255, 255, 110))
+            p.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 2))
+            hx = r.left() + self._x(hold, w)
+            p.drawLine(QtCore.QPointF(hx, top), QtCore.QPointF(hx, top + h - 1))
         p.setPen(QtGui.QColor(theme.MUTED))
         for db in (-48, -36, -24, -12, -6, 0):
             x = r.left() + self._x(db, w)
             p.drawLine(QtCore.QPointF(x, r.bottom() - 4), QtCore.QPointF(x, r.bottom()))
         p.setPen(QtGui.QColor(theme.TEXT))
         p.drawText(r.adjusted(4, 0, -4, 0), QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignRight,
-                   f"peak {self.peak_db:5.1f} dBFS")
+                   f"peak {max(self.peak_db):5.1f} dBFS")
 
 
 class WaveformView(pg.PlotWidget):
-    """The newest output samples as a line (an oscilloscope of the last ~50 ms)."""
+    """The newest output samples as lines, one per channel (an oscilloscope of the last ~50 ms)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent=parent)
@@ -93,19 +98,26 @@ class WaveformView(pg.PlotWidget):
         plot.showGrid(x=False, y=True, alpha=0.15)
         self.setMouseEnabled(x=False, y=False)
         self.setYRange(-1.0, 1.0, padding=0.02)
-        self.curve = _bounded_curve(plot, theme.ACCENT)
+        self.curves = [_bounded_curve(plot, colour) for colour in (theme.ACCENT, theme.WARN)]
         self.setMinimumHeight(70)
 
     def set_samples(self, y: np.ndarray) -> None:
-        """Show ``y`` (float, -1..1; non-finite samples are drawn as 0), as at most
-        :data:`MAX_CURVE_POINTS` points."""
+        """Show ``y`` ``(n,)`` or ``(n, channels)`` (float, -1..1; non-finite samples are drawn as 0): the
+        first two channels, together at most :data:`MAX_CURVE_POINTS` points (the drawing costs what one
+        curve did)."""
         y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        self.curve.setData(*min_max_envelope(np.arange(len(y), dtype=np.float64), y, MAX_CURVE_POINTS))
+        columns = y.reshape(len(y), -1).T[:len(self.curves)]
+        x = np.arange(len(y), dtype=np.float64)
+        for i, curve in enumerate(self.curves):
+            if i < len(columns):
+                curve.setData(*min_max_envelope(x, columns[i], MAX_CURVE_POINTS // len(columns)))
+            else:
+                curve.setData([], [])
 
     @property
     def points_drawn(self) -> int:
-        """Points of the curve as it is drawn now."""
-        return 0 if self.curve.yData is None else len(self.curve.yData)
+        """Points of the curves as they are drawn now."""
+        return sum(0 if c.yData is None else len(c.yData) for c in self.curves)
 
 
 class StatsPanel(QtWidgets.QWidget):

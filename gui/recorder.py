@@ -69,9 +69,9 @@ def encode_flac(wav: Path, flac: Path) -> float:
     tmp = partial_path(flac)
     try:
         with sf.SoundFile(str(wav)) as src, \
-                sf.SoundFile(str(tmp), "w", src.samplerate, 1, "PCM_24", format="FLAC") as dst:
+                sf.SoundFile(str(tmp), "w", src.samplerate, src.channels, "PCM_24", format="FLAC") as dst:
             for block in src.blocks(blocksize=65536, dtype="float32", always_2d=True):
-                dst.write(block[:, 0])
+                dst.write(block)
             seconds = src.frames / src.samplerate
         os.replace(tmp, flac)
     finally:
@@ -106,7 +106,8 @@ def recover_recordings(folder: str | os.PathLike) -> list[str]:
 
 
 class Recorder:
-    """Writes mono float32 blocks to ``path`` (``.wav`` or ``.flac``) from a writer thread.
+    """Writes float32 blocks, ``(n, channels)`` or ``(n,)`` with one channel, to ``path`` (``.wav`` or
+    ``.flac``) from a writer thread.
 
     Parameters
     ----------
@@ -114,6 +115,8 @@ class Recorder:
         Target file; its suffix picks the format (``.wav`` or ``.flac``, both 24-bit).
     rate : int
         Sample rate of the blocks in Hz (the engine's device rate).
+    channels : int
+        Channels of the blocks (the window passes the engine's: 2 for the stereo engine).
     flush_seconds : float
         Seconds between flush + header rewrite: the most audio a crash can lose.
     on_finished : callable or None
@@ -127,7 +130,7 @@ class Recorder:
     >>> ...; engine.taps.remove(rec.tap); rec.stop()  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike, rate: int, *, flush_seconds: float = 1.0,
+    def __init__(self, path: str | os.PathLike, rate: int, *, channels: int = 1, flush_seconds: float = 1.0,
                  on_finished: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in RECORD_FORMATS:
@@ -135,6 +138,7 @@ class Recorder:
         if not flush_seconds > 0:
             raise ValueError(f"flush_seconds must be > 0. Found: {flush_seconds!r}")
         self.rate = int(rate)
+        self.channels = int(channels)
         self.flush_seconds = float(flush_seconds)
         self.on_finished = on_finished
         self.samples_written = 0
@@ -173,7 +177,7 @@ class Recorder:
         target = part_path(self.path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._file = sf.SoundFile(str(target), "w", self.rate, 1, WAV_SUBTYPE, format="WAV")
+            self._file = sf.SoundFile(str(target), "w", self.rate, self.channels, WAV_SUBTYPE, format="WAV")
         except (OSError, sf.LibsndfileError) as exc:
             raise AudioFileError(self.path, f"cannot record here: {getattr(exc, 'strerror', None) or exc}") from None
         self._accepting = True
@@ -196,7 +200,7 @@ class Recorder:
     def _kept_after_failure(self, f: sf.SoundFile, exc: BaseException) -> str:
         """Close a take whose write failed; one line with the cause (a full disk, a read-only file
         system, a quota: :func:`engine.analysis.audio_io.write_failure`) and what the file keeps."""
-        cause = write_failure(self.path, exc)
+        cause = write_failure(self.path, exc, channels=self.channels)
         try:
             f.close()  # rewrites the header in place: needs no new space
         except Exception:  # noqa: BLE001 - the header of the last flush stays valid

@@ -13,7 +13,7 @@ import numpy as np
 
 class OutputScope:
     """Keeps the newest output blocks that hold at least ``seconds`` of samples at ``rate`` Hz
-    (float32 mono, device rate), and no older block than that needs."""
+    (float32, device rate, ``(n,)`` mono or ``(n, channels)``), and no older block than that needs."""
 
     def __init__(self, seconds: float = 0.5, *, rate: int = 48000) -> None:
         self._keep = max(1, int(round(seconds * rate)))
@@ -30,7 +30,7 @@ class OutputScope:
         self.blocks_seen += 1
 
     def latest(self, n: int) -> np.ndarray:
-        """The newest ``n`` samples (fewer right after start), oldest first."""
+        """The newest ``n`` samples (frames of all channels; fewer right after start), oldest first."""
         blocks = list(self._blocks)
         if not blocks:
             return np.zeros(0, np.float32)

@@ -33,16 +33,34 @@ def test_streaming_render_writes_the_file_and_the_stats(tmp_path, capsys):
     for key in ("realtime_factor", "blocks", "block_frames", "hop", "sample_rate", "iterations_per_block",
                 "provider", "seconds", "underruns"):
         assert key in data, key
-    assert data["seconds"] == 2.0 and data["underruns"] == 0 and data["sample_rate"] == SR
+    # full band: a 22050 Hz style renders at 44.1 kHz (its empty top band is its timbre), in stereo
+    assert data["seconds"] == 2.0 and data["underruns"] == 0 and data["sample_rate"] == 44100
+    assert data["channels"] == 2
     assert data["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
-    assert sf.info(out).frames == 2 * SR
+    assert sf.info(out).frames == 2 * 44100 and sf.info(out).channels == 2
     assert "real time" in capsys.readouterr().err
+
+
+def test_render_writes_the_styles_rate_and_two_channels(tmp_path):
+    rng = np.random.default_rng(0)
+    style = tmp_path / "wide48k.wav"
+    sf.write(style, (0.1 * rng.standard_normal((3 * 48000, 2))).astype(np.float32), 48000)
+    out = tmp_path / "out.wav"
+    assert main.main(["render", "--style", str(style), "--seconds", "1", "--out", str(out)]) == 0
+    info = sf.info(out)
+    assert (info.samplerate, info.channels, info.frames) == (48000, 2, 48000)
+    audio, _ = sf.read(out)
+    assert not np.allclose(audio[:, 0], audio[:, 1])  # a wide style gives channels that differ
+    mono = tmp_path / "mono.wav"
+    assert main.main(["render", "--style", str(style), "--seconds", "1", "--out", str(mono), "--channels", "1",
+                      "--sample-rate", "22050"]) == 0
+    assert (sf.info(mono).samplerate, sf.info(mono).channels) == (22050, 1)
 
 
 def test_torch_backend_renders_too(tmp_path):
     out = tmp_path / "t.wav"
     assert main.main(["render", "--seconds", "1", "--backend", "torch", "--style", str(_style(tmp_path)),
-                      "--out", str(out)]) == 0
+                      "--out", str(out), "--sample-rate", str(SR)]) == 0
     assert sf.info(out).frames == SR
 
 
@@ -195,7 +213,8 @@ def test_an_interrupted_render_leaves_one_named_faded_file(tmp_path, capsys, sig
     """A real signal to this process (main.main runs in the main thread, as in the CLI) mid-render."""
     out = tmp_path / "long.wav"
     watcher = _signal_once_written(tmp_path / "long.wav.partial", sig, min_bytes=SR * 4 // 2)  # 0.5 s written
-    status = main.main(["render", "--seconds", "30", "--style", str(_style(tmp_path)), "--out", str(out)])
+    status = main.main(["render", "--seconds", "30", "--style", str(_style(tmp_path)), "--out", str(out),
+                        "--sample-rate", str(SR), "--channels", "1"])
     watcher.join(5)
     err = capsys.readouterr().err
     assert status == 130
@@ -452,7 +471,8 @@ def test_a_midi_flood_is_coalesced_and_counted_and_the_sound_holds(private_jack,
 # ------------------------------------------------------------------ a disk that fills
 def test_a_streaming_render_into_a_full_disk_keeps_what_fitted_and_names_the_cause(tmp_path, small_fs, capsys):
     out = small_fs / "long.wav"
-    status = main.main(["render", "--seconds", "60", "--style", str(_style(tmp_path)), "--out", str(out)])
+    status = main.main(["render", "--seconds", "60", "--style", str(_style(tmp_path)), "--out", str(out),
+                        "--sample-rate", str(SR), "--channels", "1"])
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert status == 1 and len(lines) == 1 and "Traceback" not in err, err

@@ -274,6 +274,21 @@ def test_learn_maps_the_next_cc_and_saves_it(sender: rtmidi.MidiOut, config_dir:
         assert again.midi_map.for_param("iterations") == (learned,)
 
 
+def test_the_stereo_width_is_learned_and_played_like_any_parameter(sender: rtmidi.MidiOut, config_dir: Path) -> None:
+    store = ParamStore()
+    c = start_controller(store)
+    try:
+        connect(sender)
+        c.learn("width")
+        sender.send_message([0xB0, 21, 0])
+        assert c.wait_learned(DEADLINE_S) == Mapping("cc", 21, None, "width", 0.0, 1.0, "linear")
+        assert store.get("width") == 0.0
+        sender.send_message([0xB0, 21, 127])
+        assert wait_for(lambda: store.get("width") == 1.0)
+    finally:
+        c.stop()
+
+
 def test_cli_learn_waits_for_a_cc_and_times_out_clearly(sender: rtmidi.MidiOut, config_dir: Path) -> None:
     def move_a_knob() -> None:
         wait_for(lambda: "texture:texture in" in sender.get_ports())

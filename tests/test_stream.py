@@ -63,21 +63,25 @@ def _band_spectrum_distance_db(ref: np.ndarray, other: np.ndarray) -> float:
     return float(np.sqrt(np.mean((r[keep] - o[keep]) ** 2)))
 
 
-def test_plays_five_seconds_through_jack_without_underruns(jack_server, stepper):
+def test_plays_five_seconds_of_two_channels_through_jack_without_underruns(jack_server, stepper):
     library = StyleLibrary(CONFIG)
     style = library.add_default()
     sink = SoundDeviceSink(None)
     assert sink.rate == 48000  # the device's own rate; the engine runs at 22050 and is resampled
     engine = Engine(library, ParamStore(), stepper, sink)
-    capture = JackCapture(7.0, rate=sink.rate)
+    capture = JackCapture(7.0, rate=sink.rate, channels=2)
     engine.start()
     capture.start()
     capture.wait_until(5 * sink.rate, timeout=15)
     underruns = sink.underruns
     engine.stop()
-    played = capture.stop()
+    both = capture.stop()
     assert engine.telemetry().error is None
     assert underruns == 0
+    left, right = both[sink.rate:, 0], both[sink.rate:, 1]
+    correlation = np.corrcoef(left, right)[0, 1]
+    assert min(np.std(left), np.std(right)) > 0.01 and correlation < 0.5, correlation  # two channels that differ
+    played = both[:, 0]  # each channel has the style's spectrum (their mean is up to 3 dB lower where they differ)
     assert len(played) >= 5 * sink.rate
     assert np.max(np.abs(played)) <= 1.0
     assert np.sqrt(np.mean(played[sink.rate:] ** 2)) > 0.01  # not silent
@@ -159,9 +163,10 @@ def test_the_producer_is_paced_to_the_lead_and_an_underrun_lengthens_it_for_a_wh
 
 
 def _render(tmp_path, library, params, seconds, *, config=CONFIG, stepper=None, name="out.wav"):
+    """Render with the mono engine (these tests look at the texture itself; tests/test_stereo.py at its two channels)."""
     stepper = stepper or BlockStepper(config)
-    sink = FileSink(tmp_path / name, config.spectral.sample_rate)
-    stats = Engine(library, params, stepper, sink, adaptive=False).render(seconds)
+    sink = FileSink(tmp_path / name, config.spectral.sample_rate, channels=1)
+    stats = Engine(library, params, stepper, sink, adaptive=False, channels=1).render(seconds)
     audio, rate = sf.read(tmp_path / name, dtype="float32")
     return stats, audio, rate
 
@@ -279,7 +284,7 @@ def _bypassed_and_optimised(stepper, style: np.ndarray, seconds: float) -> tuple
     for iterations in (0, 1):
         params = ParamStore()
         params.set("iterations", iterations)
-        engine = Engine(library, params, stepper, NullSink(SR), adaptive=False)
+        engine = Engine(library, params, stepper, NullSink(SR), adaptive=False, channels=1)
         out: list[np.ndarray] = []
         engine.taps.append(out.append)
         stats = engine.render(seconds)

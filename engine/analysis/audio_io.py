@@ -84,6 +84,16 @@ READ_BLOCK_FRAMES = 1 << 18
 CHANNEL_COUNTS = (1, 2)
 
 
+def file_rate(path: str | os.PathLike) -> int | None:
+    """The sample rate in Hz a sound file's header gives, or None when it cannot be read (the caller's
+    :func:`load_audio` then names the reason)."""
+    try:
+        with _quiet_native_stderr():
+            return int(sf.info(str(path)).samplerate)
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
+        return None
+
+
 def load_audio(path: str | os.PathLike, *, sample_rate: int, min_samples: int = 0,
                max_seconds: float | None = None, channels: int | None = 1) -> np.ndarray:
     """Read a sound file as float32 at ``sample_rate`` Hz, mono or stereo.

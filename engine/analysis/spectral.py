@@ -1,8 +1,10 @@
 """Spectral front end: STFT / ISTFT, log1p magnitude, and the pseudo-CQT (log-frequency) map.
 
 All functions are pure and work on numpy arrays. Shapes follow librosa: a spectrogram is
-``(n_bins, n_frames)`` with ``n_bins = n_fft // 2 + 1``. Frames are ``hop`` samples apart; at the
-defaults (22050 Hz, ``n_fft`` 1024, ``hop`` 256) a frame is 46.4 ms long and frames are 11.6 ms apart.
+``(n_bins, n_frames)`` with ``n_bins = n_fft // 2 + 1``. Frames are ``hop`` samples apart. Frame length and
+advance are set in milliseconds (:data:`FRAME_MS`, :data:`HOP_MS`) and turned into samples for the
+rate by :func:`stft_sizes`: a frame is about 46 ms long and frames are about 11.6 ms apart at every
+rate (1024 / 256 samples at 22050 Hz, 2048 / 512 at 44.1 and 48 kHz).
 
 The STFT is centred (the signal is reflect-padded by ``n_fft // 2``), the window is a periodic Hann,
 and ``istft(stft(x))`` reconstructs ``x`` to float precision (tested).
@@ -22,8 +24,22 @@ from engine.analysis.overlap_add import OverlapAdd
 from engine.errors import ParameterError
 
 DEFAULT_SAMPLE_RATE = 22050
-DEFAULT_N_FFT = 1024
-DEFAULT_HOP = 256
+#: Length of an STFT frame in milliseconds, whatever the rate (1024 samples at 22050 Hz); the FFT
+#: size is the power of two nearest to it (:func:`stft_sizes`).
+FRAME_MS = 1000.0 * 1024 / 22050
+#: Frames overlap by three quarters: the hop is a quarter of the FFT size (11.6 ms at 22050 and 44100 Hz).
+HOP_DIVISOR = 4
+
+
+def stft_sizes(sample_rate: int) -> tuple[int, int]:
+    """``(n_fft, hop)`` in samples for ``sample_rate`` Hz: the power of two nearest to :data:`FRAME_MS`
+    and a quarter of it (22050 Hz: 1024, 256; 44100 and 48000 Hz: 2048, 512; 8000 Hz: 512, 128)."""
+    n_fft = 2 ** max(6, int(round(np.log2(FRAME_MS * sample_rate / 1000.0))))
+    return n_fft, n_fft // HOP_DIVISOR
+
+
+#: STFT size and hop at :data:`DEFAULT_SAMPLE_RATE` (1024 and 256 samples).
+DEFAULT_N_FFT, DEFAULT_HOP = stft_sizes(DEFAULT_SAMPLE_RATE)
 #: Lowest band centre of the texture envelopes (:meth:`SpectralConfig.envelope_map`), Hz.
 ENVELOPE_FMIN_HZ = 50.0
 
@@ -36,10 +52,11 @@ class SpectralConfig:
     ----------
     sample_rate : int > 0
         Engine sample rate in Hz.
-    n_fft : int, power of two >= 64
-        FFT size in samples (1024 at 22050 Hz is 46.4 ms).
-    hop : int, 0 < hop <= n_fft // 2
-        Frame advance in samples (256 at 22050 Hz is 11.6 ms).
+    n_fft : int, power of two >= 64, or None
+        FFT size in samples; None (the default): :func:`stft_sizes` for the rate, about 46 ms
+        (1024 at 22050 Hz, 2048 at 44.1 kHz).
+    hop : int, 0 < hop <= n_fft // 2, or None
+        Frame advance in samples; None (the default): a quarter of ``n_fft``, about 11.6 ms.
     frequency_axis : {"linear", "cqt"}
         Axis on which the networks see the spectrum: the linear bins themselves, or the pseudo-CQT map.
     cqt_bins_per_octave : int
@@ -49,8 +66,8 @@ class SpectralConfig:
     """
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
-    n_fft: int = DEFAULT_N_FFT
-    hop: int = DEFAULT_HOP
+    n_fft: int | None = None
+    hop: int | None = None
     frequency_axis: str = "linear"
     cqt_bins_per_octave: int = 24
     cqt_fmin: float = 40.0
@@ -58,6 +75,11 @@ class SpectralConfig:
     def __post_init__(self) -> None:
         if not (isinstance(self.sample_rate, int) and 4000 <= self.sample_rate <= 192000):
             raise ParameterError(f"sample_rate must be an integer in [4000, 192000] Hz. Found: {self.sample_rate}")
+        n_fft, hop = stft_sizes(self.sample_rate)
+        if self.n_fft is None:  # frozen: fill the rate's sizes in once
+            object.__setattr__(self, "n_fft", n_fft if self.hop is None else max(n_fft, 2 * self.hop))
+        if self.hop is None:
+            object.__setattr__(self, "hop", self.n_fft // HOP_DIVISOR)
         if self.n_fft < 64 or self.n_fft & (self.n_fft - 1):
             raise ParameterError(f"n_fft must be a power of two >= 64. Found: {self.n_fft}")
         if not 0 < self.hop <= self.n_fft // 2:

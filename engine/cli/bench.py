@@ -9,10 +9,13 @@ Figures (medians over ``blocks`` blocks, default settings, the embedded default 
   ``steps_per_frame`` — the steps each frame gets before it is heard (iterations · L / B).
 * ``block_seconds`` — audio duration of one block; ``realtime_factor`` = block_seconds / ORT seconds
   per block (the optimiser's headroom).
-* ``stream_realtime_factor`` — the whole streaming engine (optimiser + phase + output chain) rendering
-  ``STREAM_SECONDS`` of audio to a null sink, audio seconds per compute second.
+* ``stream_realtime_factor`` — the whole streaming engine (optimiser + phase + stereo upmix + output
+  chain) at the configuration's rate and ``channels`` (full band stereo at the defaults) rendering
+  ``STREAM_SECONDS`` of audio to a null sink, audio seconds per compute second;
+  ``mono_22050_stream_realtime_factor`` — the same for the mono engine at 22050 Hz (what the engine was
+  before full band and stereo), measured in the same run so the two compare.
 * ``network``, ``phase_ms_per_block``, ``provider``, ``iterations_per_block``, ``block_frames``, ``hop``,
-  ``sample_rate``, ``cpu`` (the processor's model name: speed figures mean nothing without it).
+  ``sample_rate``, ``channels``, ``cpu`` (the processor's model name: speed figures mean nothing without it).
 """
 from __future__ import annotations
 
@@ -27,7 +30,9 @@ from engine.params import PARAM_SPECS, ParamStore
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
 from engine.live.sinks import NullSink
-from engine.synthesis.step_graph import BlockConfig, example_inputs
+from engine.analysis.spectral import DEFAULT_SAMPLE_RATE
+from engine.synthesis.step_graph import BlockConfig, example_inputs, live_config
+from engine.synthesis.stereo import STEREO
 from engine.live.stream import Engine
 from engine.synthesis.styles import StyleLibrary
 
@@ -57,7 +62,18 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return float(np.median(times) * 1000.0)
 
 
-def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], None] = lambda m: None) -> dict:
+def stream_realtime_factor(config: BlockConfig, stepper: BlockStepper, channels: int) -> float:
+    """The whole streaming engine's real-time factor rendering :data:`STREAM_SECONDS` of the default
+    style to a null sink at ``config``'s rate (fixed work: no adaptive quality)."""
+    library = StyleLibrary(config)
+    library.add_default()
+    engine = Engine(library, ParamStore(), stepper, NullSink(config.spectral.sample_rate), adaptive=False,
+                    channels=channels)
+    return engine.render(STREAM_SECONDS).realtime_factor
+
+
+def run_bench(config: BlockConfig, *, channels: int = STEREO, blocks: int = 30,
+              log: Callable[[str], None] = lambda m: None) -> dict:
     """Measure and return the figures of the module doc."""
     iterations = int(PARAM_SPECS["iterations"].default)
     calls = int(np.ceil(iterations / config.steps_per_call))
@@ -81,11 +97,11 @@ def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], Non
     phase_ms = _median_ms(lambda: phase.process(mags), blocks)
     block_seconds = config.block_frames * config.spectral.hop / config.spectral.sample_rate
 
-    library = StyleLibrary(config)
-    library.add_default()
-    engine = Engine(library, ParamStore(), ort_stepper, NullSink(config.spectral.sample_rate), adaptive=False)
-    log("rendering through the whole streaming engine")
-    stream = engine.render(STREAM_SECONDS)
+    log(f"rendering through the whole streaming engine ({config.spectral.sample_rate} Hz, {channels} channels)")
+    stream = stream_realtime_factor(config, ort_stepper, channels)
+    mono = live_config(DEFAULT_SAMPLE_RATE, network=config.network)
+    log(f"rendering through the mono engine at {DEFAULT_SAMPLE_RATE} Hz")
+    mono_stream = stream_realtime_factor(mono, BlockStepper(mono, backend="ort", log=log), 1)
     return {
         "cpu": cpu_model(),
         "network": config.network,
@@ -105,5 +121,7 @@ def run_bench(config: BlockConfig, *, blocks: int = 30, log: Callable[[str], Non
         "ort_speedup": torch_ms / ort_ms,
         "realtime_factor": block_seconds * 1000.0 / ort_ms,
         "phase_ms_per_block": phase_ms,
-        "stream_realtime_factor": stream.realtime_factor,
+        "channels": channels,
+        "stream_realtime_factor": stream,
+        f"mono_{DEFAULT_SAMPLE_RATE}_stream_realtime_factor": mono_stream,
     }

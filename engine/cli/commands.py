@@ -40,13 +40,13 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from engine.analysis.audio_io import check_space, load_audio, save_audio
+from engine.analysis.audio_io import check_space, file_rate, load_audio, save_audio
 from engine.errors import AudioFileError, TextureError
 from engine.cli.options import OFFLINE_MAX_SECONDS, parse_weights
 from engine.log import log
 from engine.params import ParamStore, parse_blend
-from engine.analysis.spectral import SpectralConfig
-from engine.synthesis.step_graph import BlockConfig, live_config
+from engine.analysis.spectral import DEFAULT_SAMPLE_RATE, SpectralConfig
+from engine.synthesis.step_graph import BlockConfig, check_live_network, full_band_rate, live_config
 from engine.synthesis.styles import StyleLibrary, load_library
 
 
@@ -67,7 +67,7 @@ def build_params(args: argparse.Namespace) -> ParamStore:
     """A parameter store with the CLI's live settings applied (validated)."""
     params = ParamStore()
     for name, attr in (("receptive_field", "receptive_field"), ("iterations", "iterations"), ("gain", "gain"),
-                       ("variation", "seed"), ("material", "material")):
+                       ("variation", "seed"), ("material", "material"), ("width", "width")):
         value = getattr(args, attr, None)
         if value is not None:
             params.set(name, value)
@@ -94,12 +94,13 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     from engine.live.sinks import DEFAULT_LEAD_SECONDS
     from engine.live.stream import Engine
     params = build_params(args)
-    config = live_config(args.sample_rate, network=args.network)
+    check_live_network(args.network)  # before the device is opened (its rate sets the engine's)
     lead = DEFAULT_LEAD_SECONDS if args.lead_ms is None else args.lead_ms / 1000.0
     sink = SoundDeviceSink(args.device, lead_seconds=lead, wait=False)  # it opens while the styles load
-    library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
     output = f"{sink.name} at {sink.rate} Hz"  # waits for the device: no device fails here, before any other work
-    engine = Engine(library, params, _stepper(config, args.backend), sink, log=log)
+    config = live_config(args.sample_rate or full_band_rate(sink.rate, network=args.network), network=args.network)
+    library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
+    engine = Engine(library, params, _stepper(config, args.backend), sink, channels=args.channels, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
     log(f"playing {', '.join(s.name for s in library.slots)} on {output}; Ctrl-C stops")
     interrupted = False
@@ -140,7 +141,7 @@ def _play_for(engine, seconds: float | None) -> None:
             raise TextureError(t.error)
         if sys.stderr.isatty() and t.last is not None:
             print(f"\rblock {t.blocks}  x{t.last.realtime_factor:.1f} real time  {t.steps} it  "
-                  f"underruns {t.underruns}  peak {t.peak:.2f}   ", end="", file=sys.stderr, flush=True)
+                  f"underruns {t.underruns}  peak {max(t.peak):.2f}   ", end="", file=sys.stderr, flush=True)
 
 
 def _play_summary(engine, sink, lead: float, midi_report: str | None) -> float:
@@ -170,6 +171,14 @@ def _signals_set(stop: threading.Event):
             signal.signal(sig, old)
 
 
+def render_rate(styles: list[str], network: str) -> int:
+    """A streaming render's engine rate without ``--sample-rate``: full band at the highest of the
+    styles' rates (:func:`engine.synthesis.step_graph.full_band_rate`; unreadable files are left to
+    the style loader, which names the reason)."""
+    rates = [r for r in (file_rate(p) for p in styles) if r is not None]
+    return full_band_rate(max(rates, default=None), network=network)
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Render to ``--out``: streaming (interruptible, see the module doc) or offline."""
     if args.offline:
@@ -181,11 +190,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     from engine.live.sinks import FileSink
     from engine.live.stream import Engine
     params = build_params(args)
-    config = live_config(args.sample_rate, network=args.network, frequency_axis=args.frequency_axis)
+    config = live_config(args.sample_rate or render_rate(args.style or [], args.network), network=args.network,
+                         frequency_axis=args.frequency_axis)
     library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
     sink = FileSink(args.out, config.spectral.sample_rate,
-                    expected_samples=int(round(args.seconds * config.spectral.sample_rate)))
-    engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, log=log)
+                    expected_samples=int(round(args.seconds * config.spectral.sample_rate)), channels=args.channels)
+    engine = Engine(library, params, _stepper(config, args.backend), sink, adaptive=False, channels=args.channels,
+                    log=log)
     total = int(round(args.seconds * sink.rate))
     stop = threading.Event()
     with _bar(total, "render", "sample") as bar, _signals_set(stop):
@@ -204,8 +215,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
     from engine.synthesis.offline import OfflineSettings
+    # Offline work stays at 22050 Hz unless --sample-rate says otherwise: L-BFGS holds the whole
+    # spectrogram, twice as large at full band.
+    rate = args.sample_rate or DEFAULT_SAMPLE_RATE
     kwargs = dict(network=args.network, seed=args.seed,
-                  spectral=SpectralConfig(sample_rate=args.sample_rate, frequency_axis=args.frequency_axis or "linear"))
+                  spectral=SpectralConfig(sample_rate=rate, frequency_axis=args.frequency_axis or "linear"))
     if getattr(args, "iterations", None) is not None:
         kwargs["lbfgs_iterations"] = args.iterations
     if getattr(args, "receptive_field", None) is not None:
@@ -371,7 +385,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from engine.cli.bench import run_bench
-    figures = run_bench(live_config(network=args.network), blocks=args.blocks, log=log)
+    figures = run_bench(live_config(full_band_rate(None, network=args.network), network=args.network),
+                        blocks=args.blocks, log=log)
     print(json.dumps(figures, indent=2))
     _write_json(args.json, figures)
     return 0
@@ -395,7 +410,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.synthesis.graph_cache import export_graph, export_manifest_summary
     try:
-        graph = export_graph(live_config(network=args.network), args.out)
+        graph = export_graph(live_config(full_band_rate(None, network=args.network), network=args.network), args.out)
     except OSError as exc:
         raise TextureError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
     manifest = export_manifest_summary(graph)

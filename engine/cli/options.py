@@ -12,9 +12,10 @@ The ranges (:data:`RANGES`) and why each bound is where it is:
   render up to :data:`OFFLINE_MAX_SECONDS` (L-BFGS keeps 40 copies of the whole spectrogram, about
   9 MB of memory per second of output, and computes 8-26 s per second of output on a 2-core CPU).
 * ``--iterations``: live steps per block 0..32 (0 bypasses the optimiser); offline L-BFGS 1..5000.
-* ``--gain`` 0..1 linear, ``--receptive-field`` 0..1, ``--lead-ms`` 1..1000 ms, ``--seed``
-  0..2³¹−1, ``--sample-rate`` 8000..48000 Hz (the STFT is 1024 samples: 128 ms at 8 kHz; above
-  48 kHz every block costs more than real time allows on a 2-core CPU), ``--blocks`` 1..10000,
+* ``--gain`` 0..1 linear, ``--receptive-field`` and ``--width`` 0..1, ``--lead-ms`` 1..1000 ms, ``--seed``
+  0..2³¹−1, ``--sample-rate`` 8000..48000 Hz (the STFT is about 46 ms at any rate, 512 samples at
+  8 kHz; above 48 kHz the STFT doubles again and a block costs more than real time allows on a
+  2-core CPU; without it the engine runs full band at the output's rate), ``--blocks`` 1..10000,
   ``--timeout`` up to an hour, ``--weights`` four values in [0, 1e12].
 
 Outputs (``--out``, ``--stats``, ``--json``, ``--performance-log``): the suffix must be one this program writes and the
@@ -81,7 +82,7 @@ def _streaming(args: argparse.Namespace) -> bool:
 
 _SEED = Range("--seed", 0, 2 ** 31 - 1)
 _RATE = Range("--sample-rate", 8000, 48000, unit=" Hz")
-_LIVE = (Range("--receptive-field", 0, 1), Range("--material", 0, 1), Range("--gain", 0, 1, unit=" (linear)"), _SEED, _RATE)
+_LIVE = (Range("--receptive-field", 0, 1), Range("--material", 0, 1), Range("--width", 0, 1), Range("--gain", 0, 1, unit=" (linear)"), _SEED, _RATE)
 
 #: Per command: the ranges of its numeric options (``dest`` names are the option names without ``--``).
 RANGES: dict[str, tuple[Range, ...]] = {

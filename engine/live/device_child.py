@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from engine.live.device_process import (RETRY_SECONDS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock,
+from engine.live.device_process import (RETRY_SECONDS, RING_CHANNELS, STALL_SECONDS, STOP_TIMEOUT_SECONDS, SharedBlock,
                                         no_output_message)
 from engine.live.priority import raise_thread_priority
 
@@ -67,7 +67,8 @@ def _find(sd, device: str | int | None, hostapi: str | None) -> dict:
 
 def _make_callback(block: SharedBlock, ring_holder: list, scratch: np.ndarray, gains: np.ndarray,
                    steps: np.ndarray):
-    """The PortAudio callback: ring → ``outdata`` × gain; counts underruns, xruns, callbacks."""
+    """The PortAudio callback: ring (two channels) → ``outdata`` × gain (its two channels, or their mean on
+    a one-channel device); counts underruns, xruns, callbacks."""
     state = block.state
     last_gain = [None]
 
@@ -76,13 +77,13 @@ def _make_callback(block: SharedBlock, ring_holder: list, scratch: np.ndarray, g
         if status.output_underflow:
             state.xruns += 1
         ring = ring_holder[0]
-        mono = scratch[:frames]
+        buf = scratch[:frames]
         if not state.primed and ring.available < state.prime_samples:
             n = 0  # start only with a cushion queued: the first blocks are the slowest (warm-up)
         else:
-            n = ring.read_into(mono)
+            n = ring.read_into(buf)
         if n < frames:
-            mono[n:] = 0.0
+            buf[n:] = 0.0
             if state.primed and not state.draining:
                 state.underruns += 1
                 state.underrun_samples += frames - n
@@ -93,13 +94,17 @@ def _make_callback(block: SharedBlock, ring_holder: list, scratch: np.ndarray, g
         g0 = g if last_gain[0] is None else last_gain[0]
         last_gain[0] = g
         if g0 == g:
-            mono *= g
+            buf *= g
         else:  # a gain move: ramp across this buffer (preallocated arrays), so it never clicks
             ramp = gains[:frames]
             np.multiply(steps[:frames], (g - g0) / frames, out=ramp)
             ramp += g0
-            mono *= ramp
-        outdata[:] = mono[:, None]
+            buf *= ramp[:, None]
+        if outdata.shape[1] == RING_CHANNELS:
+            outdata[:] = buf
+        else:
+            np.add(buf[:, 0], buf[:, 1], out=outdata[:, 0])
+            outdata *= 0.5
     return callback
 
 
@@ -152,10 +157,11 @@ def _play(request: dict) -> None:
     priority = raise_thread_priority()  # before PortAudio: its audio thread inherits this thread's class
     block = SharedBlock(request["max_samples"], fd=request["fd"])
     sd, dev = _open_device(request)
-    scratch = np.zeros(max(8192, int(0.5 * dev["rate"])), dtype=np.float32)
+    frames = max(8192, int(0.5 * dev["rate"]))
+    scratch = np.zeros((frames, RING_CHANNELS), dtype=np.float32)
     ring_holder: list = [None]
-    callback = _make_callback(block, ring_holder, scratch, np.zeros_like(scratch),
-                              np.arange(len(scratch), dtype=np.float32))
+    callback = _make_callback(block, ring_holder, scratch, np.zeros(frames, dtype=np.float32),
+                              np.arange(frames, dtype=np.float32))
     channels = min(2, dev["channels"])
     try:
         stream = sd.OutputStream(device=dev["index"], samplerate=dev["rate"], channels=channels, dtype="float32",
@@ -169,7 +175,8 @@ def _play(request: dict) -> None:
         command = line.strip()
         if command == "start":
             from engine.live.ringbuffer import RingBuffer
-            ring_holder[0] = RingBuffer(int(block.state.capacity), buffer=block.samples, counters=block.state)
+            ring_holder[0] = RingBuffer(int(block.state.capacity), buffer=block.samples, counters=block.state,
+                                        channels=RING_CHANNELS)
             threading.Thread(target=_watch, args=(stream, block, started, stopping), daemon=True).start()
             try:
                 stream.start()

@@ -63,13 +63,18 @@ STOP_TIMEOUT_SECONDS = 1.0
 _ROOT = Path(__file__).resolve().parents[2]
 
 
+#: Channels of the shared ring: two whatever the engine makes (a mono engine's samples are put on both)
+#: or the device plays (a one-channel device gets their mean).
+RING_CHANNELS = 2
+
+
 class SharedState(ctypes.Structure):
     """Header of the shared mapping. Who writes each field: P = parent, C = child's callback."""
 
     _fields_ = [
-        ("write_count", ctypes.c_int64),       # P: samples written (ring)
-        ("read_count", ctypes.c_int64),        # C: samples read (ring)
-        ("capacity", ctypes.c_int64),          # P: ring capacity in samples, before ``start``
+        ("write_count", ctypes.c_int64),       # P: frames written (ring; a frame is RING_CHANNELS samples)
+        ("read_count", ctypes.c_int64),        # C: frames read (ring)
+        ("capacity", ctypes.c_int64),          # P: ring capacity in frames, before ``start``
         ("prime_samples", ctypes.c_int64),     # P: play only once this much is queued
         ("draining", ctypes.c_int64),          # P: 1 while the ring drains at stop (no underruns counted)
         ("primed", ctypes.c_int64),            # C: 1 once playback started

@@ -23,7 +23,7 @@ import weakref
 
 import numpy as np
 
-from engine.live.device_process import OPEN_TIMEOUT_SECONDS, DeviceProcess, SharedBlock
+from engine.live.device_process import OPEN_TIMEOUT_SECONDS, RING_CHANNELS, DeviceProcess, SharedBlock
 from engine.errors import DeviceLost, ParameterError, TextureError
 from engine.live.ringbuffer import RingBuffer
 from engine.live.sinks import (DEFAULT_LEAD_SECONDS, LEAD_RETURN_SECONDS, LEAD_STEP_SECONDS, MAX_LEAD_SECONDS,
@@ -69,7 +69,7 @@ class SoundDeviceSink(Sink):
         self.device = device
         self.lead_seconds = self.initial_lead_seconds = float(lead_seconds)
         self.latency = latency
-        self._block = SharedBlock(int((max(MAX_LEAD_SECONDS, lead_seconds) + 0.5) * MAX_DEVICE_RATE))
+        self._block = SharedBlock(int((max(MAX_LEAD_SECONDS, lead_seconds) + 0.5) * MAX_DEVICE_RATE) * RING_CHANNELS)
         self._state = self._block.state
         self._ring: RingBuffer | None = None
         self._lost: str | None = None
@@ -131,7 +131,7 @@ class SoundDeviceSink(Sink):
 
     @property
     def channels(self) -> int:
-        """Output channels played (the mono signal on each, at most 2)."""
+        """Output channels the device plays (at most 2; a one-channel device plays the mean of the two)."""
         return int(self._opened()["channels"])
 
     def _start_stream(self) -> None:
@@ -148,13 +148,14 @@ class SoundDeviceSink(Sink):
             self._first_audio = s.first_audio_time
         self.lead_seconds = self.initial_lead_seconds
         self._prime_samples = int((self.lead_seconds + PRIME_EXTRA_SECONDS) * self.rate)
-        capacity = min(self._block.max_samples, int((max(MAX_LEAD_SECONDS, self.lead_seconds) + 0.5) * self.rate))
+        capacity = min(self._block.max_samples // RING_CHANNELS,
+                       int((max(MAX_LEAD_SECONDS, self.lead_seconds) + 0.5) * self.rate))
         s.write_count = s.read_count = 0
         s.capacity, s.prime_samples = capacity, self._prime_samples
         s.draining = s.primed = s.underruns = s.underrun_samples = s.xruns = s.callbacks = 0
         s.first_audio_time = 0.0
         self._pump_gain()
-        self._ring = RingBuffer(capacity, buffer=self._block.samples, counters=s)
+        self._ring = RingBuffer(capacity, buffer=self._block.samples, counters=s, channels=RING_CHANNELS)
         self._underruns_seen = self.underruns
         self._quiet_since = time.monotonic()
         self._lost = None
@@ -265,6 +266,9 @@ class SoundDeviceSink(Sink):
             time.sleep(nap)
 
     def write(self, samples: np.ndarray, stop: threading.Event | None = None) -> None:
+        """Queue ``samples`` ``(n, 2)``, or ``(n,)`` mono (put on both channels), waiting for room."""
+        if samples.ndim == 1:
+            samples = np.repeat(samples[:, None], RING_CHANNELS, axis=1)
         pos = 0
         nap = min(0.002, 0.25 * self.lead_seconds)
         while pos < len(samples):

@@ -1,5 +1,8 @@
 """Output stage after the phase: DC blocker, gain ramp, resampling to the device rate, limiter, fades.
 
+Mono blocks ``(n,)`` or channels last ``(n, channels)`` (the same for a whole stream); every stage
+works on each channel alike.
+
 Lifecycle: :meth:`OutputChain.prepare` → :meth:`process` per block → (:meth:`start_fade_out`, more
 :meth:`process` until :attr:`faded_out`). Runs in the producer thread, never in the audio callback.
 
@@ -30,6 +33,11 @@ def soft_limit(x: np.ndarray, *, threshold: float = 0.8) -> np.ndarray:
     knee = 1.0 - threshold
     y[over] = np.sign(x[over]) * (threshold + knee * np.tanh((a[over] - threshold) / knee))
     return np.clip(y, -1.0, 1.0)
+
+
+def _column(v: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``v`` ``(n,)`` shaped to multiply ``like`` ``(n,)`` or ``(n, channels)`` sample by sample."""
+    return v.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 class OutputChain:
@@ -77,12 +85,12 @@ class OutputChain:
         diff = np.empty_like(x)
         diff[0] = x[0] - self._x_prev
         diff[1:] = x[1:] - x[:-1]
-        self._x_prev = x[-1]
+        self._x_prev = x[-1].copy()
         y = np.empty_like(x)
         for start in range(0, len(x), 1024):
             d = diff[start:start + 1024]
-            powers = self._r ** np.arange(1, len(d) + 1)
-            y[start:start + len(d)] = powers * (self._y_prev + np.cumsum(d / powers))
+            powers = _column(self._r ** np.arange(1, len(d) + 1), x)
+            y[start:start + len(d)] = powers * (self._y_prev + np.cumsum(d / powers, axis=0))
             self._y_prev = y[start + len(d) - 1]
         return y
 
@@ -95,19 +103,19 @@ class OutputChain:
         """One block: ``x`` at the engine rate (any length ≥ 0), ``gain`` linear 0..1."""
         x = np.asarray(x, dtype=np.float64)
         if len(x) == 0:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros(x.shape, dtype=np.float32)
         y = self._dc_block(x)
         start = gain if self._gain is None else self._gain
         ramp = np.full(len(y), gain)
         n = min(len(y), self._gain_ramp)
         ramp[:n] = np.linspace(start, gain, n, endpoint=False)
-        y = y * ramp
+        y = y * _column(ramp, y)
         self._gain = gain
         y = self._resampler.process(y)
         if self._fade_in_pos < self._fade_len:
             ramp, self._fade_in_pos = self._ramp(len(y), self._fade_in_pos, True)
-            y = y * ramp
+            y = y * _column(ramp, y)
         if self._fade_out_pos is not None:
             ramp, self._fade_out_pos = self._ramp(len(y), self._fade_out_pos, False)
-            y = y * ramp
+            y = y * _column(ramp, y)
         return soft_limit(y)

@@ -1,6 +1,9 @@
 """A single-producer, single-consumer ring of float32 samples that needs no lock, in this process or
 shared with another one.
 
+It holds *frames* of ``channels`` samples each (one sample per channel, channels last: a write and a
+read move ``(n, channels)`` arrays, or ``(n,)`` with one channel); every count and capacity is in frames.
+
 Real-time contract: :meth:`RingBuffer.read_into` is the only method the audio callback calls; it
 copies at most ``len(out)`` samples into a caller-owned array and never allocates a buffer, blocks or
 takes a lock. Only the producer calls :meth:`RingBuffer.write`. Each side advances only its own
@@ -29,54 +32,60 @@ class _Counters:
 
 
 class RingBuffer:
-    """Lock-free SPSC ring of ``capacity`` float32 samples (see module doc).
+    """Lock-free SPSC ring of ``capacity`` frames of float32 samples (see module doc).
 
     Parameters
     ----------
     capacity : int >= 1
-        Samples it holds.
-    buffer : np.ndarray [shape=(>= capacity,)], float32, optional
+        Frames it holds.
+    buffer : np.ndarray [shape=(>= capacity * channels,)], float32, optional
         Storage for the samples (default: a new array).
     counters : object, optional
         Holder of ``write_count`` / ``read_count`` (default: new ones at 0; given ones are used as
         they are, so both processes must agree on them before either side moves).
+    channels : int >= 1
+        Samples per frame (1: frames are plain samples, arrays ``(n,)``).
     """
 
-    __slots__ = ("_buf", "capacity", "_c")
+    __slots__ = ("_buf", "capacity", "channels", "_c")
 
-    def __init__(self, capacity: int, *, buffer: np.ndarray | None = None, counters: object = None) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1 sample. Found: {capacity}")
-        if buffer is not None and (buffer.dtype != np.float32 or len(buffer) < capacity):
-            raise ValueError(f"buffer must be float32 with >= {capacity} samples. Found: {buffer.dtype}, {len(buffer)}")
-        self._buf = np.zeros(int(capacity), dtype=np.float32) if buffer is None else buffer[: int(capacity)]
+    def __init__(self, capacity: int, *, buffer: np.ndarray | None = None, counters: object = None,
+                 channels: int = 1) -> None:
+        if capacity < 1 or channels < 1:
+            raise ValueError(f"capacity and channels must be >= 1. Found: {capacity}, {channels}")
+        size = int(capacity) * int(channels)
+        if buffer is not None and (buffer.dtype != np.float32 or len(buffer) < size):
+            raise ValueError(f"buffer must be float32 with >= {size} samples. Found: {buffer.dtype}, {len(buffer)}")
+        flat = np.zeros(size, dtype=np.float32) if buffer is None else buffer[:size]
+        self._buf = flat if channels == 1 else flat.reshape(int(capacity), int(channels))
         self.capacity = int(capacity)
+        self.channels = int(channels)
         self._c = _Counters() if counters is None else counters
 
     @property
     def write_count(self) -> int:
-        """Samples written since the start (producer's counter)."""
+        """Frames written since the start (producer's counter)."""
         return self._c.write_count
 
     @property
     def read_count(self) -> int:
-        """Samples read since the start (consumer's counter)."""
+        """Frames read since the start (consumer's counter)."""
         return self._c.read_count
 
     @property
     def available(self) -> int:
-        """Samples ready to read."""
+        """Frames ready to read."""
         c = self._c
         return c.write_count - c.read_count
 
     @property
     def free(self) -> int:
-        """Samples that can be written now."""
+        """Frames that can be written now."""
         c = self._c
         return self.capacity - (c.write_count - c.read_count)
 
     def write(self, samples: np.ndarray) -> int:
-        """Producer side: copy as many of ``samples`` as fit; returns how many were written."""
+        """Producer side: copy as many frames of ``samples`` as fit; returns how many were written."""
         c = self._c
         wc = c.write_count
         n = min(len(samples), self.capacity - (wc - c.read_count))
@@ -91,7 +100,7 @@ class RingBuffer:
         return n
 
     def read_into(self, out: np.ndarray) -> int:
-        """Consumer side (audio callback): copy up to ``len(out)`` samples into ``out``; returns the count.
+        """Consumer side (audio callback): copy up to ``len(out)`` frames into ``out``; returns the count.
 
         ``out[count:]`` is left untouched: the caller fills the rest (with zeros) and counts the underrun.
         """

@@ -145,6 +145,8 @@ class FileSink(Sink):
     (:func:`engine.analysis.audio_io.write_failure`, with the megabytes free and needed when
     ``expected_samples``, the whole render's length, is given) and the file that holds what fitted.
 
+    ``channels`` (2 by default) must match the blocks written: ``(n, 2)``, or ``(n,)`` for 1.
+
     Raises
     ------
     AudioFileError
@@ -152,9 +154,11 @@ class FileSink(Sink):
         write that failed (``write``, see above).
     """
 
-    def __init__(self, path: str | os.PathLike, rate: int, *, expected_samples: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, rate: int, *, expected_samples: int | None = None,
+                 channels: int = 2) -> None:
         self.path = Path(path)
         self.rate = int(rate)
+        self.channels = int(channels)
         self.expected_samples = expected_samples
         fmt = WRITE_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
@@ -173,9 +177,9 @@ class FileSink(Sink):
     def prepare(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = sf.SoundFile(str(self._tmp), "w", self.rate, 1, self._format[1], format=self._format[0])
+            self._file = sf.SoundFile(str(self._tmp), "w", self.rate, self.channels, self._format[1], format=self._format[0])
         except (OSError, sf.LibsndfileError) as exc:
-            raise AudioFileError(self.path, write_failure(self.path, exc, self.expected_samples)) from None
+            raise AudioFileError(self.path, write_failure(self.path, exc, self.expected_samples, self.channels)) from None
         self.samples_written = 0
         self.written_path = None
 
@@ -188,7 +192,7 @@ class FileSink(Sink):
 
     def _keep_after_failure(self, exc: BaseException) -> str:
         """Close the file a write failed on, publish what it holds; the one-line cause and what was kept."""
-        cause = write_failure(self.path, exc, self.expected_samples)
+        cause = write_failure(self.path, exc, self.expected_samples, self.channels)
         try:
             self._file.close()  # rewrites the header in place: needs no new space
         except (OSError, sf.LibsndfileError):

@@ -33,6 +33,7 @@ from engine.live.priority import raise_thread_priority
 from engine.params import ParamStore
 from engine.synthesis.runtime import BlockStepper
 from engine.live.sinks import Sink
+from engine.synthesis.stereo import STEREO
 from engine.synthesis.styles import StyleLibrary
 
 #: Seconds of per-block loss and load history kept for the GUI's curves.
@@ -56,8 +57,8 @@ class Telemetry:
     last: BlockStats | None
     loss_history: np.ndarray
     load_history: np.ndarray
-    peak: float
-    rms: float
+    peak: tuple[float, ...]  # per output channel, linear, as heard (after the gain)
+    rms: tuple[float, ...]
     error: str | None
     #: Why the sound device is gone while the engine waits for it to return (None: it plays).
     output_lost: str | None = None
@@ -81,6 +82,7 @@ class RenderStats:
     block_frames: int
     hop: int
     sample_rate: int
+    channels: int
     iterations_per_block: float
     provider: str
     underruns: int
@@ -114,27 +116,30 @@ class Engine:
         See :class:`engine.synthesis.block_synth.BlockSynth` and :mod:`engine.live.sinks`.
     adaptive : bool
         Adaptive quality (drop optimiser steps under load); on for live playback, off for renders.
+    channels : {1, 2}
+        Output channels (:class:`engine.synthesis.block_synth.BlockSynth`): 2, the stereo engine, by default.
     log : callable
         One-line messages for the user.
 
     Attributes
     ----------
     taps : list of callable
-        Each is called in the producer thread with every output block (float32, device rate);
+        Each is called in the producer thread with every output block (float32, device rate, ``(n,)``
+        mono or ``(n, 2)`` stereo);
         it must return quickly (hand the data to another thread, e.g. a recorder's queue). With a
         sink that applies the gain itself (a sound device) taps get the signal before that gain.
     """
 
     def __init__(self, library: StyleLibrary, params: ParamStore, stepper: BlockStepper, sink: Sink, *,
                  adaptive: bool = True, phase_look_ahead_frames: int = PHASE_LOOK_AHEAD_FRAMES, phase_iterations: int = PHASE_ITERATIONS,
-                 log: Callable[[str], None] = lambda m: None) -> None:
+                 channels: int = STEREO, log: Callable[[str], None] = lambda m: None) -> None:
         self.library = library
         self.params = params
         self.stepper = stepper
         self.sink = sink
         self.log = log
         self.synth = BlockSynth(library, stepper, phase_look_ahead_frames=phase_look_ahead_frames, phase_iterations=phase_iterations,
-                                adaptive=adaptive)
+                                adaptive=adaptive, channels=channels)
         self.taps: list[Callable[[np.ndarray], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -146,11 +151,16 @@ class Engine:
         self._history_count = 0
         self._audio_seconds = self._compute_seconds = 0.0
         self._last: BlockStats | None = None
-        self._peak = self._rms = 0.0
+        self._peak = self._rms = (0.0,) * self.channels
         self._error: str | None = None
         self._output_lost: str | None = None
         self._lost_total, self._lost_since = 0.0, None
         self._prepared = False
+
+    @property
+    def channels(self) -> int:
+        """Output channels: 2 (stereo) or 1."""
+        return self.synth.channels
 
     @property
     def engine_rate(self) -> int:
@@ -199,7 +209,7 @@ class Engine:
         self._history_count = 0
         self._audio_seconds = self._compute_seconds = 0.0
         self._last = None  # telemetry of a new run never shows the previous run's blocks
-        self._peak = self._rms = 0.0
+        self._peak = self._rms = (0.0,) * self.channels
         self._error = None
         self._output_lost = None
         self._lost_total, self._lost_since = 0.0, None
@@ -218,8 +228,9 @@ class Engine:
             self._compute_seconds += stats.compute_ms / 1000.0
         if len(y):
             post = float(snap["gain"]) if self.sink.applies_gain else 1.0  # the meters show what is heard
-            self._peak = post * float(np.max(np.abs(y)))
-            self._rms = post * float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+            columns = y.reshape(len(y), -1)
+            self._peak = tuple(float(post * v) for v in np.max(np.abs(columns), axis=0))
+            self._rms = tuple(float(post * v) for v in np.sqrt(np.mean(columns.astype(np.float64) ** 2, axis=0)))
         for tap in self.taps:
             tap(y)
         return y
@@ -359,6 +370,7 @@ class Engine:
         cfg = self.library.config
         return RenderStats(seconds=written / self.sink.rate, wall_seconds=time.perf_counter() - t0, blocks=blocks,
                            block_frames=cfg.block_frames, hop=cfg.spectral.hop, sample_rate=self.sink.rate,
+                           channels=self.synth.channels,
                            iterations_per_block=steps / max(blocks, 1), provider=self.stepper.provider,
                            underruns=self.sink.underruns, mean_loss=_mean_finite(losses), interrupted=interrupted)
 

@@ -44,9 +44,10 @@ network makes the texture. Each block:
    ``Lc`` in-flight trend values towards the blended target (each frame gets ``iterations · L / B``
    steps before it is heard, each trend value ``iterations · Lc · coarse_factor / B``); the phase
    turns the committed frames into samples in a worker thread meanwhile (ONNX Runtime releases the
-   GIL), so the two use both cores. ``iterations`` 0 bypasses the optimiser: what plays is the
-   initialisation alone, residual noise under a trend of noise (the ablation that shows the
-   network's work).
+   GIL), so the two use both cores; with two channels the stereo upmix (:mod:`engine.synthesis.stereo`)
+   follows the phase there, with the blended styles' stereo image and the ``width`` parameter.
+   ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone, residual noise
+   under a trend of noise (the ablation that shows the network's work).
 5. Adaptive quality lowers the step count while a block's compute nears its audio duration (above 60 %
    of it; the last step only above 90 %, leaving the bare initialisation) and restores it when compute
    is below 30 %.
@@ -69,7 +70,9 @@ import numpy as np
 from engine.analysis import trend as tr
 from engine.errors import TextureError
 from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
+from engine.analysis.stereo import StereoImage, blend_images
 from engine.synthesis.phase import StreamingPhase
+from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
 from engine.synthesis.styles import Style, StyleLibrary
@@ -173,10 +176,16 @@ class BlockSynth:
         The phase's settings (RTISI-LA's look-ahead in frames, Griffin-Lim iterations a stage).
     adaptive : bool
         Whether optimiser steps drop under load (off for renders of fixed work).
+    channels : {1, 2}
+        2 (default): two channels from the one texture with the blended styles' stereo image and the
+        ``width`` parameter (:mod:`engine.synthesis.stereo`); 1: the mono engine.
     """
 
     def __init__(self, library: StyleLibrary, stepper: BlockStepper, *, phase_look_ahead_frames: int = PHASE_LOOK_AHEAD_FRAMES,
-                 phase_iterations: int = PHASE_ITERATIONS, adaptive: bool = True) -> None:
+                 phase_iterations: int = PHASE_ITERATIONS, adaptive: bool = True, channels: int = STEREO) -> None:
+        if channels not in (1, STEREO):
+            raise TextureError(f"channels must be 1 or 2. Found: {channels}")
+        self.channels = channels
         self.library = library
         self.config: BlockConfig = library.config
         self.stepper = stepper
@@ -188,6 +197,9 @@ class BlockSynth:
         self._emap = self.config.spectral.envelope_map()
         self._spread_map = tr.band_spread_map(self._emap)
         self._layout = tr.layout_weights(self.config.coarse_factor)
+        self._bin_map = bins_from_bands(self._emap)
+        self._upmix = StereoUpmix(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop) \
+            if channels == STEREO else None
         self._worker: ThreadPoolExecutor | None = None
         self.latest: BlockStats | None = None
 
@@ -200,6 +212,10 @@ class BlockSynth:
         """Reset all state and start the phase's worker thread; ``seed`` is the initial ``variation``."""
         bins, n = self.config.spectral.n_bins, self.config.inflight_frames
         self.phase.prepare()
+        if self._upmix is not None:
+            self._upmix.seed = int(seed)
+            self._upmix.prepare()
+        self._image: StereoImage | None = None
         self._context: np.ndarray | None = None
         self._inflight: np.ndarray | None = None
         self._history: np.ndarray | None = None
@@ -232,6 +248,8 @@ class BlockSynth:
         and then it ends after its block)."""
         self._context = self._inflight = self._history = self._trend = None
         self._target = None
+        if self._upmix is not None:
+            self._upmix.release()
         if self._worker is not None:
             self._worker.shutdown(wait=False, cancel_futures=True)
             self._worker = None
@@ -259,6 +277,7 @@ class BlockSynth:
         if key != self._blend_key:
             self._target = blend([s.target for s in styles], weights)
             self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS)
+            self._image = blend_images([s.image for s in styles], weights)
             active = [s.upper for s, w in zip(styles, weights) if w > 0]
             self._upper = np.max(active, axis=0).astype(np.float32)
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
@@ -440,7 +459,8 @@ class BlockSynth:
             self._advance(styles, mix, snap)
 
     def process_block(self, snap: ParamSnapshot) -> np.ndarray:
-        """The next block's final samples (float64, engine rate; about ``block_samples`` of them).
+        """The next block's final samples (float64, engine rate; about ``block_samples`` of them), ``(n,)``
+        or with two channels ``(n, 2)``.
 
         With no style loaded the block is silence and the stream keeps running.
         """
@@ -452,14 +472,16 @@ class BlockSynth:
             self._rng = np.random.default_rng(seed)
         if not styles:
             self._inflight = None
-            return self.phase.process(np.zeros((self.config.spectral.n_bins, self.config.block_frames)))
+            silence = np.zeros((self.config.spectral.n_bins, self.config.block_frames))
+            return self._to_samples(silence, np.ones((4, self.config.spectral.n_bins)))  # silence whatever the mix
         mix, target = self._targets(styles, snap)
         done = self._advance(styles, mix, snap)
         calls = self._calls(snap)
         # The phase runs in the worker while this thread waits in ONNX Runtime, which releases the GIL:
         # the other way round the optimiser's Python parts queued for the GIL behind the phase's
         # (measured: no overlap at all, 8.1 ms a block).
-        pending = self._worker.submit(self.phase.process, np.expm1(done.astype(np.float64)))
+        channel_gains = channel_mix(self._image, float(snap["width"]), self._bin_map) if self._upmix else None
+        pending = self._worker.submit(self._to_samples, np.expm1(done.astype(np.float64)), channel_gains)
         loss = self._optimise(target, snap, calls)
         try:
             samples = pending.result(timeout=PHASE_TIMEOUT_SECONDS)
@@ -472,6 +494,14 @@ class BlockSynth:
                                  self._cap, self._drops, done)
         self._index += 1
         return samples
+
+    def _to_samples(self, magnitudes: np.ndarray, channel_gains: np.ndarray | None) -> np.ndarray:
+        """The phase's samples of the committed ``magnitudes`` ``(bins, B)``: mono ``(n,)``, or with the
+        stereo upmix ``(n, 2)`` (``channel_gains`` from :func:`engine.synthesis.stereo.channel_mix`)."""
+        mono = self.phase.process(magnitudes)
+        if self._upmix is None:
+            return mono
+        return self._upmix.process(self.phase.last_committed, channel_gains)
 
     def _adapt(self, load: float, wanted: int) -> None:
         if self.adaptive:

@@ -181,6 +181,15 @@ class StreamingPhase:
         """Delay in frames: frame ``m``'s centre sample comes out when frame ``m + latency_frames`` goes in."""
         return self.latency_samples // self.hop
 
+    @property
+    def last_committed(self) -> np.ndarray:
+        """``(k, n_bins)`` complex: the spectra of the frames the last :meth:`process` (or :meth:`flush`)
+        committed, oldest first, as they were overlap-added into its samples (the stereo upmix makes the
+        two channels from them: :mod:`engine.synthesis.stereo`)."""
+        if not self._committed_spectra:
+            return np.zeros((0, self.n_bins), dtype=complex)
+        return np.stack(self._committed_spectra)
+
     def prepare(self) -> None:
         """Allocate every buffer and reset the stream state (a new stream starts)."""
         n_fft, hop, held = self.n_fft, self.hop, self.look_ahead + 1
@@ -200,6 +209,7 @@ class StreamingPhase:
                 self._held_norm[k, i * hop:i * hop + n_fft] += self._window ** 2
         self._slots = np.arange(held)[:, None] * hop + np.arange(n_fft)[None, :]  # samples of each held slot
         self._count = 0  # frames held
+        self._committed_spectra: list[np.ndarray] = []
         self._emitted = 0  # padded stream samples returned or dropped so far
         self._prepared = True
 
@@ -255,6 +265,7 @@ class StreamingPhase:
 
     def _commit(self) -> np.ndarray:
         """Commit the oldest held frame; return the ``hop`` padded stream samples now final."""
+        self._committed_spectra.append(self._proj[0].copy())
         out = self._committed.push((np.fft.irfft(self._proj[0], n=self.n_fft) * self._window)[None, :])
         for buf in (self._mag, self._spec, self._proj):
             buf[:-1] = buf[1:]
@@ -289,6 +300,7 @@ class StreamingPhase:
         """
         self._require_prepared()
         mag = _check_magnitude(magnitude_frames, self.n_bins)
+        self._committed_spectra = []
         chunks = []
         for j in range(mag.shape[1]):
             self._push(mag[:, j])
@@ -304,6 +316,7 @@ class StreamingPhase:
         ``prepare()`` before the next stream.
         """
         self._require_prepared()
+        self._committed_spectra = []
         chunks = []
         while self._count:
             self._refine()

@@ -69,6 +69,16 @@ COARSE_LIMIT = 4.0
 LIVE_BANKS: tuple[BankSpec, ...] = tuple(BankSpec(5, d, 64) for d in (1, 2, 4, 8))
 
 
+def check_live_network(network: str) -> None:
+    """ParameterError (one line) unless the live engine can run ``network`` (:data:`models.LIVE_NETWORKS`);
+    callers that open a sound device first check before it."""
+    if network not in LIVE_NETWORKS:
+        if network in NETWORKS:
+            raise ParameterError(f"network {network!r} is not available live: the streaming engine runs "
+                                 f"{' or '.join(LIVE_NETWORKS)}; use render --offline (or transfer) for it")
+        raise ParameterError(f"network must be one of {LIVE_NETWORKS}. Found: {network!r}")
+
+
 @dataclass(frozen=True)
 class BlockConfig:
     """Shape and settings of the block problem; everything the exported graph depends on.
@@ -134,11 +144,7 @@ class BlockConfig:
             raise ParameterError(f"coarse_factor and coarse_inflight must be >= 1 and coarse_history + coarse_inflight "
                                  f"exceed the longest coarse lag {max(st.COARSE_LAGS)}. Found: {self.coarse_factor}, "
                                  f"{self.coarse_inflight}, {self.coarse_history}")
-        if self.network not in LIVE_NETWORKS:
-            if self.network in NETWORKS:
-                raise ParameterError(f"network {self.network!r} is not available live: the streaming engine runs "
-                                     f"{' or '.join(LIVE_NETWORKS)}; use render --offline (or transfer) for it")
-            raise ParameterError(f"network must be one of {LIVE_NETWORKS}. Found: {self.network!r}")
+        check_live_network(self.network)
         if self.network != "random1d":
             if self.banks != LIVE_BANKS:
                 raise ParameterError(f"banks configure the random1d network only; leave them at the default "
@@ -187,15 +193,68 @@ class BlockConfig:
 #: Pseudo-CQT resolution of the live random banks' input: 98 channels instead of 513 linear bins.
 LIVE_CQT_BINS_PER_OCTAVE = 12
 
+#: The live engine's durations in milliseconds, the one place they are set: :func:`live_config` turns
+#: them into frames at the rate's hop (11.6 ms at 22050 and 44100 Hz, where they give the frame counts
+#: of :class:`BlockConfig`'s defaults; 10.7 ms at 48 kHz). ``coarse_period`` is the trend's step,
+#: ``coarse_inflight`` and ``coarse_history`` are spans of trend values, ``lags`` the autocorrelation's
+#: longest lag.
+LIVE_DURATIONS_MS = {
+    "context": 278.6, "block": 23.2, "inflight": 278.6, "history": 2972.2,
+    "coarse_period": 92.9, "coarse_inflight": 2972.2, "coarse_history": 8916.6, "lags": 92.9,
+}
+#: Receptive fields of the live random banks in milliseconds, short to long (spans of 5, 9, 17 and 33
+#: frames at 11.6 ms: :data:`LIVE_BANKS`); :func:`live_banks` sets their dilations for a hop.
+LIVE_BANK_SPANS_MS = (58.0, 104.5, 197.4, 383.1)
+
+
+def live_banks(frame_ms: float) -> tuple[BankSpec, ...]:
+    """The live banks for frames ``frame_ms`` apart: :data:`LIVE_BANKS`' widths and filters, dilations
+    that keep each bank's span in milliseconds (:data:`LIVE_BANK_SPANS_MS`) to within half a dilation step."""
+    return tuple(BankSpec(b.width, max(1, round((span / frame_ms - 1) / (b.width - 1))), b.filters)
+                 for b, span in zip(LIVE_BANKS, LIVE_BANK_SPANS_MS))
+
+
+#: Lowest and highest rate of the full-band engine in Hz: it runs at the output's rate within them
+#: (:func:`full_band_rate`).
+FULL_BAND_RATES = (44100, 48000)
+#: The rate the trained 1D classifier was trained at (its input is the 513 linear bins of a 1024-point STFT).
+TRAINED_RATE = 22050
+
+
+def full_band_rate(output_rate: int | None, *, network: str = "random1d") -> int:
+    """The engine rate for an output at ``output_rate`` Hz (a device's rate, or the highest of the styles'
+    rates for a render): that rate within :data:`FULL_BAND_RATES`, so the whole band up to its Nyquist is
+    synthesised (a 96 kHz device gets 48 kHz and the output chain resamples; a 22.05 kHz style or an
+    unknown rate gets 44.1 kHz, its empty top band being its timbre). ``trained1d`` runs at
+    :data:`TRAINED_RATE`, the rate of its 513 input bins."""
+    if network == "trained1d":
+        return TRAINED_RATE
+    lo, hi = FULL_BAND_RATES
+    return min(hi, max(lo, int(output_rate or lo)))
+
 
 def live_config(sample_rate: int = 22050, *, network: str = "random1d", frequency_axis: str | None = None) -> BlockConfig:
-    """The live engine's block configuration; ParameterError for a network the live engine cannot run.
+    """The live engine's block configuration at ``sample_rate`` Hz; ParameterError for a network the
+    live engine cannot run.
 
-    The random banks see a 12-bins-per-octave pseudo-CQT by default (the trained net its 513 linear bins).
+    The STFT is about 46 ms long at every rate (:func:`engine.analysis.spectral.stft_sizes`), and every
+    duration comes from :data:`LIVE_DURATIONS_MS` and :data:`LIVE_BANK_SPANS_MS`, so a texture at 44.1 or
+    48 kHz has the same time scales as at 22050 Hz. The random banks see a 12-bins-per-octave pseudo-CQT
+    by default (the trained net its 513 linear bins: 22050 Hz only).
     """
     axis = frequency_axis or ("cqt" if network == "random1d" else "linear")
     spectral = SpectralConfig(sample_rate=sample_rate, frequency_axis=axis, cqt_bins_per_octave=LIVE_CQT_BINS_PER_OCTAVE)
-    return BlockConfig(spectral=spectral, network=network)
+    ms = 1000.0 * spectral.frame_seconds
+
+    def frames(name: str, unit: float = 1.0) -> int:
+        return max(1, round(LIVE_DURATIONS_MS[name] / (ms * unit)))
+
+    factor = frames("coarse_period")
+    extra = {} if network != "random1d" else {"banks": live_banks(ms)}
+    return BlockConfig(context_frames=frames("context"), block_frames=frames("block"), inflight_frames=frames("inflight"),
+                       history_frames=frames("history"), coarse_factor=factor,
+                       coarse_inflight=frames("coarse_inflight", factor), coarse_history=frames("coarse_history", factor),
+                       lags=frames("lags"), spectral=spectral, network=network, **extra)
 
 
 def receptive_field_weights(receptive_field: float, n_banks: int, *, width: float = 0.35) -> np.ndarray:

@@ -14,7 +14,9 @@ pieces. Measured here on a 20-minute 44.1 kHz stereo 16-bit file (``StyleLibrary
 memory 2.4 GB and 34 s when it was analysed whole, 0.69 GB and 17 s in pieces (0.28 GB of that is
 the interpreter with torch; the rest is the mono signal while it is resampled, then the 212 MB
 spectrogram the style keeps). Files longer than :data:`STYLE_MAX_SECONDS` are refused with one line
-before they are read.
+before they are read. Those figures are for the 22050 Hz mono engine; the full-band engine keeps a
+spectrogram of twice the bins (354 kB per second at 44.1 kHz) and reads a stereo file's two channels
+for its stereo image (:mod:`engine.analysis.stereo`), so both parts about double (not yet measured).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from engine.analysis.spectral import _check_audio, log_magnitude, stft_frames
 from engine.synthesis.step_graph import BlockConfig
 from engine.analysis.targets import StyleTarget, compute_target
 from engine.analysis import trend as tr
+from engine.analysis.stereo import StereoImage, independent_image, stereo_image
 
 #: Longest style file accepted, in seconds (its spectrogram stays in memory: ~0.64 GB an hour).
 STYLE_MAX_SECONDS = 3600.0
@@ -63,6 +66,10 @@ class Style:
     coarse : np.ndarray [shape=(bands, frames // coarse_factor)], float32
         Its coarse band envelopes (:func:`engine.analysis.trend.coarse_envelopes`): the trend that
         :meth:`detrended` takes out.
+    image : StereoImage
+        Its per-band stereo image (:mod:`engine.analysis.stereo`); a mono style's is
+        :func:`engine.analysis.stereo.independent_image`. Everything else is of a stereo style's mid
+        (the channels' mean).
     """
 
     slot_id: int
@@ -72,6 +79,7 @@ class Style:
     target: StyleTarget
     spectrum_db: np.ndarray
     coarse: np.ndarray
+    image: StereoImage
 
     def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
         """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
@@ -103,18 +111,26 @@ class StyleLibrary:
         return frames * self.config.spectral.hop
 
     def add_audio(self, y: np.ndarray, name: str, path: str | None = None) -> Style:
-        """Analyse mono audio at the engine rate and append it as a new slot."""
+        """Analyse audio at the engine rate, mono ``(samples,)`` or stereo ``(samples, 2)``, and append it
+        as a new slot: the statistics of its mid (the channels' mean) and its stereo image."""
         spec = self.config.spectral
+        y = np.asarray(y)
         if len(y) < self.min_samples:
             raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
-        log_mag, power = self._spectrogram(np.asarray(y))
+        if y.ndim == 2 and y.shape[1] == 2:
+            mid = _check_audio(y.mean(axis=1))  # ParameterError for audio that is not float and finite
+            image = stereo_image(y, spec, self._emap)
+            y = mid
+        else:
+            image = independent_image(self._emap.shape[0])
+        log_mag, power = self._spectrogram(y)
         factor = self.config.coarse_factor
         bands = self._emap @ log_mag
         target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap,
                                 trend_factor=factor, band_envelopes=bands)
         coarse = tr.coarse_envelopes(bands, factor)
         with self._write_lock:
-            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse)
+            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image)
             self.slots = self.slots + (style,)
         return style
 
@@ -137,7 +153,7 @@ class StyleLibrary:
 
         Files longer than :data:`STYLE_MAX_SECONDS` are refused (AudioFileError) before they are read."""
         y = load_audio(path, sample_rate=self.config.spectral.sample_rate, min_samples=self.min_samples,
-                       max_seconds=STYLE_MAX_SECONDS)
+                       max_seconds=STYLE_MAX_SECONDS, channels=None)
         return self.add_audio(y, Path(path).name, str(path))
 
     def add_default(self) -> Style:

@@ -1,0 +1,136 @@
+"""Two channels from one texture: per-band parametric stereo with a time-varying decorrelator.
+
+The block engine synthesises one magnitude texture, the mid, and the streaming phase gives each of its
+committed frames a complex spectrum ``X`` (:attr:`engine.synthesis.phase.StreamingPhase.last_committed`).
+:class:`StereoUpmix` makes the two channels from those spectra, per bin ``k``:
+
+    ``D_t = X_{t − d_k} · exp(j θ_k(t))``,  ``L = g_L (a X + b D)``,  ``R = g_R (a X − b D)``
+
+and overlap-adds each channel as the phase does its mid (same window, hop and trimmed start, so
+the channels are as long as the mid and in time with it; at ``b = 0`` and ``g = 1`` both are the mid,
+bit for bit). ``d_k`` is a delay in frames and ``θ_k`` a random walk from 0, :data:`PHASE_STEP_RADIANS` a
+frame, both the same over each group of bins (see below): ``D`` has ``X``'s spectrum and short-time
+shape but no fixed relation to it at any moment, so ``X`` and ``D`` are incoherent, and
+``a = sqrt((1 + c) / 2)``, ``b = sqrt((1 − c) / 2)`` give channels of coherence ``c`` and the mid's
+power (Breebaart et al. 2005, "Parametric coding of stereo audio", EURASIP J. Appl. Signal Process.
+9, 1305-1322, with a decorrelator of our own). A fixed all-pass (a constant ``θ``) would not do: per bin it is a linear filter, coherent at any length of
+measurement. The walk's cost is frequency jitter of the decorrelated part, about
+``PHASE_STEP_RADIANS / (2 π hop)`` (4 Hz rms at 11.6 ms frames), heard on steady partials, not in noise.
+The delays do the work where the texture is noise-like: ``D`` is ``X`` of 4-10 frames before
+(:data:`DELAY_FRAMES`, constant over each third of an octave so the overlap-add stays consistent and
+keeps the power; a random phase per bin and frame lost 3 dB there and left a coherence of 0.4). Where
+the streaming phase continues a bin like a partial (steady tones; the few bins of a band below about
+150 Hz) only the walk decorrelates, over seconds: measured on white noise at 44.1 kHz, a mono style at
+width 1 gives coherence 0.04-0.1 above 150 Hz and 0.2-0.3 below in 6 s of output.
+
+``g_L``, ``g_R`` set the level difference and bring the channels to the style's level over the mid
+(:mod:`engine.analysis.stereo`). :func:`channel_mix` turns a (blended) stereo image and the ``width``
+parameter into the per-bin ``a``, ``b``, ``g_L``, ``g_R``: coherence ``1 − width (1 − c)`` and level
+difference ``width · d``, so width 0 gives identical channels, 1 the style's image (for a mono style
+two independent channels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.analysis.overlap_add import OverlapAdd
+from engine.analysis.spectral import hann_window
+from engine.analysis.stereo import StereoImage
+from engine.errors import ParameterError
+
+#: Standard deviation of the decorrelator's per-bin phase step, radians per frame (see module doc).
+PHASE_STEP_RADIANS = 0.3
+#: Delays of the decorrelator in frames, shortest and longest (4 frames: no overlap with the frame itself).
+DELAY_FRAMES = (4, 10)
+#: Bins of one delay: groups of this fraction of an octave.
+DELAY_GROUPS_PER_OCTAVE = 3
+#: Channels of the stereo engine.
+STEREO = 2
+
+
+def bins_from_bands(envelope_map: np.ndarray) -> np.ndarray:
+    """``(bins, bands)`` float64: each bin's weights over the bands it belongs to (rows sum to 1), to
+    spread per-band values over the bins."""
+    m = np.asarray(envelope_map, dtype=np.float64).T
+    return m / np.maximum(m.sum(axis=1, keepdims=True), 1e-12)
+
+
+def channel_mix(image: StereoImage, width: float, bin_map: np.ndarray) -> np.ndarray:
+    """The per-bin mix ``(4, bins)``: rows ``a``, ``b``, ``g_L``, ``g_R`` (see module doc) for ``image`` at
+    ``width`` in [0, 1]; ``bin_map`` from :func:`bins_from_bands`."""
+    coherence = 1.0 - width * (1.0 - image.coherence)
+    q = 10.0 ** (width * image.level_difference_db / 10.0)  # left power over right
+    r = image.mid_ratio
+    bands = np.stack([np.sqrt((1.0 + coherence) / 2.0), np.sqrt(np.maximum(1.0 - coherence, 0.0) / 2.0),
+                      np.sqrt(r * 2.0 * q / (1.0 + q)), np.sqrt(r * 2.0 / (1.0 + q))])
+    return bands @ bin_map.T
+
+
+class StereoUpmix:
+    """Stream object: the mid's committed spectra in, two channels of samples out (see module doc).
+
+    Parameters
+    ----------
+    n_fft, hop : int
+        The streaming phase's STFT size and frame advance in samples.
+    seed : int
+        Seed of the decorrelator's phases (the same seed gives the same channels).
+
+    Lifecycle: :meth:`prepare`, :meth:`process` per block, :meth:`release`.
+    """
+
+    def __init__(self, *, n_fft: int, hop: int, seed: int = 0) -> None:
+        self.n_fft, self.hop, self.seed = int(n_fft), int(hop), int(seed)
+        self.n_bins = self.n_fft // 2 + 1
+        self._window = np.array(hann_window(self.n_fft))
+
+    def prepare(self) -> None:
+        """Reset the overlap-adds and draw the decorrelator's starting phases."""
+        self._rng = np.random.default_rng(self.seed)
+        self._group = np.floor(np.log2(np.arange(self.n_bins) + 1.0) * DELAY_GROUPS_PER_OCTAVE).astype(int)
+        groups = self._group.max() + 1
+        self._theta = np.zeros(groups)
+        lo, hi = DELAY_FRAMES
+        self._delay = self._rng.integers(lo, hi + 1, groups)[self._group]
+        self._past = np.zeros((hi + 1, self.n_bins), dtype=complex)  # committed spectra, newest last
+        self._ola = [OverlapAdd(self._window, self.hop) for _ in range(STEREO)]
+        self._emitted = 0
+
+    def release(self) -> None:
+        """Drop the stream state; :meth:`prepare` starts a new stream."""
+        self._ola = []
+
+    def process(self, spectra: np.ndarray, mix: np.ndarray) -> np.ndarray:
+        """The two channels ``(samples, 2)`` float64 of the mid's next committed frames.
+
+        Parameters
+        ----------
+        spectra : np.ndarray [shape=(k, n_bins)], complex
+            The frames the phase committed (:attr:`engine.synthesis.phase.StreamingPhase.last_committed`).
+        mix : np.ndarray [shape=(4, n_bins)]
+            :func:`channel_mix`'s rows ``a``, ``b``, ``g_L``, ``g_R``.
+
+        Returns as many samples as the phase's :meth:`~engine.synthesis.phase.StreamingPhase.process`
+        returned for the same frames. Raises ParameterError for spectra of the wrong size.
+        """
+        if spectra.ndim != 2 or spectra.shape[1] != self.n_bins:
+            raise ParameterError(f"spectra must be (k, {self.n_bins}). Found shape {spectra.shape}")
+        k = len(spectra)
+        steps = np.cumsum(self._rng.standard_normal((k, len(self._theta))) * PHASE_STEP_RADIANS, axis=0)
+        theta = self._theta + steps
+        if k:
+            self._theta = np.mod(theta[-1], 2.0 * np.pi)
+        theta = theta[:, self._group]
+        a, b, g_left, g_right = mix
+        self._past = np.concatenate([self._past, spectra])[-len(self._past) - k:]
+        rows = len(self._past) - k + np.arange(k)[:, None] - self._delay[None, :]
+        delayed = self._past[rows, np.arange(self.n_bins)[None, :]]
+        self._past = self._past[k:]
+        mid, side = a * spectra, b * delayed * np.exp(1j * theta)
+        out = []
+        for ola, spec in zip(self._ola, (g_left * (mid + side), g_right * (mid - side))):
+            out.append(ola.push(np.fft.irfft(spec, n=self.n_fft, axis=1) * self._window))
+        y = np.stack(out, axis=1) if k else np.zeros((0, STEREO))
+        start = self._emitted
+        self._emitted += len(y)
+        return y[max(0, self.n_fft // 2 - start):]
