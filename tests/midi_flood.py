@@ -13,6 +13,11 @@ import time
 import rtmidi
 
 
+#: Kinds of message the app keeps the latest of (its coalescing keys) that the flood can send: CC1 on
+#: channel 1, CC74 on each of 16 channels, a note-on, a program change.
+COALESCING_KINDS = 1 + 16 + 1 + 1
+
+
 def _messages(rng: random.Random):
     while True:
         yield [0xB0, 1, rng.randrange(128)]
