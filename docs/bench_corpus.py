@@ -46,7 +46,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.analysis.audio_io import load_audio, resample, save_audio  # noqa: E402
+from engine.analysis.audio_io import load_audio, save_audio  # noqa: E402
 from engine.analysis.spectral import log_magnitude, stft  # noqa: E402
 from engine.evaluation.audio import mono_mix  # noqa: E402
 from engine.evaluation.baselines import paulstretch, spectral_noise  # noqa: E402
@@ -58,8 +58,6 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 #: Pairs blended 50/50 for the collage index: two noisy textures, two tonal sounds, speech with rain.
 BLEND_PAIRS = (("rain_ardentryst.wav", "seashore_gm.wav"), ("violin_g4.wav", "celesta_a5.wav"),
                ("speech_en.wav", "rain_ardentryst.wav"))
-#: Rate of the spectrogram pictures (docs/experiments.py draws at the engine's first rate).
-FIGURE_RATE = 22050
 
 
 def boundary_flux_ratio(audio: np.ndarray, *, block_frames: int, hop: int) -> float:
@@ -120,8 +118,8 @@ def score_file(path: Path, args: argparse.Namespace, work: Path) -> dict:
                           ("stream (default settings)", made), ("bypass (--iterations 0)", bypass),
                           ("PaulStretch of the style", cands["paul"]), ("spectral noise", cands["noise"])]
                 save_figure(args.figures / f"synthesis_{path.stem}.png",
-                            [(title, resample(mono_mix(a, role=title), rate, FIGURE_RATE)) for title, a in panels],
-                            seconds=min(len(style), len(reference)) / rate)
+                            [(title, mono_mix(a, role=title)) for title, a in panels],
+                            seconds=min(len(style), len(reference)) / rate, sample_rate=rate)
         *rows, floor = evaluate(reference, [*cands.values(), style], sample_rate=rate)
         rows = scale_rows(rows, floor=floor, ceiling=rows[list(cands).index("noise")])
         for name, scores in zip(cands, rows):

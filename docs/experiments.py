@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from engine.analysis.audio_io import load_audio, save_audio  # noqa: E402
 from engine.evaluation.baselines import paulstretch, spectral_noise  # noqa: E402
 from engine.evaluation.metrics import METRIC_KEYS, evaluate  # noqa: E402
-from engine.analysis.spectral import stft  # noqa: E402
+from engine.analysis.spectral import stft, stft_sizes  # noqa: E402
 
 SR = 22050
 #: (network, frequency axis) pairs rendered for every corpus file.
@@ -210,11 +210,13 @@ def _colour_table() -> list[int]:
     return table
 
 
-def _panel(y: np.ndarray, seconds: float) -> np.ndarray:
-    """Colour indices ``(PANEL_H, PANEL_W)`` of ``y``'s spectrogram (first ``seconds``), low frequencies at the bottom."""
-    y = np.asarray(y[:int(seconds * SR)], dtype=np.float64)
-    p = np.abs(stft(y)) ** 2
-    frames = int(seconds * SR) // 256 + 1
+def _panel(y: np.ndarray, seconds: float, sample_rate: int) -> np.ndarray:
+    """Colour indices ``(PANEL_H, PANEL_W)`` of ``y``'s spectrogram (first ``seconds``, 0 Hz to the
+    Nyquist of ``sample_rate``), low frequencies at the bottom."""
+    n_fft, hop = stft_sizes(sample_rate)
+    y = np.asarray(y[:int(seconds * sample_rate)], dtype=np.float64)
+    p = np.abs(stft(y, n_fft=n_fft, hop=hop)) ** 2
+    frames = int(seconds * sample_rate) // hop + 1
     if p.shape[1] < frames:
         p = np.pad(p, ((0, 0), (0, frames - p.shape[1])))
     if p.shape[1] < PANEL_W:  # fewer frames than pixels: repeat columns instead of averaging empty ones
@@ -228,8 +230,10 @@ def _panel(y: np.ndarray, seconds: float) -> np.ndarray:
     return (db[::-1] * (N_COLOURS - 1)).astype(np.uint8)
 
 
-def save_figure(path: Path, panels: list[tuple[str, np.ndarray]], *, columns: int = 2, seconds: float = 6.0) -> None:
-    """Grid of labelled spectrogram panels, written as an 8-bit palette PNG."""
+def save_figure(path: Path, panels: list[tuple[str, np.ndarray]], *, columns: int = 2, seconds: float = 6.0,
+                sample_rate: int = SR) -> None:
+    """Grid of labelled spectrogram panels of mono signals at ``sample_rate`` Hz (each from 0 Hz to its
+    Nyquist), written as an 8-bit palette PNG."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PyQt6.QtCore import Qt
     from PyQt6.QtGui import QColor, QFont, QGuiApplication, QImage, QPainter
@@ -241,7 +245,7 @@ def save_figure(path: Path, panels: list[tuple[str, np.ndarray]], *, columns: in
     canvas = np.full((rows * cell_h, columns * cell_w), 255, dtype=np.uint8)  # 255: white in the table
     for i, (_, y) in enumerate(panels):
         r, c = divmod(i, columns)
-        canvas[r * cell_h + TITLE_H:r * cell_h + TITLE_H + PANEL_H, c * cell_w:c * cell_w + PANEL_W] = _panel(y, seconds)
+        canvas[r * cell_h + TITLE_H:r * cell_h + TITLE_H + PANEL_H, c * cell_w:c * cell_w + PANEL_W] = _panel(y, seconds, sample_rate)
     h, w = canvas.shape
     buf = np.ascontiguousarray(np.pad(canvas, ((0, 0), (0, (-w) % 4)), constant_values=255))
     img = QImage(buf.data, w, h, buf.shape[1], QImage.Format.Format_Indexed8)
