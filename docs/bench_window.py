@@ -16,7 +16,9 @@ first minute's lead-in before the first sound is not counted), new underruns, qu
 largest block load, the real-time factor, the window's mean frame rate and the machine's load average
 at the minute's end (``machine_load``: about 1 when nothing else runs; more says other work shared
 the cores, and on this project's virtual machines even idle-class work then delays the producer,
-docs/EXPERIMENTS.md section 10). Ctrl+C ends the run early with the figures of the minutes complete. ``--screenshot`` grabs
+docs/EXPERIMENTS.md section 10) and the time the virtual machine's host took from it (``steal_ms``, the
+``steal`` column of ``/proc/stat`` summed over the cores: time the VM wanted to run and was not
+allowed to; ``max_steal_ms_per_s`` is the most in any one second). Ctrl+C ends the run early with the figures of the minutes complete. ``--screenshot`` grabs
 the window at the end of the run (the README picture; it records the digest of gui/*.py like
 ``docs/screenshot.py``). ``--no-gui`` runs ``python main.py play --no-gui`` instead, with no screen
 (no frame rate then). Name the processor (``lscpu``) beside any figure you quote.
@@ -30,6 +32,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +73,43 @@ def _start_xvfb() -> tuple[subprocess.Popen, str]:
     if not number:
         raise SystemExit("bench_window: Xvfb did not start (apt-get install xvfb)")
     return proc, f":{number}"
+
+
+def _steal_ms() -> float:
+    """Host steal time of this (virtual) machine since boot, all cores together, in milliseconds (0 if unknown)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return 1000.0 * int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class StealMonitor:
+    """Samples :func:`_steal_ms` once a second on a daemon thread; :meth:`take` gives the minute's figures."""
+
+    def __init__(self) -> None:
+        self._total = self._max = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steal-monitor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = _steal_ms()
+        while not self._stop.wait(1.0):
+            now = _steal_ms()
+            self._total += now - last
+            self._max = max(self._max, now - last)
+            last = now
+
+    def take(self) -> dict:
+        """Steal since the last call: total and the most in one second, in milliseconds; resets both."""
+        figures = {"steal_ms": round(self._total), "max_steal_ms_per_s": round(self._max)}
+        self._total = self._max = 0.0
+        return figures
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def _player_port(timeout: float) -> str:
@@ -146,9 +186,11 @@ def run(minutes: float, screenshot: Path | None, windowed: bool = True) -> dict:
                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "app.log", "w"))
     rows = []
     t0 = time.monotonic()
+    steal = StealMonitor()
     try:
         port = _player_port(120)
         t0 = time.monotonic()
+        steal.take()
         n_pieces = max(1, int(np.ceil(minutes)))
         for i in range(n_pieces):
             seconds = min(60.0, 60.0 * minutes - 60.0 * i)
@@ -160,7 +202,7 @@ def run(minutes: float, screenshot: Path | None, windowed: bool = True) -> dict:
             y = y[:, 0] if y.ndim > 1 else y
             figures = _minute_figures(_log_lines(log_path), 60.0 * i, 60.0 * (i + 1))
             row = {"minute": i + 1, "silent_10ms_share": round(silent_share(y, rate, skip_lead_in=i == 0), 5),
-                   **figures, "machine_load": round(os.getloadavg()[0], 2)}
+                   **figures, "machine_load": round(os.getloadavg()[0], 2), **steal.take()}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if app.poll() is not None:
@@ -172,6 +214,7 @@ def run(minutes: float, screenshot: Path | None, windowed: bool = True) -> dict:
         print(f"bench_window: interrupted after {len(rows)} complete minute(s)", file=sys.stderr)
     finally:
         wall = time.monotonic() - t0
+        steal.stop()
         app.terminate()
         try:
             app.wait(15)
