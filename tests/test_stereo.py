@@ -59,7 +59,7 @@ def _centres() -> np.ndarray:
 
 
 def _image(audio: np.ndarray):
-    return stereo_image(audio[RATE // 2:], CONFIG.spectral, CONFIG.spectral.envelope_map())
+    return stereo_image(audio[RATE // 2:], CONFIG.spectral, CONFIG.spectral.envelope_map())[0]
 
 
 def test_the_texture_follows_a_styles_coherence_per_band(tmp_path, stepper):
@@ -150,7 +150,40 @@ def test_a_style_with_a_silent_channel_has_a_finite_image_and_mix():
     rng = np.random.default_rng(6)
     left = 0.1 * rng.standard_normal(2 * RATE)
     emap = CONFIG.spectral.envelope_map()
-    image = stereo_image(np.stack([left, np.zeros_like(left)], axis=1), CONFIG.spectral, emap)
+    image, power = stereo_image(np.stack([left, np.zeros_like(left)], axis=1), CONFIG.spectral, emap)
     assert np.all(image.level_difference_db == 40.0) and np.allclose(image.mid_ratio, 2.0)
+    assert np.all(np.isfinite(image.coherence)) and np.all(power > 0)
     mix = channel_mix(image, 1.0, bins_from_bands(emap))
     assert np.all(np.isfinite(mix)) and np.all(mix[3] < 0.02 * mix[2])  # the right channel stays near silent
+
+
+def test_a_bands_coherence_is_the_mean_over_its_bins_not_its_loudest_bin():
+    """One loud sine common to both channels over independent noise: the bins of its half-octave band
+    are incoherent but one, so the band's coherence is low (the power-weighted mean of the cross
+    spectrum's magnitude, the old definition, gives 0.98, and the texture came out coherent throughout the
+    band)."""
+    rng = np.random.default_rng(8)
+    t = np.arange(8 * RATE) / RATE
+    sine = 0.1 * np.sin(2 * np.pi * 1000.0 * t)
+    y = np.stack([sine + 0.05 * rng.standard_normal(len(t)), sine + 0.05 * rng.standard_normal(len(t))], axis=1)
+    emap = CONFIG.spectral.envelope_map()
+    image, _ = stereo_image(y, CONFIG.spectral, emap)
+    band = int(np.argmax(emap[:, int(round(1000.0 * CONFIG.spectral.n_fft / RATE))]))
+    spec = [stft(y[:, c], n_fft=CONFIG.spectral.n_fft, hop=CONFIG.spectral.hop) for c in range(2)]
+    cross = np.abs(np.sum(spec[0] * np.conj(spec[1]), axis=1))
+    power = [np.sum(np.abs(s) ** 2, axis=1) for s in spec]
+    weighted = (emap @ cross)[band] / np.sqrt((emap @ power[0])[band] * (emap @ power[1])[band])
+    print("band", band, "coherence", image.coherence[band], "power-weighted", weighted)
+    assert weighted > 0.9 and image.coherence[band] < 0.5
+
+
+def test_a_stereo_styles_spectrum_is_its_channels_not_its_mid():
+    """Right = −left above 2 kHz: the mid has nothing there, the channels do (what is heard)."""
+    rng = np.random.default_rng(9)
+    left = 0.1 * rng.standard_normal(6 * RATE)
+    high = _band(left, 2000.0, RATE)
+    right = left - 2.0 * high  # the same below 2 kHz, inverted above
+    style = StyleLibrary(CONFIG).add_audio(np.stack([left, right], axis=1).astype(np.float32), "inverted top")
+    freqs = np.arange(CONFIG.spectral.n_bins) * RATE / CONFIG.spectral.n_fft
+    above, below = (freqs > 4000) & (freqs < 16000), (freqs > 200) & (freqs < 1000)
+    assert abs(np.median(style.spectrum_db[above]) - np.median(style.spectrum_db[below])) < 1.0  # white noise

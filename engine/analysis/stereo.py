@@ -6,9 +6,15 @@ et al. 2005: :mod:`engine.synthesis.stereo`). What it needs of a stereo style, p
 envelope map (:meth:`engine.analysis.spectral.SpectralConfig.envelope_map`, half-octave bands), from
 the STFTs ``L`` and ``R`` of its channels summed over frames ``t``:
 
-* ``coherence`` ``c_b = Σ_k E_bk |Σ_t L R*| / sqrt(Σ_k E_bk Σ_t |L|² · Σ_k E_bk Σ_t |R|²)`` in [0, 1]: 1 when
-  the channels are one signal (panned or delayed per bin), about 0 when they are independent (a finite
-  recording gives independent noise about ``1 / sqrt(frames)``, 0.03 for 10 s);
+* ``coherence`` ``c_b = sqrt(Σ_k E_bk γ_k)`` in [0, 1], ``E`` the map's weights (rows sum to 1) and
+  ``γ_k = |Σ_t L R*|² / (Σ_t |L|² Σ_t |R|²)`` each bin's magnitude-squared coherence: 1 when the
+  channels are one signal (panned or delayed per bin), about 0 when they are independent (a finite
+  recording gives independent noise about ``1 / sqrt(frames)``, 0.04 for 8 s). The upmix gives every
+  bin of the band the coherence ``c_b``, so the band's mean ``γ`` is the style's: the mean over bins is
+  what a listener's bands and :func:`engine.evaluation.stereo.band_coherence` measure. A power-weighted
+  mean of ``|Σ_t L R*|`` instead let a few strong coherent bins (a low hum, a bird in the middle) set
+  a whole band, and the texture came out more coherent than its style in those bands
+  (``docs/EXPERIMENTS.md`` section 15);
 * ``level_difference_db`` ``10 log10(P_L / P_R)`` (left over right), within ±:data:`MAX_LEVEL_DIFFERENCE_DB`
   (a silent channel would be infinitely far);
 * ``mid_ratio`` ``(P_L + P_R) / 2 / P_M``, the channels' mean power over the mid's (1 for identical
@@ -51,8 +57,9 @@ def independent_image(bands: int) -> StereoImage:
     return StereoImage(np.zeros(bands), np.zeros(bands), np.ones(bands))
 
 
-def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.ndarray) -> StereoImage:
-    """The stereo image of ``audio`` ``(samples, 2)`` (float, finite) at ``spectral``'s rate and STFT.
+def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.ndarray) -> tuple[StereoImage, np.ndarray]:
+    """The stereo image of ``audio`` ``(samples, 2)`` (float, finite) at ``spectral``'s rate and STFT, and
+    the channels' mean power per bin ``(bins,)`` (mean over frames of ``(|L|² + |R|²) / 2``).
 
     Computed :data:`CHUNK_FRAMES` frames at a time. Raises ParameterError for audio that is not two channels.
     """
@@ -72,10 +79,12 @@ def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.n
         p_mid += np.sum(np.abs(0.5 * (lft + rgt)) ** 2, axis=1)
     e = np.asarray(envelope_map, dtype=np.float64)
     tiny = 1e-20
+    per_bin = np.abs(cross) ** 2 / ((p_left + tiny) * (p_right + tiny))
+    coherence = np.clip(np.sqrt((e @ per_bin) / np.maximum(e.sum(axis=1), tiny)), 0.0, 1.0)
     bl, br, bm = e @ p_left + tiny, e @ p_right + tiny, e @ p_mid + tiny
-    coherence = np.clip((e @ np.abs(cross)) / np.sqrt(bl * br), 0.0, 1.0)
     difference = np.clip(10.0 * np.log10(bl / br), -MAX_LEVEL_DIFFERENCE_DB, MAX_LEVEL_DIFFERENCE_DB)
-    return StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO))
+    image = StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO))
+    return image, 0.5 * (p_left + p_right) / n_frames
 
 
 def blend_images(images: Sequence[StereoImage], weights: np.ndarray) -> StereoImage:

@@ -21,7 +21,8 @@ The delays do the work where the texture is noise-like: ``D`` is ``X`` of 4-10 f
 keeps the power; a random phase per bin and frame lost 3 dB there and left a coherence of 0.4). Where
 the streaming phase continues a bin like a partial (steady tones; the few bins of a band below about
 150 Hz) only the walk decorrelates, over seconds: measured on white noise at 44.1 kHz, a mono style at
-width 1 gives coherence 0.04-0.1 above 150 Hz and 0.2-0.3 below in 6 s of output.
+width 1 gives coherence 0.06-0.13 above 150 Hz and 0.2-0.3 below in 6 s of output (the image's measure,
+:func:`engine.analysis.stereo.stereo_image`).
 
 ``g_L``, ``g_R`` set the level difference and bring the channels to the style's level over the mid
 (:mod:`engine.analysis.stereo`). :func:`channel_mix` turns a (blended) stereo image and the ``width``

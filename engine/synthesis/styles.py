@@ -62,7 +62,8 @@ class Style:
     target : StyleTarget
         Statistics under the live network.
     spectrum_db : np.ndarray [shape=(bins,)]
-        Mean power spectrum in dB (for pictures).
+        Mean power spectrum in dB (|STFT|² averaged over frames, and over the channels of a stereo
+        style: what is heard, where the mid loses up to 3 dB in decorrelated bands), for pictures.
     coarse : np.ndarray [shape=(bands, frames // coarse_factor)], float32
         Its coarse band envelopes (:func:`engine.analysis.trend.coarse_envelopes`): the trend that
         :meth:`detrended` takes out.
@@ -117,13 +118,15 @@ class StyleLibrary:
         y = np.asarray(y)
         if len(y) < self.min_samples:
             raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
+        channel_power = None
         if y.ndim == 2 and y.shape[1] == 2:
             mid = _check_audio(y.mean(axis=1))  # ParameterError for audio that is not float and finite
-            image = stereo_image(y, spec, self._emap)
+            image, channel_power = stereo_image(y, spec, self._emap)
             y = mid
         else:
             image = independent_image(self._emap.shape[0])
         log_mag, power = self._spectrogram(y)
+        power = power if channel_power is None else channel_power
         factor = self.config.coarse_factor
         bands = self._emap @ log_mag
         target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap,
