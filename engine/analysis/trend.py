@@ -5,7 +5,8 @@ makes the two at two rates (:mod:`engine.synthesis.block_synth`): coarse in-flig
 envelopes at one value per ``factor`` frames (the *trend*), and the per-bin frames around it (the
 *residual*). The style is analysed the same way: the statistics of its coarse band envelopes are
 the trend's target, and every other statistic (conv Grams, mean spectrum, spread, fine band
-envelopes) is taken on the residual, ``s − P (trend − mean)``, so the per-window statistics no longer
+envelopes) is taken on the residual, ``s − P (trend − mean)`` (``P`` spreads a band's move over its
+bins by their level, :func:`level_spread_map`), so the per-window statistics no longer
 pull each 0.5 s window of a swell back to the recording's global level (measured in
 ``docs/EXPERIMENTS.md`` section 9).
 
@@ -19,14 +20,43 @@ import numpy as np
 
 from engine.errors import ParameterError
 
+#: Smallest per-bin level (log1p units) by which :func:`level_spread_map` weights a bin: a bin the style
+#: never sounds in still keeps its band's moves invertible.
+SPREAD_LEVEL_FLOOR = 1e-4
+
 
 def band_spread_map(envelope_map: np.ndarray) -> np.ndarray:
     """``P`` ``(bins, bands)`` float32, the pseudo-inverse of the envelope map ``E`` ``(bands, bins)``.
 
     Adding ``P d`` to frames moves their band envelopes by exactly ``d`` (``E P = I`` for the
-    full-rank ``E`` of the half-octave bands), spreading each band's move over its bins.
+    full-rank ``E`` of the half-octave bands), spreading each band's move evenly over its bins.
     """
     return np.linalg.pinv(np.asarray(envelope_map, dtype=np.float64)).astype(np.float32)
+
+
+def level_spread_map(spread_map: np.ndarray, envelope_map: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The even ``spread_map`` ``P₀`` (:func:`band_spread_map` of ``envelope_map`` ``E``) reweighted by
+    ``level`` ``(bins,)``, the mean log1p magnitude of each bin: ``P = W P₀ (E W P₀)⁻¹`` ``(bins, bands)``
+    float32, ``W = diag(max(level, SPREAD_LEVEL_FLOOR))``. Still ``E P = I``, but a bin moves in proportion
+    to its level.
+
+    In log1p units a move is a gain on a loud bin but an added magnitude on a near-silent one, so the
+    even spread filled the bins a band shares with silence: the campfire recording is empty above
+    17 kHz, and its texture's trend lifted those bins from 96 to 76 dB under the total, the top octave
+    4 dB too loud (``docs/EXPERIMENTS.md`` section 16). About 0.1 ms at 44.1 kHz (the pseudo-inverse is
+    the caller's, computed once).
+
+    Raises
+    ------
+    ParameterError
+        If ``level`` is not one value per bin.
+    """
+    e = np.asarray(envelope_map, dtype=np.float64)
+    w = np.maximum(np.asarray(level, dtype=np.float64), SPREAD_LEVEL_FLOOR)
+    if w.shape != (e.shape[1],):
+        raise ParameterError(f"level must be ({e.shape[1]},), one per bin. Found shape {w.shape}")
+    p = w[:, None] * np.asarray(spread_map, dtype=np.float64)
+    return (p @ np.linalg.inv(e @ p)).astype(np.float32)
 
 
 def coarse_envelopes(band_envelopes: np.ndarray, factor: int) -> np.ndarray:
@@ -60,7 +90,8 @@ def trend(coarse: np.ndarray, factor: int, start: int, stop: int) -> np.ndarray:
 def detrended(log_mag: np.ndarray, coarse: np.ndarray, factor: int, spread_map: np.ndarray,
               start: int = 0, stop: int | None = None) -> np.ndarray:
     """Frames ``start:stop`` of ``log_mag`` ``(bins, frames)`` with the trend's deviation from its mean
-    taken out: ``s − P (trend − mean(coarse))``, float32 (may dip slightly below 0)."""
+    taken out: ``s − P (trend − mean(coarse))``, float32 (may dip slightly below 0); ``P`` is
+    ``spread_map`` ``(bins, bands)``, the style's :func:`level_spread_map`."""
     stop = log_mag.shape[1] if stop is None else stop
     dev = trend(coarse, factor, start, stop) - coarse.mean(axis=1, keepdims=True)
     return (np.asarray(log_mag[:, start:stop], dtype=np.float32) - spread_map @ dev).astype(np.float32)

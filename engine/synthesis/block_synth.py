@@ -19,7 +19,8 @@ its slow swells taken out, against statistics of the detrended style; the *trend
 envelopes at one value per ``coarse_factor`` frames (93 ms), ``Lc`` of them (3 s) in flight ahead of
 the frames, optimised in the same graph call towards the style's coarse envelope statistics. A
 committed frame is its residual plus the trend laid out over it (linear between trend values, spread
-over each band's bins). Frames are in flight for 0.28 s, too short to plan a 3 s swell; the
+over each band's bins in proportion to their level in the blended styles,
+:func:`engine.analysis.trend.level_spread_map`, so bins the styles never sound in stay silent). Frames are in flight for 0.28 s, too short to plan a 3 s swell; the
 trend is in flight for 3 s (measured in ``docs/EXPERIMENTS.md`` section 9).
 
 Nothing is read from the style recordings at the default ``material`` 0: new frames are noise, and the
@@ -195,7 +196,8 @@ class BlockSynth:
         self.block_samples = self.config.block_frames * self.config.spectral.hop
         self.block_seconds = self.block_samples / self.config.spectral.sample_rate
         self._emap = self.config.spectral.envelope_map()
-        self._spread_map = tr.band_spread_map(self._emap)
+        self._even_spread = tr.band_spread_map(self._emap)
+        self._spread_map = self._even_spread  # level-weighted for the blend in _blended
         self._layout = tr.layout_weights(self.config.coarse_factor)
         self._bin_map = bins_from_bands(self._emap)
         self._upmix = StereoUpmix(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop) \
@@ -281,6 +283,7 @@ class BlockSynth:
             active = [s.upper for s, w in zip(styles, weights) if w > 0]
             self._upper = np.max(active, axis=0).astype(np.float32)
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
+            self._spread_map = tr.level_spread_map(self._even_spread, self._emap, moments[0])
             if self._moments is not None and self._inflight is not None:
                 self._inflight = restandardise(self._inflight, self._moments, moments, self._upper)
             self._moments = moments
