@@ -102,12 +102,12 @@ def cmd_play(args: argparse.Namespace, midi_starter: MidiStarter | None = None) 
     library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
     engine = Engine(library, params, _stepper(config, args.backend), sink, channels=args.channels, log=log)
     stop_midi = midi_starter(params, library, args.midi) if midi_starter else None
-    log(f"playing {', '.join(s.name for s in library.slots)} on {output}; Ctrl-C stops")
     interrupted = False
     perf = PerformanceLog(args.performance_log or default_log_path("play"), engine.telemetry, log=log)
     try:
-        engine.start()
+        engine.start()  # the warm-up: a Ctrl-C during it stops here, with nothing left open
         perf.start()
+        log(f"playing {', '.join(s.name for s in library.slots)} on {output}; Ctrl-C stops")
         _play_for(engine, args.seconds)
     except KeyboardInterrupt:
         interrupted = True
