@@ -73,7 +73,7 @@ PARAM_SPECS: dict[str, ParamSpec] = {s.name: s for s in (
     ParamSpec("gain", 0.0, 1.0, 0.7, unit=" (linear)", doc="output gain, linear 0..1 (0 dB at 1)"),
     ParamSpec("variation", 0, 2 ** 31 - 1, 0, kind="int", doc="seed of the frame initialisation"),
     ParamSpec("freeze", 0, 1, 0, kind="bool", doc="new frames start from the texture's own recent output, not noise"),
-    ParamSpec("learning_rate", 0.001, 1.0, 0.2, doc="Adam step size on log(s + 0.1) per step (relative change)"),
+    ParamSpec("learning_rate", 0.001, 1.0, 0.3, doc="Adam step size on log(s + 0.1) per step (relative change)"),
     ParamSpec("width", 0.0, 1.0, 1.0,
               doc="stereo width: 0 = mono (identical channels), 1 = the styles' own stereo image (a mono "
                   "style's: independent channels)"),

@@ -57,8 +57,9 @@ FLOOR = 0.1
 #: Largest move of one element in one step, in units of the learning rate.
 MAX_STEP = 2.0
 EPS = 1e-12
-#: The trend's step size over the frames' (``lr``): 0.1 normalised units a step at the default 0.2
-#: (``docs/EXPERIMENTS.md`` section 9: 0.3 overshoots, 0.03 is too slow for seashore's swells).
+#: The trend's step size over the frames' (``lr``): 0.15 normalised units a step at the default 0.3
+#: (``docs/EXPERIMENTS.md`` section 9: 0.3 overshoots, 0.03 is too slow for seashore's swells;
+#: section 17: keeping it at 0.1 when the frames' step went to 0.4 changed nothing beyond seed noise).
 COARSE_LR_RATIO = 0.5
 #: The normalised trend ``u`` stays within ``±COARSE_LIMIT`` spreads of the style's coarse band mean.
 COARSE_LIMIT = 4.0
