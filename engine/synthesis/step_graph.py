@@ -316,14 +316,6 @@ def coarse_adam(u: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tens
     return torch.clamp(u, -COARSE_LIMIT, COARSE_LIMIT), m, v
 
 
-def _lag_indices(n: int, lags: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gather indices ``(lags, n)`` into a window padded with ``lags`` zeros after (ahead) or before
-    (behind) ``n`` positions: ``ahead[t, j] = j + t + 1`` and ``behind[t, j] = j + lags - t - 1``."""
-    t = torch.arange(lags).unsqueeze(1)
-    j = torch.arange(n).unsqueeze(0)
-    return j + t + 1, j + lags - t - 1
-
-
 def envelope_stats_gradient(e: torch.Tensor, n_new: int, target: list[torch.Tensor], weight: torch.Tensor,
                             lags: tuple[int, ...], mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``weight · Lv`` of envelopes ``e`` ``(bands, n)`` at ``lags`` (``mask`` weighting the modulation's
@@ -414,20 +406,22 @@ class AnalyticStep(torch.nn.Module):
         loss = w_style * (diff_g * diff_g).sum() / norm_g
         d_a = (4.0 * w_style / (norm_g * n)) * (diff_g @ a[:, start:])
         lags = acorr_t.shape[1]
-        # All lags at once (one gather each way, not a dozen small ops per lag: op overhead dominated
-        # the step on 2-core CPUs): ahead[f, t, j] = a[f, j + t + 1] and behind[f, t, j] = a[f, j - t - 1],
-        # zero outside the window, so the sums run over exactly the n - t valid pairs.
-        ahead_idx, behind_idx = _lag_indices(n, lags)
-        zeros = torch.zeros_like(a[:, :lags])
-        ahead = torch.cat([a, zeros], dim=1)[:, ahead_idx]
-        behind = torch.cat([zeros, a], dim=1)[:, behind_idx]
+        # All lags in two grouped convolutions, each channel with its own kernel (op overhead, not
+        # arithmetic, bounds the step on 2-core CPUs; the gathers they replace were a fifth of it):
+        # r[f, t] = sum_j a[f, j] a[f, j + t + 1] over the n - t - 1 valid pairs, and the gradient
+        # d_r[f, j] = sum_t coef[f, t] (a[f, j + t + 1] + a[f, j - t - 1]), zero outside the window.
+        channels = int(a.shape[0])  # static sizes: the exporter needs a convolution's kernel shape
+        ahead = torch.nn.functional.pad(a[:, 1:], (0, lags))
+        r = torch.nn.functional.conv1d(ahead.unsqueeze(0), a.reshape(channels, 1, n), groups=channels)[0]
         counts = torch.arange(n - 1, n - lags - 1, -1, dtype=a.dtype)
-        r = (a.unsqueeze(1) * ahead).sum(dim=2) / counts
+        r = r / counts
         diff_r = r - acorr_t
         norm_r = (acorr_t * acorr_t).sum() + EPS
         loss = loss + w_acorr * (diff_r * diff_r).sum() / norm_r
-        coef = ((2.0 * w_acorr / norm_r) * diff_r / counts).unsqueeze(2)
-        d_r = (coef * (ahead + behind)).sum(dim=1)
+        coef = (2.0 * w_acorr / norm_r) * diff_r / counts
+        kernel = torch.cat([coef.flip(1), torch.zeros_like(coef[:, :1]), coef], dim=1).reshape(channels, 1, 2 * lags + 1)
+        padded = torch.nn.functional.pad(a, (lags, lags))
+        d_r = torch.nn.functional.conv1d(padded.unsqueeze(0), kernel, groups=channels)[0]
         return loss, d_a + d_r[:, start:]
 
     def _features_grad(self, x: torch.Tensor, grams: list[torch.Tensor], acorrs: list[torch.Tensor],
