@@ -405,14 +405,14 @@ class AnalyticStep(torch.nn.Module):
         norm_g = (gram_t * gram_t).sum() + EPS
         loss = w_style * (diff_g * diff_g).sum() / norm_g
         d_a = (4.0 * w_style / (norm_g * n)) * (diff_g @ a[:, start:])
-        lags = acorr_t.shape[1]
+        lags = int(acorr_t.shape[1])
         # All lags in two grouped convolutions, each channel with its own kernel (op overhead, not
         # arithmetic, bounds the step on 2-core CPUs; the gathers they replace were a fifth of it):
         # r[f, t] = sum_j a[f, j] a[f, j + t + 1] over the n - t - 1 valid pairs, and the gradient
         # d_r[f, j] = sum_t coef[f, t] (a[f, j + t + 1] + a[f, j - t - 1]), zero outside the window.
-        channels = int(a.shape[0])  # static sizes: the exporter needs a convolution's kernel shape
-        ahead = torch.nn.functional.pad(a[:, 1:], (0, lags))
-        r = torch.nn.functional.conv1d(ahead.unsqueeze(0), a.reshape(channels, 1, n), groups=channels)[0]
+        channels, width = int(a.shape[0]), int(n)  # static sizes: the exporter needs a convolution's shapes
+        ahead = torch.nn.functional.pad(a[:, 1:], (0, lags)).reshape(1, channels, width + lags - 1)
+        r = torch.nn.functional.conv1d(ahead, a.reshape(channels, 1, width), groups=channels)[0]
         counts = torch.arange(n - 1, n - lags - 1, -1, dtype=a.dtype)
         r = r / counts
         diff_r = r - acorr_t
@@ -420,8 +420,8 @@ class AnalyticStep(torch.nn.Module):
         loss = loss + w_acorr * (diff_r * diff_r).sum() / norm_r
         coef = (2.0 * w_acorr / norm_r) * diff_r / counts
         kernel = torch.cat([coef.flip(1), torch.zeros_like(coef[:, :1]), coef], dim=1).reshape(channels, 1, 2 * lags + 1)
-        padded = torch.nn.functional.pad(a, (lags, lags))
-        d_r = torch.nn.functional.conv1d(padded.unsqueeze(0), kernel, groups=channels)[0]
+        padded = torch.nn.functional.pad(a, (lags, lags)).reshape(1, channels, width + 2 * lags)
+        d_r = torch.nn.functional.conv1d(padded, kernel, groups=channels)[0]
         return loss, d_a + d_r[:, start:]
 
     def _features_grad(self, x: torch.Tensor, grams: list[torch.Tensor], acorrs: list[torch.Tensor],
