@@ -378,17 +378,27 @@ def _ignoring_sigint() -> None:
 
 
 def _started_ignoring_sigint(argv: list[str], env: dict) -> tuple[subprocess.Popen, "_Lines"]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *argv], env=dict(env, PYTHONPATH=str(ROOT)),
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *argv],
+                            env=dict(env, PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1"),
                             stderr=subprocess.PIPE, text=True, preexec_fn=_ignoring_sigint)
     return proc, _Lines(proc.stderr)
 
 
 def _interrupt_after(proc: subprocess.Popen, err: "_Lines", ready: str) -> int:
-    """SIGINT once ``ready`` was printed; the exit status (60 s guard against a hang, not a timing claim)."""
+    """SIGINT once ``ready`` was printed; the exit status (60 s guard against a hang, not a timing claim).
+
+    A child still running after it is aborted (SIGABRT): faulthandler prints every thread's stack,
+    and the failure shows it."""
     try:
         err.wait_for(ready, timeout=120)
         proc.send_signal(signal.SIGINT)
-        return proc.wait(60)
+        try:
+            return proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(30)
+            time.sleep(1)  # the reader thread takes the last lines
+            raise AssertionError("no exit 60 s after SIGINT; its stderr:\n" + "".join(err.lines)) from None
     finally:
         if proc.poll() is None:
             proc.kill()

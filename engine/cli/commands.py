@@ -229,12 +229,28 @@ def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
 
 
 def _run_offline(settings, run) -> "OfflineResult":
-    with _bar(settings.lbfgs_iterations, "optimise", "it") as bar:
+    """``run(progress, phase_progress)`` with progress bars; a stop signal ends it at the next report
+    (one loss evaluation or one Griffin-Lim iteration) as KeyboardInterrupt, a second one at once.
+
+    The first signal only sets a flag: a KeyboardInterrupt raised from the handler could land anywhere
+    inside torch or numpy, the flag is read in plain code."""
+    stop = threading.Event()
+
+    def check() -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+
+    with _bar(settings.lbfgs_iterations, "optimise", "it") as bar, _signals_set(stop):
         def progress(done: int, loss: float) -> None:
+            check()
             bar.update(done - bar.n)
             bar.set_postfix(loss=f"{loss:.3g}")
+
+        def phase_progress(i: int) -> None:
+            check()
+            phase_bar.update(i - phase_bar.n)
         with _bar(settings.griffin_lim_iterations, "phase", "it") as phase_bar:
-            return run(progress, lambda i: phase_bar.update(i - phase_bar.n))
+            return run(progress, phase_progress)
 
 
 def _render_offline(args: argparse.Namespace) -> int:

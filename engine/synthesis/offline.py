@@ -117,6 +117,8 @@ def _optimise(init: np.ndarray, target: StyleTarget, network: torch.nn.Module, s
         loss, terms = losses.total_loss(torch.abs(u), network, fmap, target, weights, bank_w, content_feats)
         loss.backward()
         state["loss"], state["terms"] = float(loss.detach()), terms
+        if progress:  # every evaluation, so a caller that stops from here stops within one
+            progress(min(settings.lbfgs_iterations, max(done, opt.state[u].get("n_iter", 0))), state["loss"])
         return loss
 
     done = 0
@@ -148,8 +150,9 @@ def synthesize(styles: list[np.ndarray], *, seconds: float, blend_weights: list[
                phase_progress: Callable[[int], None] | None = None) -> OfflineResult:
     """Offline texture of ``seconds`` from one or more styles (mono audio at the engine rate).
 
-    ``progress(iterations_done, loss)`` is called during optimisation and ``phase_progress(i)``
-    during Griffin-Lim.
+    ``progress(iterations_done, loss)`` is called after every loss evaluation and ``phase_progress(i)``
+    after every Griffin-Lim iteration; an exception either raises (KeyboardInterrupt, say) ends the
+    run there and propagates.
 
     Raises
     ------
