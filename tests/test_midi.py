@@ -216,7 +216,7 @@ def test_default_map_moves_morph_receptive_field_and_gain(sender: rtmidi.MidiOut
         assert store.get("morph") == 1.0 and store.get("receptive_field") == pytest.approx(32 / 127)
         assert store.snapshot().blend_mode == "morph"
         sender.send_message([0xB0, 1, 0])
-        assert wait_for(lambda: store.get("morph") == 0.0)
+        assert wait_for(lambda: store.get("morph") == 0.0), (store.get("morph"), c.stats)  # lost or not applied?
         assert c.stats["applied"] == 4 and c.stats["received"] == 4
     finally:
         c.stop()
