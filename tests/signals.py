@@ -28,6 +28,15 @@ def tone(seconds: float = 2.0, freq: float = 440.0, *, sample_rate: int = SR) ->
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+def harmonic_tone(seconds: float = 2.0, f0: float = 220.0, *, sample_rate: int = SR) -> np.ndarray:
+    """20 partials of ``f0`` (those below Nyquist) with 1/k amplitudes and a 5 Hz, 1 % vibrato; peak
+    about 0.5, float32."""
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    phase = 2 * np.pi * f0 * (t - 0.01 / (2 * np.pi * 5) * np.cos(2 * np.pi * 5 * t))
+    y = sum(np.sin(k * phase) / k for k in range(1, 21) if k * f0 * 1.01 < sample_rate / 2)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
 def crackle(seconds: float = 6.0, *, seed: int = 0, sample_rate: int = SR) -> np.ndarray:
     """A rain-like texture: pink-ish noise under a random 2-8 Hz envelope, with ~20 broadband drops a
     second of random level and length; every 11.6 ms frame differs from every other. Peak 0.5, float32."""

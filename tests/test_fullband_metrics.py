@@ -10,7 +10,7 @@ from engine.evaluation import baselines, embedding, metrics
 from engine.evaluation.spectrum_shape import frame_flatness_db, top_octave_error_db, top_octave_levels_db
 from engine.evaluation.stereo import band_coherence, coherence_bands
 from engine.errors import ParameterError
-from tests.signals import bursts_and_drone
+from tests.signals import bursts_and_drone, harmonic_tone
 
 SR = 44100
 AISFX_MISSING = embedding.unavailable_reason()
@@ -22,14 +22,6 @@ def noise(seconds: float, seed: int, channels: int = 1) -> np.ndarray:
     return (y[:, 0] if channels == 1 else y).astype(np.float32)
 
 
-def harmonic_tone(seconds: float, f0: float = 220.0) -> np.ndarray:
-    """20 partials of ``f0`` with 1/k amplitudes and a 5 Hz, 1 % vibrato; peak about 0.5."""
-    t = np.arange(round(seconds * SR)) / SR
-    phase = 2 * np.pi * f0 * (t - 0.01 / (2 * np.pi * 5) * np.cos(2 * np.pi * 5 * t))
-    y = sum(np.sin(k * phase) / k for k in range(1, 21))
-    return (0.5 * y / np.abs(y).max()).astype(np.float32)
-
-
 def filtered(y: np.ndarray, cutoff_hz: float, kind: str = "low") -> np.ndarray:
     """8th-order Butterworth low- or high-pass at ``cutoff_hz``."""
     sos = scipy.signal.butter(8, cutoff_hz, kind, fs=SR, output="sos")
@@ -39,13 +31,14 @@ def filtered(y: np.ndarray, cutoff_hz: float, kind: str = "low") -> np.ndarray:
 # --- frame flatness --------------------------------------------------------------------------------
 
 def test_flatness_of_a_harmonic_tone_is_far_below_that_of_noise():
-    tone, white = frame_flatness_db(harmonic_tone(3.0), sample_rate=SR), frame_flatness_db(noise(3.0, 0), sample_rate=SR)
+    tone = frame_flatness_db(harmonic_tone(3.0, sample_rate=SR), sample_rate=SR)
+    white = frame_flatness_db(noise(3.0, 0), sample_rate=SR)
     assert white == pytest.approx(-2.5, abs=0.5)  # E[log] of an exponential variable: -2.51 dB
     assert tone < white - 20, (tone, white)
 
 
 def test_flatness_of_two_identical_channels_is_that_of_one():
-    y = harmonic_tone(3.0)
+    y = harmonic_tone(3.0, sample_rate=SR)
     assert frame_flatness_db(np.stack([y, y], axis=1), sample_rate=SR) == pytest.approx(
         frame_flatness_db(y, sample_rate=SR), abs=1e-9)
 

@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
+from engine.analysis import statistics as st
 from engine.synthesis import styles
 from engine.synthesis.step_graph import live_config
 from engine.errors import AudioFileError
 from engine.analysis.spectral import log_magnitude, stft
 from engine.synthesis.styles import StyleLibrary
 from engine.analysis.targets import compute_target
-from tests.signals import SR, bursts_and_drone
+from tests.signals import SR, bursts_and_drone, harmonic_tone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,8 +37,20 @@ def test_the_statistics_of_a_style_in_pieces_equal_those_of_the_whole(network, t
             assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
         assert float(part.flux) == pytest.approx(float(whole.flux), rel=1e-6)
         for a, b in ((part.mean_spectrum, whole.mean_spectrum), (part.spread, whole.spread),
-                     (part.temporal, whole.temporal)):
-            assert np.allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+                     (part.temporal, whole.temporal), (part.persistence, whole.persistence)):
+            assert np.allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_persistence_is_high_in_a_held_partial_and_the_overlaps_own_in_noise():
+    """A held partial's bins keep their deviations from frame to frame; white noise's bins only share
+    what the frames' overlap makes them share (about 0.35 at a quarter-frame hop); silence gives 0."""
+    tone = log_magnitude(stft(harmonic_tone(4.0).astype(np.float64)))
+    white = log_magnitude(stft(0.1 * np.random.default_rng(0).standard_normal(4 * SR)))
+    held = st.persistence(torch.from_numpy(tone))[np.argsort(tone.mean(axis=1))[-10:]]
+    noise = st.persistence(torch.from_numpy(white))
+    assert float(held.median()) > 0.7
+    assert 0.25 < float(noise.median()) < 0.45
+    assert np.array_equal(st.persistence(torch.zeros(5, 40)).numpy(), np.zeros(5, np.float32))
 
 
 def test_a_style_analysed_in_pieces_keeps_the_spectrogram_and_spectrum(monkeypatch):

@@ -3,7 +3,8 @@
 A :class:`StyleTarget` holds, for one sound, everything the losses compare against: a Gram matrix and
 an autocorrelation per network layer/bank, the mean log-magnitude spectrum (spectral energy envelope)
 the temporal energy-envelope moments, the mean spectral flux, the per-bin spread (standard deviation of
-the log-magnitude, which with the mean shapes the live engine's noise) and the band-envelope
+the log-magnitude) and persistence (lag-1 correlation), which with the mean shape the live engine's
+new frames, and the band-envelope
 statistics (:func:`engine.analysis.statistics.envelope_statistics`). For the live engine
 (``trend_factor`` given) the band envelopes are also averaged to one value per ``trend_factor`` frames
 and their statistics at :data:`engine.analysis.statistics.COARSE_LAGS` kept as the slow *trend*'s
@@ -44,6 +45,7 @@ class StyleTarget:
     temporal: torch.Tensor
     flux: torch.Tensor
     spread: torch.Tensor | None = None
+    persistence: torch.Tensor | None = None
     envelope: list[torch.Tensor] | None = None
     coarse: list[torch.Tensor] | None = None
     coarse_mask: torch.Tensor | None = None
@@ -107,18 +109,18 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
         feats = network(feature_input(s, fmap))
         grams = [st.gram(a) for a in feats]
         autocorr = [st.autocorrelation(a, min(lags, a.shape[1] - 1)) for a in feats]
-        flux, mean, spread = st.mean_flux(s), st.mean_spectrum(s), s.std(dim=1)
+        flux, mean, spread, persistence = st.mean_flux(s), st.mean_spectrum(s), s.std(dim=1), st.persistence(s)
         temporal = st.temporal_envelope_stats(s)
     else:
         grams, autocorr = _chunked_feature_stats(view, n, network, fmap, lags, chunk_frames)
-        flux, mean, spread = _chunked_moments(view, n, chunk_frames)
+        flux, mean, spread, persistence = _chunked_moments(view, n, chunk_frames)
         temporal = _chunked_temporal(view, n, chunk_frames)
     envelope = None
     if emap is not None:
         env = torch.from_numpy(np.asarray(emap @ raw if bands is None else bands, dtype=np.float32))
         envelope = list(st.envelope_statistics(env))
     return StyleTarget(grams=grams, autocorr=autocorr, mean_spectrum=mean,
-                       temporal=temporal, flux=flux, spread=spread,
+                       temporal=temporal, flux=flux, spread=spread, persistence=persistence,
                        envelope=envelope, coarse=coarse_stats, coarse_mask=mask)
 
 
@@ -158,20 +160,31 @@ def _chunked_feature_stats(view, n: int, network: torch.nn.Module, fmap: torch.T
             [(r / c).float() for r, c in zip(sums, counts)])
 
 
-def _chunked_moments(view, n: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean flux (:func:`engine.analysis.statistics.mean_flux`), per-bin mean and standard deviation of the
-    ``n``-frame spectrogram ``view(lo, hi)``, a piece at a time (float64 sums)."""
-    total, sums, squares = 0.0, 0.0, 0.0
+def _chunked_moments(view, n: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean flux (:func:`engine.analysis.statistics.mean_flux`), per-bin mean, standard deviation and
+    persistence (:func:`engine.analysis.statistics.persistence`) of the ``n``-frame spectrogram
+    ``view(lo, hi)``, a piece at a time (float64 sums)."""
+    total, sums, squares, pairs = 0.0, 0.0, 0.0, 0.0
+    first = last = None
     for start in range(0, n, chunk):
         piece = view(start, min(n, start + chunk + 1)).double()
         own = piece[:, :min(chunk, n - start)]
+        first = own[:, 0] if first is None else first
+        last = piece[:, -1]
         sums = sums + own.sum(dim=1)
         squares = squares + (own * own).sum(dim=1)
+        pairs = pairs + (piece[:, 1:] * piece[:, :-1]).sum(dim=1)
         total += float(((piece[:, 1:] - piece[:, :-1]) ** 2).sum())
     mean = sums / n
     std = torch.sqrt(torch.clamp((squares - n * mean * mean) / (n - 1), min=0.0))
+    var = squares / n - mean * mean
+    # Σ (x_t − m)(x_{t+1} − m) over the n − 1 pairs, from the sums: the pairs' own sums are the whole
+    # sum less the last frame, and less the first
+    lagged = (pairs - mean * ((sums - last) + (sums - first)) + (n - 1) * mean * mean) / (n - 1)
+    persistence = torch.where(var > 1e-12, lagged / torch.clamp(var, min=1e-12), torch.zeros_like(var))
     bins = mean.shape[0]
-    return (torch.tensor(total / (bins * (n - 1)), dtype=torch.float32), mean.float(), std.float())
+    return (torch.tensor(total / (bins * (n - 1)), dtype=torch.float32), mean.float(), std.float(),
+            persistence.float())
 
 
 def _chunked_temporal(view, n: int, chunk: int) -> torch.Tensor:
@@ -216,6 +229,7 @@ def blend(targets: list[StyleTarget], weights: np.ndarray | list[float]) -> Styl
         temporal=mix(lambda t: t.temporal),
         flux=mix(lambda t: t.flux),
         spread=None if targets[0].spread is None else mix(lambda t: t.spread),
+        persistence=None if targets[0].persistence is None else mix(lambda t: t.persistence),
         envelope=None if targets[0].envelope is None else [
             mix(lambda t, i=i: t.envelope[i]) for i in range(len(targets[0].envelope))],
         coarse=None if targets[0].coarse is None else [
