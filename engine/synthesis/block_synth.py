@@ -36,8 +36,10 @@ network makes the texture. Each block:
    them into samples. ``B`` new frames enter the in-flight window: noise ``max(0, μ + σ z)`` per bin, where
    ``z`` is a unit Gaussian that each bin carries from frame to frame, ``z_t = ρ z_{t−1} + √(1 − ρ²) ε_t``,
    with ``ρ`` from the style's persistence (its lag-1 correlation,
-   :func:`engine.analysis.statistics.persistence`) less what the phase adds (:data:`OVERLAP_PERSISTENCE`),
-   at most :data:`MAX_PERSISTENCE`. A held partial enters held and a noise bin enters as noise (the
+   :func:`engine.analysis.statistics.persistence`) times the blend's purity ``Σ w²`` (1 for one style,
+   0.5 for a half-half blend: slow new frames let the optimiser alternate between two pitched styles
+   instead of blending them), less what the phase adds (:data:`OVERLAP_PERSISTENCE`), at most
+   :data:`MAX_PERSISTENCE`. A held partial enters held and a noise bin enters as noise (the
    blended detrended target's per-bin statistics only); the new frames take the trend's next values; every ``coarse_factor`` frames the oldest in-flight trend value is committed
    and a new one enters as noise ``N(0, 1)`` in the style's coarse band spreads. With ``material`` > 0
    new frames are mixed in the log domain with detrended frames read on from the recordings
@@ -300,6 +302,7 @@ class BlockSynth:
                 self._inflight = restandardise(self._inflight, self._moments, moments, self._upper)
             self._moments = moments
             rho = np.zeros_like(moments[0]) if self._target.persistence is None else self._target.persistence.numpy()
+            rho = rho * float(np.sum(np.square(weights)))  # the blend's purity (module doc, step 3)
             rho = (rho - OVERLAP_PERSISTENCE) / (1.0 - OVERLAP_PERSISTENCE)
             self._persistence = np.clip(rho, 0.0, MAX_PERSISTENCE).astype(np.float32)
             self._blend_key = key
