@@ -53,6 +53,17 @@ def crackle(seconds: float = 6.0, *, seed: int = 0, sample_rate: int = SR) -> np
     return (0.5 * y / np.abs(y).max()).astype(np.float32)
 
 
+def click_train(seconds: float = 6.0, *, seed: int = 0, sample_rate: int = SR) -> np.ndarray:
+    """About 8 broadband clicks a second at random times (noise bursts decaying in 2 ms) over a floor
+    50 dB down; peak 0.5, float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    y = 0.01 * rng.standard_normal(n)
+    for start in rng.integers(0, n - 400, size=int(8 * seconds)):
+        y[start:start + 400] += rng.standard_normal(400) * np.exp(-np.arange(400) / (0.002 * sample_rate))
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
 def swells(seconds: float = 8.0, *, seed: int = 0, sample_rate: int = SR) -> np.ndarray:
     """A seashore-like texture: broadband noise under slow swells (three sines of 0.23, 0.37 and 0.61 Hz
     at random phases in the log amplitude, about 25 dB from trough to crest), so its loudness rises and

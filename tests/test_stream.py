@@ -24,7 +24,7 @@ from engine.synthesis.step_graph import BlockConfig
 from engine.live.stream import Engine
 from engine.synthesis.styles import StyleLibrary
 from tests.jack_capture import JackCapture
-from tests.signals import SR, bursts_and_drone, crackle, harmonic_tone, swells
+from tests.signals import SR, bursts_and_drone, click_train, crackle, harmonic_tone, swells
 
 CONFIG = live_config()
 
@@ -295,6 +295,11 @@ def _bypassed_and_optimised(stepper, style: np.ndarray, seconds: float) -> tuple
 
 
 def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(stepper):
+    """The bypass plays the initialisation; the optimiser brings the texture closer to unseen material of
+    the same process. Since new frames carry each bin's distribution and the bins' shared moves
+    (docs/EXPERIMENTS.md section 19) the initialisation alone is about twice as close as before (0.14
+    against 0.29 here), and the network's share is smaller: 0.10 against 0.14, where it was 0.20
+    against 0.29. The bound asks for a clear share of the work, not the old ratio."""
     style, fresh = crackle(6.0), crackle(6.0, seed=1)  # the style, and unseen material of the same process
     library, runs = _bypassed_and_optimised(stepper, style, 8.0)
     audio0, stats0, t0 = runs[0]
@@ -305,7 +310,7 @@ def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(
     assert runs[1][1].iterations_per_block == 1
     bypassed, optimised = (envelope_stats_distance(fresh, runs[i][0], sample_rate=SR) for i in (0, 1))
     print(f"envelope statistics distance to unseen material: bypassed {bypassed:.3f}, optimised {optimised:.3f}")
-    assert optimised < 0.75 * bypassed
+    assert optimised < 0.85 * bypassed
 
 
 def test_new_frames_keep_a_held_partial_held_and_noise_noisy(stepper):
@@ -330,6 +335,29 @@ def test_new_frames_keep_a_held_partial_held_and_noise_noisy(stepper):
           f"noise {float(played['noise'].median()):.2f} (its own {own:.2f})")
     assert float(played["tone"][partials].median()) > 0.66
     assert abs(float(played["noise"].median()) - own) < 0.06
+
+
+def _click_prominence_db(y: np.ndarray) -> float:
+    """How far clicks stand out of the floor: the 95th percentile of the frames' level (dB of power)
+    over its median."""
+    level = 10 * np.log10((np.abs(stft(y.astype(np.float64))) ** 2).sum(axis=0) + 1e-12)
+    return float(np.percentile(level, 95) - np.median(level))
+
+
+def test_a_click_train_keeps_its_clicks(stepper):
+    """Clicks over a quiet floor stand out of it in the texture too: new frames start from each bin's
+    own distribution (quiet mostly, loud at times) and the bins' shared moves (a click lifts them all),
+    :mod:`engine.synthesis.frame_noise`. Per-bin Gaussian noise played 4 dB against the style's 27."""
+    style = click_train(6.0)
+    library = StyleLibrary(CONFIG)
+    library.add_audio(style, "clicks")
+    engine = Engine(library, ParamStore(), stepper, NullSink(SR), adaptive=False, channels=1)
+    out: list[np.ndarray] = []
+    engine.taps.append(out.append)
+    engine.render(8.0)
+    played, own = _click_prominence_db(np.concatenate(out)[SR:]), _click_prominence_db(style)
+    print(f"clicks over the floor: played {played:.1f} dB, the style {own:.1f} dB")
+    assert played > own / 3
 
 
 def _swell_depth_db(y: np.ndarray) -> float:

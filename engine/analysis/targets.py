@@ -3,7 +3,8 @@
 A :class:`StyleTarget` holds, for one sound, everything the losses compare against: a Gram matrix and
 an autocorrelation per network layer/bank, the mean log-magnitude spectrum (spectral energy envelope)
 the temporal energy-envelope moments, the mean spectral flux, the per-bin spread (standard deviation of
-the log-magnitude) and persistence (lag-1 correlation), which with the mean shape the live engine's
+the log-magnitude), persistence (lag-1 correlation) and copula (each bin's distribution and the bins'
+shared factors, :mod:`engine.analysis.copula`), which with the mean shape the live engine's
 new frames, and the band-envelope
 statistics (:func:`engine.analysis.statistics.envelope_statistics`). For the live engine
 (``trend_factor`` given) the band envelopes are also averaged to one value per ``trend_factor`` frames
@@ -27,12 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engine.analysis import copula as cp
 from engine.analysis import statistics as st
 from engine.analysis import trend as tr
 from engine.errors import ParameterError
 
 #: Frames of feature maps computed at once by :func:`compute_target` for long styles.
 CHUNK_FRAMES = 4096
+#: Frames the copula is measured on: a longer style gives :data:`COPULA_PIECES` evenly spaced pieces of
+#: ``COPULA_FRAMES / COPULA_PIECES`` frames (its distribution and correlations, not its whole length, matter).
+COPULA_FRAMES, COPULA_PIECES = 4096, 4
 
 
 @dataclass
@@ -46,6 +51,9 @@ class StyleTarget:
     flux: torch.Tensor
     spread: torch.Tensor | None = None
     persistence: torch.Tensor | None = None
+    quantiles: torch.Tensor | None = None
+    loadings: torch.Tensor | None = None
+    factor_persistence: torch.Tensor | None = None
     envelope: list[torch.Tensor] | None = None
     coarse: list[torch.Tensor] | None = None
     coarse_mask: torch.Tensor | None = None
@@ -115,12 +123,14 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
         grams, autocorr = _chunked_feature_stats(view, n, network, fmap, lags, chunk_frames)
         flux, mean, spread, persistence = _chunked_moments(view, n, chunk_frames)
         temporal = _chunked_temporal(view, n, chunk_frames)
+    quantiles, loadings, factor_persistence = _copula(view, n, mean, spread)
     envelope = None
     if emap is not None:
         env = torch.from_numpy(np.asarray(emap @ raw if bands is None else bands, dtype=np.float32))
         envelope = list(st.envelope_statistics(env))
     return StyleTarget(grams=grams, autocorr=autocorr, mean_spectrum=mean,
                        temporal=temporal, flux=flux, spread=spread, persistence=persistence,
+                       quantiles=quantiles, loadings=loadings, factor_persistence=factor_persistence,
                        envelope=envelope, coarse=coarse_stats, coarse_mask=mask)
 
 
@@ -187,6 +197,23 @@ def _chunked_moments(view, n: int, chunk: int) -> tuple[torch.Tensor, torch.Tens
             persistence.float())
 
 
+def _copula(view, n: int, mean: torch.Tensor, spread: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each bin's standardised quantiles, the shared factors' loadings and their persistence
+    (:mod:`engine.analysis.copula`) of the ``n``-frame spectrogram ``view(lo, hi)`` standardised by
+    ``mean`` and ``spread``: on all of it up to :data:`COPULA_FRAMES` frames, else on evenly spaced pieces."""
+    if n <= COPULA_FRAMES:
+        frames = view(0, n).numpy()
+    else:
+        piece = COPULA_FRAMES // COPULA_PIECES
+        starts = np.linspace(0, n - piece, COPULA_PIECES).astype(int)
+        frames = np.concatenate([view(int(lo), int(lo) + piece).numpy() for lo in starts], axis=1)
+    sd = spread.numpy()[:, None].astype(np.float64)
+    z = np.where(sd > 1e-9, (frames - mean.numpy()[:, None]) / np.maximum(sd, 1e-9), 0.0)
+    quantiles = cp.marginal_quantiles(z)
+    loadings, factor_persistence = cp.shared_factors(cp.gaussian_scores(z))
+    return torch.from_numpy(quantiles), torch.from_numpy(loadings), torch.from_numpy(factor_persistence)
+
+
 def _chunked_temporal(view, n: int, chunk: int) -> torch.Tensor:
     """:func:`engine.analysis.statistics.temporal_envelope_stats` of ``view`` a piece at a time."""
     energy = torch.cat([view(start, min(n, start + chunk)).mean(dim=0) for start in range(0, n, chunk)])
@@ -230,6 +257,14 @@ def blend(targets: list[StyleTarget], weights: np.ndarray | list[float]) -> Styl
         flux=mix(lambda t: t.flux),
         spread=None if targets[0].spread is None else mix(lambda t: t.spread),
         persistence=None if targets[0].persistence is None else mix(lambda t: t.persistence),
+        quantiles=None if targets[0].quantiles is None else mix(lambda t: t.quantiles),
+        # the blend's correlation is the weighted mean of the styles': their factors side by side, each
+        # scaled by the root of its weight; a style at weight 0 keeps its (zero) columns, so the factor
+        # count stays that of the library
+        loadings=None if targets[0].loadings is None else torch.cat(
+            [float(np.sqrt(wi)) * t.loadings for wi, t in zip(w, targets)], dim=1),
+        factor_persistence=None if targets[0].factor_persistence is None else torch.cat(
+            [t.factor_persistence for t in targets]),
         envelope=None if targets[0].envelope is None else [
             mix(lambda t, i=i: t.envelope[i]) for i in range(len(targets[0].envelope))],
         coarse=None if targets[0].coarse is None else [

@@ -33,14 +33,11 @@ network makes the texture. Each block:
    at once instead of ``L`` frames later; the structure the optimiser built in them stays.
 3. The oldest ``B`` in-flight frames (optimised over the last ``L / B`` blocks) are committed: they join
    the context, their band envelopes the history, and with the trend laid over them the phase turns
-   them into samples. ``B`` new frames enter the in-flight window: noise ``max(0, μ + σ z)`` per bin, where
-   ``z`` is a unit Gaussian that each bin carries from frame to frame, ``z_t = ρ z_{t−1} + √(1 − ρ²) ε_t``,
-   with ``ρ`` from the style's persistence (its lag-1 correlation,
-   :func:`engine.analysis.statistics.persistence`) times the blend's purity ``Σ w²`` (1 for one style,
-   0.5 for a half-half blend: slow new frames let the optimiser alternate between two pitched styles
-   instead of blending them), less what the phase adds (:data:`OVERLAP_PERSISTENCE`), at most
-   :data:`MAX_PERSISTENCE`. A held partial enters held and a noise bin enters as noise (the
-   blended detrended target's per-bin statistics only); the new frames take the trend's next values; every ``coarse_factor`` frames the oldest in-flight trend value is committed
+   them into samples. ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
+   distribution in the blended style, carried from frame to frame with the style's persistence and
+   shared across bins by its leading correlations (:mod:`engine.synthesis.frame_noise`). A held partial
+   enters held, a noise bin enters as noise, a crackle lifts the bins it lifts in the style (the
+   blended detrended target's statistics only); the new frames take the trend's next values; every ``coarse_factor`` frames the oldest in-flight trend value is committed
    and a new one enters as noise ``N(0, 1)`` in the style's coarse band spreads. With ``material`` > 0
    new frames are mixed in the log domain with detrended frames read on from the recordings
    (granular replay, an opt-in effect; segments of 0.25 s when grainy to 4 s when structured); with
@@ -77,6 +74,7 @@ from engine.analysis import trend as tr
 from engine.errors import TextureError
 from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
 from engine.analysis.stereo import StereoImage, blend_images
+from engine.synthesis.frame_noise import FrameNoise
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix
 from engine.synthesis.runtime import BlockStepper
@@ -101,13 +99,6 @@ LAST_STEP_LOAD = 0.9
 PHASE_TIMEOUT_SECONDS = 10.0
 #: Smallest per-bin spread re-standardisation divides by (log1p units).
 MIN_SPREAD = 1e-3
-#: Largest persistence of the new frames' noise, so every bin still moves: at 0.95 a deviation halves in
-#: 13.5 frames (157 ms). ``docs/EXPERIMENTS.md`` section 18.
-MAX_PERSISTENCE = 0.95
-#: The part of a style's persistence the new frames' noise leaves to the phase: white noise's STFT shows
-#: 0.35 from the frames' overlap alone, and the phase gives back about half of it (independent new
-#: frames play at 0.25, new frames at 0.35 play at 0.43), so the noise carries ``(ρ − 0.175) / 0.825``.
-OVERLAP_PERSISTENCE = 0.175
 
 
 def mean_segment_seconds(receptive_field: float) -> float:
@@ -249,8 +240,7 @@ class BlockSynth:
         self._target: StyleTarget | None = None
         self._target_feed: dict[str, np.ndarray] = {}
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
-        self._persistence: np.ndarray | None = None
-        self._last_z: np.ndarray | None = None  # each bin's noise in the last new frame (module doc, step 3)
+        self._frame_noise = FrameNoise()
         self._upper: np.ndarray | None = None
         self._cap = MAX_STEPS_PER_BLOCK
         self._drops = 0
@@ -301,28 +291,15 @@ class BlockSynth:
             if self._moments is not None and self._inflight is not None:
                 self._inflight = restandardise(self._inflight, self._moments, moments, self._upper)
             self._moments = moments
-            rho = np.zeros_like(moments[0]) if self._target.persistence is None else self._target.persistence.numpy()
-            rho = rho * float(np.sum(np.square(weights)))  # the blend's purity (module doc, step 3)
-            rho = (rho - OVERLAP_PERSISTENCE) / (1.0 - OVERLAP_PERSISTENCE)
-            self._persistence = np.clip(rho, 0.0, MAX_PERSISTENCE).astype(np.float32)
+            self._frame_noise.retarget(self._target, purity=float(np.sum(np.square(weights))))
             self._blend_key = key
         return self._target
 
     # --- new frames ----------------------------------------------------------------------------------
 
     def _noise(self, n: int) -> np.ndarray:
-        """The next ``n`` frames of noise with the blended target's per-bin mean, spread and persistence,
-        ``(bins, n)`` float32 (module doc, step 3): each bin's unit Gaussian goes on from the last frame made."""
-        mu, sd = self._moments
-        rho = self._persistence
-        fresh = np.sqrt(1.0 - rho * rho)
-        z = self._rng.standard_normal((len(mu), n), dtype=np.float32)
-        last = z[:, 0] if self._last_z is None else rho * self._last_z + fresh * z[:, 0]
-        z[:, 0] = last
-        for t in range(1, n):
-            z[:, t] = last = rho * last + fresh * z[:, t]
-        self._last_z = last.copy()
-        return np.clip(mu[:, None] + sd[:, None] * z, 0.0, self._upper[:, None])
+        """The next ``n`` frames of the blended target's noise ``(bins, n)`` float32 (module doc, step 3)."""
+        return self._frame_noise.process(n, self._rng, self._upper)
 
     def _new_frames(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> np.ndarray:
         """The ``B`` residual frames that enter the in-flight window this block (see module doc, step 3)."""

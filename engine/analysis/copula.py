@@ -1,0 +1,104 @@
+"""The shape of each bin's values and how bins move together: a Gaussian copula of a spectrogram.
+
+A style's per-bin mean and spread say where a bin sits, not how its values are spread: a crackle's
+bin is quiet in most frames and loud in a few (skewed), a partial's bin is loud while the note rings.
+And bins do not move alone: a crackle lifts every high bin in the same frame, a note lifts its
+partials together. This module measures both, as statistics (nothing of the recording's frames is kept):
+
+* :func:`marginal_quantiles` — each bin's standardised values at :data:`QUANTILE_LEVELS` evenly spaced
+  probabilities: the shape of its distribution, ``(bins, levels)``;
+* :func:`gaussian_scores` and :func:`from_gaussian` — a bin's values as unit Gaussian scores (by
+  rank), and scores back to values through the bin's quantiles;
+* :func:`shared_factors` — the leading eigenvectors of the bins' correlation in Gaussian scores
+  (their loadings, ``(bins, rank)``) and each factor's lag-1 correlation over frames.
+
+New frames drawn as ``μ + σ from_gaussian(L f + √(1 − |L|²) ε)`` with unit Gaussian factors ``f`` and
+per-bin noise ``ε`` have each bin's mean, spread and distribution, and the bins' leading correlations
+(:mod:`engine.synthesis.frame_noise`). Pure functions of float arrays (numpy, float64 inside).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+from scipy.stats import rankdata
+
+#: Quantiles kept per bin: probabilities ``(k + 0.5) / QUANTILE_LEVELS``, so the rarest 0.8 % of a bin's
+#: values on either side are represented by the outermost quantile.
+QUANTILE_LEVELS = 64
+#: Shared factors kept per style: the leading eigenvectors of the bins' correlation.
+SHARED_FACTORS = 16
+#: Largest share of a bin's variance the shared factors may explain, so every bin keeps some noise of its own.
+MAX_SHARED = 0.9
+
+
+def marginal_quantiles(z: np.ndarray, levels: int = QUANTILE_LEVELS) -> np.ndarray:
+    """Each row's values at probabilities ``(k + 0.5) / levels``, standardised to mean 0 and
+    standard deviation 1 over the levels, ``(rows, levels)`` float32.
+
+    Parameters
+    ----------
+    z : np.ndarray [shape=(rows, frames)], finite
+        Values per row (a spectrogram's bins, standardised or not), at least 2 frames.
+    levels : int >= 2
+
+    A row whose values are all equal gets the quantiles of a unit Gaussian (it has no shape of its own).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    p = (np.arange(levels) + 0.5) / levels
+    q = np.quantile(z, p, axis=1).T
+    q = q - q.mean(axis=1, keepdims=True)
+    sd = q.std(axis=1, keepdims=True)
+    gauss = ndtri(p)
+    return np.where(sd > 1e-9, q / np.maximum(sd, 1e-9), gauss / gauss.std()).astype(np.float32)
+
+
+def from_gaussian(g: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Unit Gaussian scores ``g`` ``(rows, frames)`` mapped to each row's distribution: the row's
+    quantile function (linear between its ``quantiles`` ``(rows, levels)``) at ``Φ(g)``, held at the
+    outermost quantiles beyond them; float32. (A tail drawn on beyond the outermost quantiles, on the
+    slope of the last step, made rain's texture further from its source by the learned ear:
+    ``docs/EXPERIMENTS.md`` section 19.)"""
+    levels = quantiles.shape[1]
+    pos = np.clip(ndtr(g) * levels - 0.5, 0.0, levels - 1.0)
+    lo = np.minimum(pos.astype(np.int64), levels - 2)
+    frac = (pos - lo).astype(np.float32)
+    rows = np.arange(quantiles.shape[0])[:, None]
+    return (1.0 - frac) * quantiles[rows, lo] + frac * quantiles[rows, lo + 1]
+
+
+def gaussian_scores(z: np.ndarray) -> np.ndarray:
+    """Each row's values ``z`` ``(rows, frames)`` as unit Gaussian scores by rank, ``Φ⁻¹((rank − ½) / frames)``
+    (ties share their mean rank), float64: what :func:`from_gaussian` maps back, up to the quantiles'
+    interpolation."""
+    return ndtri((rankdata(z, axis=1) - 0.5) / np.shape(z)[1])
+
+
+def shared_factors(g: np.ndarray, rank: int = SHARED_FACTORS) -> tuple[np.ndarray, np.ndarray]:
+    """How the rows of Gaussian scores ``g`` ``(rows, frames)`` move together.
+
+    Returns
+    -------
+    loadings : np.ndarray [shape=(rows, rank)], float32
+        The leading ``rank`` eigenvectors of the rows' correlation matrix, each scaled by the root of
+        its eigenvalue (``L Lᵀ`` is the best rank-``rank`` part of the correlation), rows shrunk so that
+        ``|L_r|² <=`` :data:`MAX_SHARED`.
+    persistence : np.ndarray [shape=(rank,)], float32
+        Each factor's lag-1 correlation over frames (its scores ``Lᵀ g``).
+
+    Fewer frames than ``rank`` leave the extra factors at zero loading.
+    """
+    g = np.asarray(g, dtype=np.float64)
+    g = g - g.mean(axis=1, keepdims=True)
+    sd = g.std(axis=1, keepdims=True)
+    g = np.where(sd > 1e-9, g / np.maximum(sd, 1e-9), 0.0)
+    corr = g @ g.T / g.shape[1]
+    values, vectors = np.linalg.eigh(corr)
+    top = np.argsort(values)[::-1][:rank]
+    loadings = vectors[:, top] * np.sqrt(np.clip(values[top], 0.0, None))
+    norms = np.sqrt((loadings ** 2).sum(axis=1, keepdims=True))
+    loadings *= np.minimum(1.0, np.sqrt(MAX_SHARED) / np.maximum(norms, 1e-12))
+    scores = vectors[:, top].T @ g
+    var = (scores ** 2).mean(axis=1)
+    lagged = (scores[:, 1:] * scores[:, :-1]).mean(axis=1)
+    persistence = np.where(var > 1e-12, lagged / np.maximum(var, 1e-12), 0.0)
+    return loadings.astype(np.float32), persistence.astype(np.float32)
