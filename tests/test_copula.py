@@ -48,6 +48,19 @@ def test_gaussian_scores_are_unit_gaussian_and_the_quantiles_map_them_back():
     assert np.median(np.abs(back - z)[inside]) < 0.03 and np.corrcoef(back.ravel(), z.ravel())[0, 1] > 0.99
 
 
+def test_requantile_moves_values_to_other_distributions_keeping_their_order():
+    """What a blend change does to the in-flight frames (engine.synthesis.block_synth.restandardise)."""
+    rng = np.random.default_rng(4)
+    skewed = cp.marginal_quantiles(rng.exponential(size=(3, 5000)))
+    gauss = cp.marginal_quantiles(rng.standard_normal((3, 5000)))
+    z = cp.from_gaussian(rng.standard_normal((3, 4000)), skewed)
+    moved = cp.requantile(z, skewed, gauss)
+    assert np.all(skew(z, axis=1) > 1.0) and np.all(np.abs(skew(moved, axis=1)) < 0.2)
+    assert np.allclose(moved.std(axis=1), 1.0, atol=0.1)
+    assert np.all(np.diff(moved[0][np.argsort(z[0])]) >= -1e-6)  # the order of the values stays
+    assert np.allclose(cp.requantile(z, skewed, skewed), z, atol=1e-4)
+
+
 def test_shared_factors_find_what_bins_share_and_how_long_it_lasts():
     rng = np.random.default_rng(2)
     n = 20000

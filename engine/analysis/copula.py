@@ -9,6 +9,7 @@ partials together. This module measures both, as statistics (nothing of the reco
   probabilities: the shape of its distribution, ``(bins, levels)``;
 * :func:`gaussian_scores` and :func:`from_gaussian` — a bin's values as unit Gaussian scores (by
   rank), and scores back to values through the bin's quantiles;
+* :func:`requantile` — values of one set of distributions moved to another's, each keeping its probability;
 * :func:`shared_factors` — the leading eigenvectors of the bins' correlation in Gaussian scores
   (their loadings, ``(bins, rank)``) and each factor's lag-1 correlation over frames.
 
@@ -64,6 +65,25 @@ def from_gaussian(g: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     frac = (pos - lo).astype(np.float32)
     rows = np.arange(quantiles.shape[0])[:, None]
     return (1.0 - frac) * quantiles[rows, lo] + frac * quantiles[rows, lo + 1]
+
+
+def requantile(z: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Standardised values ``z`` ``(rows, n)`` of the distributions with quantiles ``source`` ``(rows, levels)``
+    moved to the distributions with quantiles ``target`` (same shape): each value keeps its probability
+    (linear between quantiles, held at the outermost ones), float32. Vectorised over rows: each row's
+    knots are offset by a span wider than every row's range, so one sorted search serves them all."""
+    rows, levels = source.shape
+    src = source.astype(np.float64) + np.arange(levels) * 1e-9  # repeated quantiles: knots must increase
+    x = np.clip(np.asarray(z, dtype=np.float64), src[:, :1], src[:, -1:])
+    low = float(src.min())
+    offsets = np.arange(rows)[:, None] * (float(src.max()) - low + 1.0)
+    knots = (src - low + offsets).ravel()
+    at = x - low + offsets
+    idx = np.clip(np.searchsorted(knots, at.ravel()).reshape(x.shape) - np.arange(rows)[:, None] * levels, 1, levels - 1)
+    r = np.arange(rows)[:, None]
+    left, right = src[r, idx - 1], src[r, idx]
+    frac = np.clip((x - left) / (right - left), 0.0, 1.0)
+    return ((1.0 - frac) * target[r, idx - 1] + frac * target[r, idx]).astype(np.float32)
 
 
 def gaussian_scores(z: np.ndarray) -> np.ndarray:

@@ -29,7 +29,8 @@ network makes the texture. Each block:
 1. The blend weights and receptive field are smoothed towards the snapshot (one-pole, 70 % of the way
    per block); the styles' targets are blended and cached while the weights hold still.
 2. When the blended per-bin mean ``μ`` and spread ``σ`` of the log-magnitude move, every in-flight frame
-   is re-standardised, ``s ← μ' + (s − μ) σ' / σ``, so a timbre move reaches the next committed frames
+   is re-standardised, ``s ← μ' + σ' R((s − μ) / σ)`` (``R`` moves each value from the old per-bin
+   distributions to the new ones, keeping its probability), so a timbre move reaches the next committed frames
    at once instead of ``L`` frames later; the structure the optimiser built in them stays.
 3. The oldest ``B`` in-flight frames (optimised over the last ``L / B`` blocks) are committed: they join
    the context, their band envelopes the history, and with the trend laid over them the phase turns
@@ -71,6 +72,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.analysis import trend as tr
+from engine.analysis.copula import requantile
 from engine.errors import TextureError
 from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
 from engine.analysis.stereo import StereoImage, blend_images
@@ -116,14 +118,18 @@ def continuation_probability(receptive_field: float, block_seconds: float) -> fl
 
 
 def restandardise(frames: np.ndarray, old: tuple[np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray],
-                  upper: np.ndarray) -> np.ndarray:
+                  upper: np.ndarray, quantiles: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> np.ndarray:
     """``frames`` ``(bins, n)`` moved from per-bin mean and spread ``old`` to ``new``, clamped to ``[0, upper]``.
 
-    ``s ← μ' + (s − μ) σ' / σ`` with ``σ`` floored at :data:`MIN_SPREAD`; returns a new float32 array.
+    ``s ← μ' + σ' R((s − μ) / σ)`` with ``σ`` floored at :data:`MIN_SPREAD`; ``R`` moves each standardised
+    value from the old distributions to the new ones (:func:`engine.analysis.copula.requantile`) when
+    both ``quantiles`` ``(old, new)`` are given, else it is the identity. Returns a new float32 array.
     """
     (mu0, sd0), (mu1, sd1) = old, new
-    scale = (sd1 / np.maximum(sd0, MIN_SPREAD))[:, None]
-    out = mu1[:, None] + (frames - mu0[:, None]) * scale
+    z = (frames - mu0[:, None]) / np.maximum(sd0, MIN_SPREAD)[:, None]
+    if quantiles[0] is not None and quantiles[1] is not None:
+        z = requantile(z, *quantiles)
+    out = mu1[:, None] + z * sd1[:, None]
     return np.clip(out, 0.0, upper[:, None]).astype(np.float32)
 
 
@@ -281,6 +287,7 @@ class BlockSynth:
         """The blended target; on a change, re-standardises the in-flight frames to its first-order statistics."""
         key = tuple((s.slot_id, round(float(w), 4)) for s, w in zip(styles, weights))
         if key != self._blend_key:
+            old_quantiles = None if self._target is None else self._target.quantiles
             self._target = blend([s.target for s in styles], weights)
             self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS)
             self._image = blend_images([s.image for s in styles], weights)
@@ -289,7 +296,9 @@ class BlockSynth:
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
             self._spread_map = tr.level_spread_map(self._even_spread, self._emap, moments[0])
             if self._moments is not None and self._inflight is not None:
-                self._inflight = restandardise(self._inflight, self._moments, moments, self._upper)
+                quantiles = (None if old_quantiles is None else old_quantiles.numpy(),
+                             None if self._target.quantiles is None else self._target.quantiles.numpy())
+                self._inflight = restandardise(self._inflight, self._moments, moments, self._upper, quantiles)
             self._moments = moments
             self._frame_noise.retarget(self._target, purity=float(np.sum(np.square(weights))))
             self._blend_key = key
