@@ -44,9 +44,8 @@ def marginal_quantiles(z: np.ndarray, levels: int = QUANTILE_LEVELS) -> np.ndarr
 
     A row whose values are all equal gets the quantiles of a unit Gaussian (it has no shape of its own).
     """
-    z = np.asarray(z, dtype=np.float64)
     p = (np.arange(levels) + 0.5) / levels
-    q = np.quantile(z, p, axis=1).T
+    q = np.quantile(np.asarray(z), p, axis=1).T.astype(np.float64)
     q = q - q.mean(axis=1, keepdims=True)
     sd = q.std(axis=1, keepdims=True)
     gauss = ndtri(p)
@@ -90,7 +89,10 @@ def gaussian_scores(z: np.ndarray) -> np.ndarray:
     """Each row's values ``z`` ``(rows, frames)`` as unit Gaussian scores by rank, ``Φ⁻¹((rank − ½) / frames)``
     (ties share their mean rank), float64: what :func:`from_gaussian` maps back, up to the quantiles'
     interpolation."""
-    return ndtri((rankdata(z, axis=1) - 0.5) / np.shape(z)[1])
+    g = rankdata(z, axis=1)
+    g -= 0.5
+    g /= np.shape(z)[1]
+    return ndtri(g, out=g)
 
 
 def shared_factors(g: np.ndarray, rank: int = SHARED_FACTORS) -> tuple[np.ndarray, np.ndarray]:

@@ -37,7 +37,7 @@ from engine.errors import ParameterError
 CHUNK_FRAMES = 4096
 #: Frames the copula is measured on: a longer style gives :data:`COPULA_PIECES` evenly spaced pieces of
 #: ``COPULA_FRAMES / COPULA_PIECES`` frames (its distribution and correlations, not its whole length, matter).
-COPULA_FRAMES, COPULA_PIECES = 4096, 4
+COPULA_FRAMES, COPULA_PIECES = 2048, 4
 
 
 @dataclass
@@ -207,8 +207,11 @@ def _copula(view, n: int, mean: torch.Tensor, spread: torch.Tensor) -> tuple[tor
         piece = COPULA_FRAMES // COPULA_PIECES
         starts = np.linspace(0, n - piece, COPULA_PIECES).astype(int)
         frames = np.concatenate([view(int(lo), int(lo) + piece).numpy() for lo in starts], axis=1)
-    sd = spread.numpy()[:, None].astype(np.float64)
-    z = np.where(sd > 1e-9, (frames - mean.numpy()[:, None]) / np.maximum(sd, 1e-9), 0.0)
+    sd = spread.numpy()[:, None]
+    z = np.array(frames, dtype=np.float32)  # float32, in place: this runs beside the style's whole spectrogram
+    z -= mean.numpy()[:, None]
+    z /= np.maximum(sd, 1e-9)
+    z[sd[:, 0] <= 1e-9] = 0.0
     quantiles = cp.marginal_quantiles(z)
     loadings, factor_persistence = cp.shared_factors(cp.gaussian_scores(z))
     return torch.from_numpy(quantiles), torch.from_numpy(loadings), torch.from_numpy(factor_persistence)
