@@ -163,7 +163,8 @@ def test_added_style_blend_and_receptive_field_change_the_store_and_the_sound(
     monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileNames",
                         staticmethod(lambda *a, **k: ([str(sounds["tone"])], "")))
     qtbot.mouseClick(window.slots.add_button, QtCore.Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(window.slots.rows) == 2, timeout=10000)
+    # the slot list and the morph pad are two slots of the same queued signal: wait for both
+    qtbot.waitUntil(lambda: len(window.slots.rows) == 2 and window.pad.usable, timeout=10000)
     default_id, tone_id = inst.library.ids()
     assert inst.library.slots[1].name == "tone 1k.wav" and inst.library.slots[1].spectrum_db.shape == (513,)
     assert not window.slots.rows[tone_id].picture.pixmap().isNull()
