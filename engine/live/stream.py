@@ -174,8 +174,8 @@ class Engine:
         A write waits for the next block to start (at most one block, since blocks are computed just
         in time, see :meth:`engine.live.sinks.Sink.wait_for_room`); that block moves the smoothed weights
         70 % of the way and re-standardises the in-flight frames to the new blend's mean and spread,
-        including the frames it commits, so the timbre moves with the frames heard next (one more block
-        when 70 % is not yet enough); the network's finer statistics follow while they are in flight. The
+        including the frames it commits, and re-levels the stereo decorrelator's delayed frames, so the
+        timbre moves with the frames heard next (one more block when 70 % is not yet enough); the network's finer statistics follow while they are in flight. The
         first new frame's centre is heard after the sink's queue (lead + device) plus the streaming
         phase's latency and one hop. Gain is the exception: a sound device applies it itself, after
         only the device's latency.

@@ -31,7 +31,9 @@ network makes the texture. Each block:
 2. When the blended per-bin mean ``μ`` and spread ``σ`` of the log-magnitude move, every in-flight frame
    is re-standardised, ``s ← μ' + σ' R((s − μ) / σ)`` (``R`` moves each value from the old per-bin
    distributions to the new ones, keeping its probability), so a timbre move reaches the next committed frames
-   at once instead of ``L`` frames later; the structure the optimiser built in them stays.
+   at once instead of ``L`` frames later; the structure the optimiser built in them stays. The stereo
+   decorrelator's delayed frames are re-levelled from the old mean level to the new one
+   (:meth:`engine.synthesis.stereo.StereoUpmix.relevel`), so both channels move at once.
 3. The oldest ``B`` in-flight frames (optimised over the last ``L / B`` blocks) are committed: they join
    the context, their band envelopes the history, and with the trend laid over them the phase turns
    them into samples. ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
@@ -299,6 +301,8 @@ class BlockSynth:
                 quantiles = (None if old_quantiles is None else old_quantiles.numpy(),
                              None if self._target.quantiles is None else self._target.quantiles.numpy())
                 self._inflight = restandardise(self._inflight, self._moments, moments, self._upper, quantiles)
+                if self._upmix is not None:  # the decorrelator's delayed frames move with the timbre too
+                    self._upmix.relevel(np.expm1(self._moments[0]), np.expm1(moments[0]))
             self._moments = moments
             self._frame_noise.retarget(self._target, purity=float(np.sum(np.square(weights))))
             self._blend_key = key

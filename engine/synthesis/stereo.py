@@ -47,6 +47,9 @@ DELAY_FRAMES = (4, 10)
 DELAY_GROUPS_PER_OCTAVE = 3
 #: Channels of the stereo engine.
 STEREO = 2
+#: Largest gain :meth:`StereoUpmix.relevel` gives the delay line (a bin the old blend left near silent
+#: stays near silent rather than its residue being raised to the new level).
+MAX_RELEVEL_GAIN = 4.0
 
 
 def bins_from_bands(envelope_map: np.ndarray) -> np.ndarray:
@@ -100,6 +103,17 @@ class StereoUpmix:
     def release(self) -> None:
         """Drop the stream state; :meth:`prepare` starts a new stream."""
         self._ola = []
+
+    def relevel(self, old_level: np.ndarray, new_level: np.ndarray) -> None:
+        """Scale the delay line's spectra per bin from ``old_level`` to ``new_level`` ``(n_bins,)``, linear
+        magnitudes: by ``new / old``, at most ``MAX_RELEVEL_GAIN``; a bin at 0 in both keeps its residue.
+
+        On a timbre move the engine re-levels what the decorrelated part will still play: without it,
+        half the power of a wide channel pair kept the old timbre for up to ``DELAY_FRAMES[1]`` frames
+        (116 ms), and a style change was heard that much later (``docs/EXPERIMENTS.md`` section 20).
+        """
+        gain = np.divide(new_level, old_level, out=np.ones(self.n_bins), where=old_level > 0)
+        self._past *= np.minimum(gain, MAX_RELEVEL_GAIN)[None, :]
 
     def process(self, spectra: np.ndarray, mix: np.ndarray) -> np.ndarray:
         """The two channels ``(samples, 2)`` float64 of the mid's next committed frames.
