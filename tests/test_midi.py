@@ -347,17 +347,21 @@ def test_flood_of_random_bytes_is_survived_and_counted(sender: rtmidi.MidiOut) -
                 msg[0] = 0xF7
             sender.send_message(msg)
             filtered += msg[0] in (0xF1, 0xF8, 0xFE)  # MTC, clock, active sensing: rtmidi drops them
-            if i % 50 == 49:
-                time.sleep(0.01)  # let the JACK period drain the sender's buffer
+            if i % 25 == 24:  # a burst at most; then wait (bounded) for the receiver to catch up
+                sent = i + 1 - filtered - sysex
+                wait_for(lambda: c.stats["received"] >= 0.9 * sent)
         store.set("gain", 0.25)
         sender.send_message([0xB0, 7, 127])
         assert wait_for(lambda: store.get("gain") == 1.0 and c.stats["pending"] == 0), c.stats
         stats = c.stats
         assert stats["received"] == sum(stats[k] for k in midi.OUTCOMES)
-        # every message rtmidi hands over is counted once (above); which ones it hands over is rtmidi's
-        # filter's business: once in CI it passed 2 more of the 1000 random ones than the types counted here
-        # predict (764 against 762), so the count is checked to within a few
-        assert abs(stats["received"] - (1001 - filtered - sysex)) <= 5, (stats["received"], filtered, sysex)
+        # every message rtmidi hands over is counted once (above). Which ones arrive is not ours to keep exact:
+        # rtmidi's filter once passed 2 more than the types counted here predict, and the JACK dummy server,
+        # its clients not real-time, drops and repeats events per receiver when the CPU is busy (CI lost 41 of
+        # 762 in bursts of 50; 25-message bursts with three busy loops on two cores: 0-33 of 2000 dropped,
+        # 0-24 repeated). So the traffic is checked to have arrived, within 10 %
+        expected = 1001 - filtered - sysex
+        assert 0.9 * expected <= stats["received"] <= 1.1 * expected, (stats["received"], filtered, sysex)
         for outcome in ("applied", "ignored_sysex", "malformed", "unknown", "unmapped"):  # a lone F7 is counted
             assert stats[outcome] > 0, (outcome, stats)
         assert stats["errors"] == 0
@@ -394,12 +398,13 @@ def test_a_flood_of_one_control_is_coalesced_to_its_latest_value(sender: rtmidi.
         version = store.version
         for i in range(300):
             sender.send_message([0xB0, 7, i % 128])
-        assert wait_for(lambda: c.stats["received"] == 300 and c.stats["pending"] == 0), c.stats
+        # within 10 %: a busy CPU makes the JACK dummy server drop or repeat a few events (see the flood above)
+        assert wait_for(lambda: c.stats["received"] >= 270 and c.stats["pending"] == 0), c.stats
         time.sleep(0.1)
         sender.send_message([0xB0, 7, 127])  # after a pause: applied at once, whatever came before
         assert wait_for(lambda: store.get("gain") == 1.0 and c.stats["pending"] == 0), c.stats
         stats = c.stats
-        assert stats["coalesced"] > 0 and stats["applied"] + stats["coalesced"] == 301, stats
+        assert stats["coalesced"] > 0 and stats["applied"] + stats["coalesced"] == stats["received"], stats
         assert store.version - version == stats["applied"]  # one store write per applied message
     finally:
         c.stop()
