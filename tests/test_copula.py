@@ -105,6 +105,23 @@ def test_new_frames_have_each_bins_distribution_its_persistence_and_the_shared_m
     assert noise.process(2, rng, np.full(3, 10.0)).shape == (3, 2)
 
 
+def test_the_shared_part_of_new_frames_spreads_wider_where_the_trend_is_high():
+    rng = np.random.default_rng(4)
+    gauss = cp.marginal_quantiles(rng.standard_normal((2, 5000)))
+    target = _target(gauss, np.array([[0.9], [0.0]]), np.zeros(2), np.array([0.0]))
+    target.spread_coupling = torch.tensor([0.4, 0.4])
+    target.offset_sd = torch.tensor([1.0, 1.0])
+    noise = FrameNoise()
+    noise.retarget(target, purity=1.0)
+    high, low = np.full((2, 4000), 1.5, np.float32), np.full((2, 4000), -1.5, np.float32)
+    wide, narrow = (noise.process(4000, rng, np.full(2, 10.0), offsets) for offsets in (high, low))
+    # bin 0's variance is mostly shared: it spreads; bin 1 has no shared part and keeps its spread
+    assert wide[0].std() > 1.3 * narrow[0].std()
+    assert abs(wide[1].std() / narrow[1].std() - 1.0) < 0.1
+    plain = noise.process(4000, rng, np.full(2, 10.0))  # no trend laid out yet: no coupling
+    assert narrow[0].std() < plain[0].std() < wide[0].std()
+
+
 def test_the_carried_persistence_leaves_the_overlaps_share_and_a_blends_impurity_out():
     measured = np.array([0.0, 0.175, 0.6, 0.999])
     rho = carried_persistence(measured, 1.0)

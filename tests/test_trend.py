@@ -25,3 +25,23 @@ def test_a_level_spread_needs_one_level_per_bin():
     emap = live_config(22050).spectral.envelope_map()
     with pytest.raises(ParameterError, match="one per bin"):
         tr.level_spread_map(tr.band_spread_map(emap), emap, np.ones(10))
+
+
+def test_spread_coupling_measures_how_the_residual_widens_with_its_trend():
+    rng = np.random.default_rng(5)
+    n = 20000
+    u = np.sin(np.arange(n) * 2 * np.pi / 400)[None, :].repeat(4, axis=0) * 0.3  # the trend's offsets, log1p
+    unit = u / u.std(axis=1, keepdims=True)
+    gamma = np.array([0.3, -0.2, 0.0, 0.0])
+    g = rng.standard_normal((4, n)) * np.exp(gamma[:, None] * unit - gamma[:, None] ** 2)
+    u[3] = 0.0  # a bin the trend never moves
+    measured, sd = tr.spread_coupling(g, u)
+    assert abs(measured[0] - 0.3) < 0.05 and abs(measured[1] + 0.2) < 0.05, measured
+    assert abs(measured[2]) < 0.03 and measured[3] == 0.0 and sd[3] == 0.0
+    assert np.allclose(sd[:3], 0.3 / np.sqrt(2), rtol=0.01)
+    wild = tr.spread_coupling(g * np.exp(3.0 * unit), u)[0]  # far beyond the model: held at the bound
+    assert wild[0] == pytest.approx(tr.MAX_SPREAD_COUPLING)
+    # the factor the engine spreads new frames by keeps unit power on average, and 1 where the trend is still
+    factor = tr.coupled_spread(measured, sd, u)
+    assert abs(float((factor[0] ** 2).mean()) - 1.0) < 0.05 and np.all(factor[3] == 1.0)
+    assert factor[0, 100] > 1.2 > 0.8 > factor[0, 300]  # the trend's crest (t = 100) and trough (t = 300)

@@ -57,6 +57,8 @@ class StyleTarget:
     envelope: list[torch.Tensor] | None = None
     coarse: list[torch.Tensor] | None = None
     coarse_mask: torch.Tensor | None = None
+    spread_coupling: torch.Tensor | None = None
+    offset_sd: torch.Tensor | None = None
 
 
 def feature_input(log_mag: torch.Tensor, feature_map: torch.Tensor) -> torch.Tensor:
@@ -123,7 +125,9 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
         grams, autocorr = _chunked_feature_stats(view, n, network, fmap, lags, chunk_frames)
         flux, mean, spread, persistence = _chunked_moments(view, n, chunk_frames)
         temporal = _chunked_temporal(view, n, chunk_frames)
-    quantiles, loadings, factor_persistence = _copula(view, n, mean, spread)
+    quantiles, loadings, factor_persistence, spread_coupling, offset_sd = _copula(
+        view, n, mean, spread, None if trend_factor is None else
+        lambda lo, hi: tr.offsets(coarse, trend_factor, spread_map, lo, min(hi, n)))
     envelope = None
     if emap is not None:
         env = torch.from_numpy(np.asarray(emap @ raw if bands is None else bands, dtype=np.float32))
@@ -131,7 +135,8 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
     return StyleTarget(grams=grams, autocorr=autocorr, mean_spectrum=mean,
                        temporal=temporal, flux=flux, spread=spread, persistence=persistence,
                        quantiles=quantiles, loadings=loadings, factor_persistence=factor_persistence,
-                       envelope=envelope, coarse=coarse_stats, coarse_mask=mask)
+                       envelope=envelope, coarse=coarse_stats, coarse_mask=mask,
+                       spread_coupling=spread_coupling, offset_sd=offset_sd)
 
 
 def _valid_1d(network: torch.nn.Module) -> bool:
@@ -197,24 +202,36 @@ def _chunked_moments(view, n: int, chunk: int) -> tuple[torch.Tensor, torch.Tens
             persistence.float())
 
 
-def _copula(view, n: int, mean: torch.Tensor, spread: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _pieces(n: int) -> list[tuple[int, int]]:
+    """The frame ranges the copula reads: all ``n`` frames up to :data:`COPULA_FRAMES`, else
+    :data:`COPULA_PIECES` evenly spaced pieces of that many frames in all."""
+    if n <= COPULA_FRAMES:
+        return [(0, n)]
+    piece = COPULA_FRAMES // COPULA_PIECES
+    return [(int(lo), int(lo) + piece) for lo in np.linspace(0, n - piece, COPULA_PIECES).astype(int)]
+
+
+def _copula(view, n: int, mean: torch.Tensor, spread: torch.Tensor, offsets=None) -> tuple[torch.Tensor, ...]:
     """Each bin's standardised quantiles, the shared factors' loadings and their persistence
     (:mod:`engine.analysis.copula`) of the ``n``-frame spectrogram ``view(lo, hi)`` standardised by
-    ``mean`` and ``spread``: on all of it up to :data:`COPULA_FRAMES` frames, else on evenly spaced pieces."""
-    if n <= COPULA_FRAMES:
-        frames = view(0, n).numpy()
-    else:
-        piece = COPULA_FRAMES // COPULA_PIECES
-        starts = np.linspace(0, n - piece, COPULA_PIECES).astype(int)
-        frames = np.concatenate([view(int(lo), int(lo) + piece).numpy() for lo in starts], axis=1)
+    ``mean`` and ``spread`` (over :func:`_pieces`); with ``offsets(lo, hi)``, the trend's offsets over the
+    same frames, also :func:`engine.analysis.trend.spread_coupling` (else None, None)."""
+    pieces = _pieces(n)
+    frames = np.concatenate([view(lo, hi).numpy() for lo, hi in pieces], axis=1)
     sd = spread.numpy()[:, None]
     z = np.array(frames, dtype=np.float32)  # float32, in place: this runs beside the style's whole spectrogram
     z -= mean.numpy()[:, None]
     z /= np.maximum(sd, 1e-9)
     z[sd[:, 0] <= 1e-9] = 0.0
     quantiles = cp.marginal_quantiles(z)
-    loadings, factor_persistence = cp.shared_factors(cp.gaussian_scores(z))
-    return torch.from_numpy(quantiles), torch.from_numpy(loadings), torch.from_numpy(factor_persistence)
+    scores = cp.gaussian_scores(z)
+    loadings, factor_persistence = cp.shared_factors(scores)
+    coupling = offset_sd = None
+    if offsets is not None:
+        gamma, sd_off = tr.spread_coupling(scores, np.concatenate([offsets(lo, hi) for lo, hi in pieces], axis=1))
+        coupling, offset_sd = torch.from_numpy(gamma), torch.from_numpy(sd_off)
+    return (torch.from_numpy(quantiles), torch.from_numpy(loadings), torch.from_numpy(factor_persistence),
+            coupling, offset_sd)
 
 
 def _chunked_temporal(view, n: int, chunk: int) -> torch.Tensor:
@@ -273,4 +290,6 @@ def blend(targets: list[StyleTarget], weights: np.ndarray | list[float]) -> Styl
         coarse=None if targets[0].coarse is None else [
             mix(lambda t, i=i: t.coarse[i]) for i in range(len(targets[0].coarse))],
         coarse_mask=None if targets[0].coarse_mask is None else mix(lambda t: t.coarse_mask),
+        spread_coupling=None if targets[0].spread_coupling is None else mix(lambda t: t.spread_coupling),
+        offset_sd=None if targets[0].offset_sd is None else mix(lambda t: t.offset_sd),
     )

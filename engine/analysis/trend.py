@@ -23,6 +23,9 @@ from engine.errors import ParameterError
 #: Smallest per-bin level (log1p units) by which :func:`level_spread_map` weights a bin: a bin the style
 #: never sounds in still keeps its band's moves invertible.
 SPREAD_LEVEL_FLOOR = 1e-4
+#: Largest measured ``|γ|`` of :func:`spread_coupling` (at ``γ = 0.5`` and a trend 3 standard deviations up, a
+#: shared factor's part of a bin spreads 3.5 times wider).
+MAX_SPREAD_COUPLING = 0.5
 
 
 def band_spread_map(envelope_map: np.ndarray) -> np.ndarray:
@@ -93,8 +96,62 @@ def detrended(log_mag: np.ndarray, coarse: np.ndarray, factor: int, spread_map: 
     taken out: ``s − P (trend − mean(coarse))``, float32 (may dip slightly below 0); ``P`` is
     ``spread_map`` ``(bins, bands)``, the style's :func:`level_spread_map`."""
     stop = log_mag.shape[1] if stop is None else stop
+    return (np.asarray(log_mag[:, start:stop], dtype=np.float32)
+            - offsets(coarse, factor, spread_map, start, stop)).astype(np.float32)
+
+
+def offsets(coarse: np.ndarray, factor: int, spread_map: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """What the trend adds to frames ``start:stop``: ``P (trend − mean(coarse))`` ``(bins, stop − start)``
+    float32, the part :func:`detrended` takes out."""
     dev = trend(coarse, factor, start, stop) - coarse.mean(axis=1, keepdims=True)
-    return (np.asarray(log_mag[:, start:stop], dtype=np.float32) - spread_map @ dev).astype(np.float32)
+    return (spread_map @ dev).astype(np.float32)
+
+
+def spread_coupling(scores: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How much wider each bin's residual spreads where its trend is high.
+
+    Where a recording's swells come, its fine structure is often wilder too: jungle's insects chirp in
+    their choruses, a violin's bow digs in as it swells. Drawn apart, a trend and a residual of the right
+    spreads lose the loud moments' power (2-5 dB at jungle's 2.5-4 kHz, ``docs/EXPERIMENTS.md`` section 22).
+    With ``u`` a bin's trend offset standardised over the frames and ``g`` its residual's Gaussian scores,
+    the model is ``Var(g | u) = exp(2 γ u − 2 γ²)`` (unit variance on average), and for small ``γ``
+    ``E[(g² − 1) u] ≈ 2 γ``. The engine applies it to the shared factors' part of each bin only
+    (:mod:`engine.synthesis.frame_noise`): spread over each bin's own noise too, it made random loud bins
+    of birds' and jungle's chirps.
+
+    Parameters
+    ----------
+    scores : np.ndarray [shape=(bins, frames)]
+        The residual's unit Gaussian scores (:func:`engine.analysis.copula.gaussian_scores`).
+    offsets : np.ndarray [shape=(bins, frames)]
+        The trend's offsets over the same frames (:func:`offsets`), log1p units.
+
+    Returns
+    -------
+    gamma : np.ndarray [shape=(bins,)], float32
+        ``E[(g² − 1) u] / 2`` held within ±:data:`MAX_SPREAD_COUPLING`; 0 for a bin the trend does not move.
+    offset_sd : np.ndarray [shape=(bins,)], float32
+        Each bin's offset standard deviation, the unit of ``u`` (the engine divides its own offsets by it).
+    """
+    off = np.asarray(offsets, dtype=np.float64)
+    sd = off.std(axis=1)
+    moves = sd > 1e-6
+    u = (off - off.mean(axis=1, keepdims=True)) / np.where(moves, sd, 1.0)[:, None]
+    g = np.asarray(scores, dtype=np.float64)
+    g = (g - g.mean(axis=1, keepdims=True)) / np.maximum(g.std(axis=1, keepdims=True), 1e-9)
+    gamma = np.clip(np.where(moves, ((g * g - 1.0) * u).mean(axis=1) / 2.0, 0.0), -MAX_SPREAD_COUPLING,
+                    MAX_SPREAD_COUPLING)
+    return gamma.astype(np.float32), np.where(moves, sd, 0.0).astype(np.float32)
+
+
+def coupled_spread(gamma: np.ndarray, offset_sd: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The factor ``exp(γ u − γ²)`` ``(bins, n)`` float32 by which new frames' shared scores spread under
+    trend offsets ``offsets`` ``(bins, n)``, log1p units (:func:`spread_coupling`; ``u`` held within ±3).
+    A bin the trend does not move keeps factor 1."""
+    gamma = np.asarray(gamma, dtype=np.float32)[:, None]
+    sd = np.asarray(offset_sd, dtype=np.float32)[:, None]
+    u = np.where(sd > 1e-6, np.clip(offsets / np.maximum(sd, 1e-6), -3.0, 3.0), 0.0)
+    return np.exp(gamma * u - gamma * gamma).astype(np.float32)
 
 
 def layout_weights(factor: int) -> np.ndarray:

@@ -310,17 +310,20 @@ class BlockSynth:
 
     # --- new frames ----------------------------------------------------------------------------------
 
-    def _noise(self, n: int) -> np.ndarray:
-        """The next ``n`` frames of the blended target's noise ``(bins, n)`` float32 (module doc, step 3)."""
-        return self._frame_noise.process(n, self._rng, self._upper)
+    def _noise(self, n: int, laid: np.ndarray | None = None) -> np.ndarray:
+        """The next ``n`` frames of the blended target's noise ``(bins, n)`` float32 (module doc, step 3),
+        spread by the trend laid out over them (``laid``, normalised, ``(bands, n)``; None: not yet known)."""
+        return self._frame_noise.process(n, self._rng, self._upper, None if laid is None else self._offsets(laid))
 
-    def _new_frames(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> np.ndarray:
-        """The ``B`` residual frames that enter the in-flight window this block (see module doc, step 3)."""
+    def _new_frames(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot,
+                    laid: np.ndarray) -> np.ndarray:
+        """The ``B`` residual frames that enter the in-flight window this block under the trend ``laid``
+        over them (see module doc, step 3)."""
         b = self.config.block_frames
         if bool(snap["freeze"]) and self._context is not None:
             start = int(self._rng.integers(0, self._context.shape[1] - b + 1))
             return self._context[:, start:start + b].copy()
-        frames = self._noise(b)
+        frames = self._noise(b, laid)
         material = float(snap["material"])
         if material > 0.0:
             style, start = self._read_material(styles, weights, b)
@@ -384,10 +387,14 @@ class BlockSynth:
             self._trend_phase = (self._trend_phase + 1) % factor
         return out
 
+    def _offsets(self, laid: np.ndarray) -> np.ndarray:
+        """What the laid-out trend ``laid`` (normalised, ``(bands, n)``) adds to its frames, in the blended
+        coarse spreads, ``(bins, n)`` log1p units."""
+        return self._spread_map @ (self._target.coarse[1].numpy()[:, None] * laid)
+
     def _with_trend(self, residual: np.ndarray, laid: np.ndarray) -> np.ndarray:
-        """Committed frames: ``residual`` plus the laid-out trend in the blended coarse spreads, in ``[0, upper]``."""
-        offsets = self._spread_map @ (self._target.coarse[1].numpy()[:, None] * laid)
-        return np.clip(residual + offsets, 0.0, self._upper[:, None]).astype(np.float32)
+        """Committed frames: ``residual`` plus the laid-out trend, in ``[0, upper]``."""
+        return np.clip(residual + self._offsets(laid), 0.0, self._upper[:, None]).astype(np.float32)
 
     # --- the block -----------------------------------------------------------------------------------
 
@@ -411,8 +418,9 @@ class BlockSynth:
         heard = self._with_trend(done, self._laid[:, :b])
         self._context = np.concatenate([self._context[:, b:], done], axis=1)
         self._history = np.concatenate([self._history[:, b:], self._emap @ done], axis=1)
-        self._inflight = np.concatenate([self._inflight[:, b:], self._new_frames(styles, weights, snap)], axis=1)
-        self._laid = np.concatenate([self._laid[:, b:], self._lay_out(b, bool(snap["freeze"]))], axis=1)
+        laid = self._lay_out(b, bool(snap["freeze"]))
+        self._inflight = np.concatenate([self._inflight[:, b:], self._new_frames(styles, weights, snap, laid)], axis=1)
+        self._laid = np.concatenate([self._laid[:, b:], laid], axis=1)
         self._m = np.concatenate([self._m[:, b:], np.zeros_like(self._m[:, :b])], axis=1)
         self._v = np.concatenate([self._v[:, b:], np.repeat(self._v[:, -1:], b, axis=1)], axis=1)
         return heard

@@ -13,7 +13,10 @@ frame as AR(1) processes, ``x_t = ρ x_{t−1} + √(1 − ρ²) ε_t``. A bin's
 the blend's purity ``Σ w²`` (1 for one style, 0.5 for a half-half blend: slow new frames let the
 optimiser alternate between two pitched styles instead of blending them), less what the phase adds
 (:data:`OVERLAP_PERSISTENCE`), at most :data:`MAX_PERSISTENCE`. The marginal of every bin is the
-style's; only the order in time and the company across bins are drawn. Nothing is read from the
+style's; only the order in time and the company across bins are drawn. Where the trend laid out over the
+new frames is high, the shared part ``L f`` spreads wider by ``exp(γ u − γ²)``
+(:func:`engine.analysis.trend.coupled_spread`; ``u`` the bin's standardised trend offset, ``γ`` the style's
+:func:`engine.analysis.trend.spread_coupling`): a chorus is wilder than the lull between. Nothing is read from the
 recordings. ``docs/EXPERIMENTS.md`` sections 18 (persistence) and 19 (the copula).
 
 Lifecycle: :meth:`FrameNoise.retarget` when the blend changes (keeps the carried state where it
@@ -25,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.analysis.copula import from_gaussian
+from engine.analysis.trend import coupled_spread
 from engine.analysis.targets import StyleTarget
 
 #: Largest persistence of the new frames' noise, so every bin still moves: at 0.95 a deviation halves in
@@ -63,6 +67,7 @@ class FrameNoise:
         """Forget the carried state and the target (the next :meth:`process` starts fresh)."""
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
         self._quantiles: np.ndarray | None = None
+        self._coupling: tuple[np.ndarray, np.ndarray] | None = None
         self._loadings: np.ndarray | None = None
         self._own = self._rho = self._factor_rho = None
         self._last_bins: np.ndarray | None = None
@@ -76,6 +81,8 @@ class FrameNoise:
         rho = np.zeros_like(mean) if target.persistence is None else target.persistence.numpy()
         self._rho = carried_persistence(rho, purity)
         self._quantiles = None if target.quantiles is None else target.quantiles.numpy()
+        self._coupling = None if target.spread_coupling is None else (target.spread_coupling.numpy(),
+                                                                     target.offset_sd.numpy())
         if target.loadings is None:
             self._loadings = self._factor_rho = None
             self._own = np.ones_like(mean)
@@ -88,8 +95,14 @@ class FrameNoise:
         if self._last_factors is not None and (self._loadings is None or len(self._last_factors) != self._loadings.shape[1]):
             self._last_factors = None
 
-    def process(self, n: int, rng: np.random.Generator, upper: np.ndarray) -> np.ndarray:
+    def process(self, n: int, rng: np.random.Generator, upper: np.ndarray,
+                offsets: np.ndarray | None = None) -> np.ndarray:
         """The next ``n`` frames ``(bins, n)`` float32 of residual log-magnitude, in ``[0, upper]``.
+
+        ``offsets`` ``(bins, n)``, log1p units: what the trend will add to these frames; a target with a
+        spread coupling (:func:`engine.analysis.trend.spread_coupling`) then spreads the shared factors' part
+        of each bin wider where its trend is high. None: no coupling (the first frames, before any trend is
+        laid out).
 
         Raises
         ------
@@ -104,7 +117,10 @@ class FrameNoise:
         if self._loadings is not None:
             f = _ar1(rng, self._factor_rho, self._last_factors, n)
             self._last_factors = f[:, -1].copy()
-            z = self._loadings @ f + self._own[:, None] * z
+            shared = self._loadings @ f
+            if self._coupling is not None and offsets is not None:
+                shared *= coupled_spread(*self._coupling, offsets)
+            z = shared + self._own[:, None] * z
         if self._quantiles is not None:
             z = from_gaussian(z, self._quantiles)
         return np.clip(mean[:, None] + spread[:, None] * z, 0.0, upper[:, None]).astype(np.float32)
