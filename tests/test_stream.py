@@ -25,6 +25,7 @@ from engine.synthesis.step_graph import BlockConfig
 from engine.live.stream import Engine
 from engine.synthesis.styles import StyleLibrary
 from tests.jack_capture import JackCapture
+from tests.played import played
 from tests.signals import SR, bursts_and_drone, click_train, crackle, harmonic_tone, swells
 
 CONFIG = live_config()
@@ -319,11 +320,8 @@ def _bypassed_and_optimised(stepper, style: np.ndarray, seconds: float) -> tuple
     for iterations in (0, 1):
         params = ParamStore()
         params.set("iterations", iterations)
-        engine = Engine(library, params, stepper, NullSink(SR), adaptive=False, channels=1)
-        out: list[np.ndarray] = []
-        engine.taps.append(out.append)
-        stats = engine.render(seconds)
-        runs[iterations] = (np.concatenate(out), stats, engine.telemetry())
+        audio, stats, engine = played(library, params, stepper, seconds)
+        runs[iterations] = (audio, stats, engine.telemetry())
     return library, runs
 
 
@@ -351,23 +349,20 @@ def test_new_frames_keep_a_held_partial_held_and_noise_noisy(stepper):
     tone's partials move slowly from frame to frame (0.74; independent new frames gave 0.59) while a
     noise stays as restless as the noise itself (0.36 against its 0.35; independent frames 0.25)."""
     tone, white = harmonic_tone(4.0), _noise((50, 10000), 4.0)
-    played = {}
+    persistence = {}
     for name, style in (("tone", tone), ("noise", white)):
         library = StyleLibrary(CONFIG)
         library.add_audio(style, name)
         params = ParamStore()
         params.set("iterations", 0)
-        engine = Engine(library, params, stepper, NullSink(SR), adaptive=False, channels=1)
-        out: list[np.ndarray] = []
-        engine.taps.append(out.append)
-        engine.render(5.0)
-        played[name] = st.persistence(torch.from_numpy(log_magnitude(stft(np.concatenate(out)[SR:].astype(np.float64)))))
+        audio = played(library, params, stepper, 5.0)[0]
+        persistence[name] = st.persistence(torch.from_numpy(log_magnitude(stft(audio[SR:].astype(np.float64)))))
     partials = np.argsort(log_magnitude(stft(tone.astype(np.float64))).mean(axis=1))[-10:]
     own = float(st.persistence(torch.from_numpy(log_magnitude(stft(white.astype(np.float64))))).median())
-    print(f"persistence played: partials {float(played['tone'][partials].median()):.2f}, "
-          f"noise {float(played['noise'].median()):.2f} (its own {own:.2f})")
-    assert float(played["tone"][partials].median()) > 0.66
-    assert abs(float(played["noise"].median()) - own) < 0.06
+    print(f"persistence played: partials {float(persistence['tone'][partials].median()):.2f}, "
+          f"noise {float(persistence['noise'].median()):.2f} (its own {own:.2f})")
+    assert float(persistence["tone"][partials].median()) > 0.66
+    assert abs(float(persistence["noise"].median()) - own) < 0.06
 
 
 def _click_prominence_db(y: np.ndarray) -> float:
@@ -384,13 +379,10 @@ def test_a_click_train_keeps_its_clicks(stepper):
     style = click_train(6.0)
     library = StyleLibrary(CONFIG)
     library.add_audio(style, "clicks")
-    engine = Engine(library, ParamStore(), stepper, NullSink(SR), adaptive=False, channels=1)
-    out: list[np.ndarray] = []
-    engine.taps.append(out.append)
-    engine.render(8.0)
-    played, own = _click_prominence_db(np.concatenate(out)[SR:]), _click_prominence_db(style)
-    print(f"clicks over the floor: played {played:.1f} dB, the style {own:.1f} dB")
-    assert played > own / 3
+    audio = played(library, ParamStore(), stepper, 8.0)[0]
+    heard, own = _click_prominence_db(audio[SR:]), _click_prominence_db(style)
+    print(f"clicks over the floor: played {heard:.1f} dB, the style {own:.1f} dB")
+    assert heard > own / 3
 
 
 def _swell_depth_db(y: np.ndarray) -> float:

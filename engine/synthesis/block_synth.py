@@ -80,6 +80,7 @@ from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
 from engine.analysis.stereo import StereoImage, blend_images
 from engine.synthesis.frame_noise import FrameNoise
 from engine.synthesis.phase import StreamingPhase
+from engine.synthesis.spectral_balance import SpectralBalance
 from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
@@ -211,6 +212,8 @@ class BlockSynth:
         self._spread_map = self._even_spread  # level-weighted for the blend in _blended
         self._layout = tr.layout_weights(self.config.coarse_factor)
         self._bin_map = bins_from_bands(self._emap)
+        self._balance = SpectralBalance(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
+                                        block_seconds=self.block_seconds)
         self._upmix = StereoUpmix(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop) \
             if channels == STEREO else None
         self._worker: ThreadPoolExecutor | None = None
@@ -225,6 +228,8 @@ class BlockSynth:
         """Reset all state and start the phase's worker thread; ``seed`` is the initial ``variation``."""
         bins, n = self.config.spectral.n_bins, self.config.inflight_frames
         self.phase.prepare()
+        self._balance.prepare()
+        self._mid_power: np.ndarray | None = None
         if self._upmix is not None:
             self._upmix.seed = int(seed)
             self._upmix.prepare()
@@ -262,6 +267,7 @@ class BlockSynth:
         and then it ends after its block)."""
         self._context = self._inflight = self._history = self._trend = None
         self._target = None
+        self._balance.release()
         if self._upmix is not None:
             self._upmix.release()
         if self._worker is not None:
@@ -293,6 +299,7 @@ class BlockSynth:
             self._target = blend([s.target for s in styles], weights)
             self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS)
             self._image = blend_images([s.image for s in styles], weights)
+            self._mid_power = np.average([s.mid_power for s in styles], axis=0, weights=weights)
             active = [s.upper for s, w in zip(styles, weights) if w > 0]
             self._upper = np.max(active, axis=0).astype(np.float32)
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
@@ -508,12 +515,14 @@ class BlockSynth:
         # the other way round the optimiser's Python parts queued for the GIL behind the phase's
         # (measured: no overlap at all, 8.1 ms a block).
         channel_gains = channel_mix(self._image, float(snap["width"]), self._bin_map) if self._upmix else None
-        pending = self._worker.submit(self._to_samples, np.expm1(done.astype(np.float64)), channel_gains)
+        magnitudes = np.expm1(done.astype(np.float64)) * self._balance.gains(self._mid_power)[:, None]
+        pending = self._worker.submit(self._to_samples, magnitudes, channel_gains)
         loss = self._optimise(target, snap, calls)
         try:
             samples = pending.result(timeout=PHASE_TIMEOUT_SECONDS)
         except FutureTimeout:
             raise TextureError(f"the phase took more than {PHASE_TIMEOUT_SECONDS:g} s for one block") from None
+        self._balance.observe(samples)
         compute_ms = (time.perf_counter() - t0) * 1000.0
         block_ms = 1000.0 * self.block_seconds
         self._adapt(compute_ms / block_ms, int(snap["iterations"]))

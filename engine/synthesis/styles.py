@@ -71,6 +71,9 @@ class Style:
         Its per-band stereo image (:mod:`engine.analysis.stereo`); a mono style's is
         :func:`engine.analysis.stereo.independent_image`. Everything else is of a stereo style's mid
         (the channels' mean).
+    mid_power : np.ndarray [shape=(bins,)], float64
+        Mean |STFT|² per bin of the mid (the power the engine's frames carry before the stereo upmix;
+        :mod:`engine.synthesis.spectral_balance` keeps it).
     """
 
     slot_id: int
@@ -81,6 +84,7 @@ class Style:
     spectrum_db: np.ndarray
     coarse: np.ndarray
     image: StereoImage
+    mid_power: np.ndarray
 
     def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
         """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
@@ -125,15 +129,16 @@ class StyleLibrary:
             y = mid
         else:
             image = independent_image(self._emap.shape[0])
-        log_mag, power = self._spectrogram(y)
-        power = power if channel_power is None else channel_power
+        log_mag, mid_power = self._spectrogram(y)
+        power = mid_power if channel_power is None else channel_power
         factor = self.config.coarse_factor
         bands = self._emap @ log_mag
         target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap,
                                 trend_factor=factor, band_envelopes=bands)
         coarse = tr.coarse_envelopes(bands, factor)
         with self._write_lock:
-            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image)
+            style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image,
+                          mid_power)
             self.slots = self.slots + (style,)
         return style
 

@@ -1,0 +1,109 @@
+"""Spectral balance: what the engine plays keeps the blended styles' long-term power in each band.
+
+The engine models log-magnitudes, but a listener (and the learned embedding) hears power, and the
+power it plays in a band drifts from the style's: drawing the trend and the residual apart loses a
+band whose residual is loudest where its trend is high, the optimiser's step loses some more, and the
+phase's overlap-add of frames that are not a consistent spectrogram loses most where the frames move
+fast (bursts over a drone: 5-7 dB above 1.5 kHz; ``docs/EXPERIMENTS.md`` section 23).
+:class:`SpectralBalance` measures the power per envelope band (half-octave,
+:meth:`engine.analysis.spectral.SpectralConfig.envelope_map`) of the samples the phase made, over the
+last :data:`BALANCE_SECONDS`, and scales the next committed frames' bins by
+``sqrt(style power / played power)`` of their bands, within ±:data:`MAX_BALANCE_DB`.
+
+The played power of each bin is divided by the gain in force before it is averaged, so the average
+estimates the engine's own level error and the gain is that estimate's inverse: no feedback loop that
+could ring.
+The first blocks average over what they have seen (a running mean), then over
+:data:`BALANCE_SECONDS`, so the gain is right within a second and then moves slowly (a swell of
+a few seconds is not evened out). The optimiser's frames and statistics are untouched: the gain acts
+on the committed frames on their way to the phase.
+
+Lifecycle as JUCE's: :meth:`prepare`; each block :meth:`gains` before the phase and :meth:`observe`
+of its samples; :meth:`release`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.analysis.spectral import _spectra
+from engine.synthesis.stereo import bins_from_bands
+
+#: Time constant of the played band power's average, seconds.
+BALANCE_SECONDS = 10.0
+#: Largest correction either way, dB (a band the engine cannot fill is not lifted without bound).
+MAX_BALANCE_DB = 12.0
+#: Band power (|STFT|², the analysis' scale) below which a band counts as silent and is left alone.
+SILENT_POWER = 1e-12
+#: Multiplicative updates of the band ratios a block (warm-started: they move little between blocks).
+SOLVER_ITERATIONS = 4
+
+
+class SpectralBalance:
+    """Per-band gains that bring the played power to the styles' (see module doc).
+
+    Parameters
+    ----------
+    envelope_map : np.ndarray [shape=(bands, bins)]
+        Non-negative weights of each bin in each band.
+    n_fft, hop : int
+        The engine's STFT (the played samples are analysed as the styles were).
+    block_seconds : float > 0
+        Duration of one block, seconds.
+    """
+
+    def __init__(self, envelope_map: np.ndarray, *, n_fft: int, hop: int, block_seconds: float) -> None:
+        self._emap = np.asarray(envelope_map, dtype=np.float64)
+        self._bin_map = bins_from_bands(self._emap)
+        self._n_fft, self._hop = n_fft, hop
+        self._rate = block_seconds / BALANCE_SECONDS
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Forget what was played (a new stream): gains start at 0 dB."""
+        self._played: np.ndarray | None = None  # per-bin power the engine plays at 0 dB
+        self._blocks = 0
+        self._ratio = np.ones(self._emap.shape[0])
+        self._gains = np.ones(self._emap.shape[1])
+        self._held = np.zeros(0)
+        self.gains_db = np.zeros(self._emap.shape[0])
+
+    def release(self) -> None:
+        """Drop the carried samples and the estimate."""
+        self._played, self._held = None, np.zeros(0)
+
+    def gains(self, target_power: np.ndarray) -> np.ndarray:
+        """Per-bin magnitude gains ``(bins,)`` for the next committed frames, towards ``target_power``
+        ``(bins,)`` (mean |STFT|² per bin of the blended styles). All 1 until something was played;
+        bands where either power is below :data:`SILENT_POWER` keep 1.
+
+        A bin's gain is spread from the bands it belongs to (:func:`engine.synthesis.stereo.bins_from_bands`),
+        so neighbouring bands share bins: the band ratios ``r`` solve ``A r = wanted`` with
+        ``A = E diag(played) M`` (``E`` the envelope map, ``M`` the spreading) by
+        :data:`SOLVER_ITERATIONS` multiplicative updates from the last block's, which keep them positive.
+        """
+        if self._played is not None:
+            bound = 10.0 ** (MAX_BALANCE_DB / 10.0)
+            wanted = self._emap @ np.asarray(target_power, dtype=np.float64)
+            a = self._emap @ (self._played[:, None] * self._bin_map)
+            heard = (np.diag(a) > SILENT_POWER) & (wanted > SILENT_POWER)
+            ratio = np.where(heard, self._ratio, 1.0)
+            for _ in range(SOLVER_ITERATIONS):
+                ratio = np.where(heard, np.clip(ratio * wanted / np.maximum(a @ ratio, SILENT_POWER), 1.0 / bound, bound), 1.0)
+            self._ratio = ratio
+            self._gains = np.sqrt(self._bin_map @ ratio)
+        self.gains_db = 10.0 * np.log10(self._ratio)
+        return self._gains
+
+    def observe(self, samples: np.ndarray) -> None:
+        """Take in a block of played samples, ``(n,)`` or ``(n, channels)`` (their mean is analysed, the
+        mid the styles were analysed as), made from frames under the last :meth:`gains`."""
+        mid = samples if samples.ndim == 1 else samples.mean(axis=1)
+        x = np.concatenate([self._held, mid])
+        count = (len(x) - self._n_fft) // self._hop + 1 if len(x) >= self._n_fft else 0
+        self._held = x[count * self._hop:]
+        if count == 0:
+            return
+        played = np.mean(np.abs(_spectra(x, count, n_fft=self._n_fft, hop=self._hop)) ** 2, axis=1) / self._gains ** 2
+        self._blocks += 1
+        rate = max(self._rate, 1.0 / self._blocks)
+        self._played = played if self._played is None else self._played + rate * (played - self._played)
