@@ -37,6 +37,20 @@ def wait_for(condition: Callable[[], bool], timeout: float = DEADLINE_S) -> bool
     return True
 
 
+
+def send_until(out: rtmidi.MidiOut, message: list[int], condition: Callable[[], bool]) -> bool:
+    """Send ``message`` (one whose effect is the same however often it arrives) every 0.25 s until
+    ``condition`` holds, for at most :data:`DEADLINE_S`: the JACK dummy server, whose clients are not
+    real time here, now and then drops an event under load (measured in the flood test below; CI lost
+    the first note after connecting once in about 30 runs)."""
+    end = time.monotonic() + DEADLINE_S
+    while True:
+        out.send_message(message)
+        if wait_for(condition, 0.25):
+            return True
+        if time.monotonic() > end:
+            return False
+
 # ------------------------------------------------------------------ mapping model (no ports)
 def test_curves_hit_the_ends_and_follow_the_documented_formulas() -> None:
     k = math.exp(CURVE_K) - 1
@@ -313,17 +327,16 @@ def test_notes_select_style_slots_and_program_changes_reach_the_hook(sender: rtm
     c = start_controller(store, slot_ids=lambda: [7, 3, 9], on_program=programs.append)
     try:
         connect(sender)
-        sender.send_message([0x90, 61, 100])  # note_base 60 + 1 → second slot (id 3)
-        assert wait_for(lambda: store.blend_weight(9) == 0.0)  # weights are written in slot order
+        # note_base 60 + 1 → second slot (id 3); weights are written in slot order, so 9's comes last
+        assert send_until(sender, [0x90, 61, 100], lambda: store.blend_weight(9) == 0.0)
         assert store.blend_weight(7) == 0.0 and store.blend_weight(3) == 1.0
         assert store.snapshot().blend_mode == "weights"
-        sender.send_message([0x90, 63, 0])    # velocity 0 = note-off: nothing changes
-        sender.send_message([0xC0, 5])
-        assert wait_for(lambda: programs == [5])
-        assert store.blend_weight(3) == 1.0 and c.stats["unmapped"] == 1
+        assert send_until(sender, [0x90, 63, 0], lambda: c.stats["unmapped"] >= 1)  # velocity 0 = note-off
+        assert send_until(sender, [0xC0, 5], lambda: len(programs) > 0)
+        assert set(programs) == {5} and store.blend_weight(3) == 1.0  # the note-off changed nothing
         c.set_map(MidiMap(note_base=36, note_velocity=True))
-        sender.send_message([0x90, 39, 64])   # 36 + 3 wraps round three slots → first slot (id 7)
-        assert wait_for(lambda: store.blend_weight(7) == pytest.approx(64 / 127))
+        # 36 + 3 wraps round three slots → first slot (id 7)
+        assert send_until(sender, [0x90, 39, 64], lambda: store.blend_weight(7) == pytest.approx(64 / 127))
         assert store.blend_weight(3) == 0.0 and store.blend_weight(9) == 0.0
     finally:
         c.stop()
