@@ -17,12 +17,14 @@ SPEC = SpectralConfig()
 BLOCK = 4 * SPEC.hop / SPEC.sample_rate
 
 
-def _play(balance: SpectralBalance | None, level: np.ndarray, target: np.ndarray, blocks: int) -> np.ndarray:
+def _play(balance: SpectralBalance | None, level: np.ndarray, target: np.ndarray, blocks: int,
+          phase: StreamingPhase | None = None) -> np.ndarray:
     """``blocks`` blocks of 4 noise frames of per-bin magnitude ``level`` through the real streaming
-    phase, under the balance's gains (none: 0 dB); the samples."""
+    phase (a new one unless ``phase`` goes on), under the balance's gains (none: 0 dB); the samples."""
     rng = np.random.default_rng(0)
-    phase = StreamingPhase(n_fft=SPEC.n_fft, hop=SPEC.hop, look_ahead=1, iterations=4)
-    phase.prepare()
+    if phase is None:
+        phase = StreamingPhase(n_fft=SPEC.n_fft, hop=SPEC.hop, look_ahead=1, iterations=4)
+        phase.prepare()
     out = []
     for _ in range(blocks):
         gains = np.ones(SPEC.n_bins) if balance is None else balance.gains(target)
@@ -52,6 +54,27 @@ def test_a_band_played_too_quiet_is_brought_to_the_styles_power():
     print("band errors, dB: plain", np.round(plain, 1), "balanced", np.round(balanced, 1))
     assert plain[5] < -4 and np.max(np.abs(plain)) > 3
     assert np.all(np.abs(balanced[1:]) < 1.5)  # band 0 holds a few bins near DC
+
+
+def test_a_morph_to_a_louder_band_is_not_lifted_by_the_old_styles_shortfall():
+    """The engine plays band 5 6 dB short of style A; the blend moves to style B, 20 dB louder there,
+    and the frames follow at once. The estimate moves with the target, so band 5 plays at B's power
+    straight away instead of B's power plus A's 6 dB correction."""
+    emap = SPEC.envelope_map().astype(np.float64)
+    band = emap[5] > 0
+    level_a, target_a = np.ones(SPEC.n_bins), np.ones(SPEC.n_bins)
+    level_a[band] = 10 ** (-6 / 20)
+    level_b, target_b = level_a.copy(), target_a.copy()
+    level_b[band] *= 10.0  # +20 dB in the frames ...
+    target_b[band] *= 100.0  # ... and in the style
+    balance = SpectralBalance(emap, n_fft=SPEC.n_fft, hop=SPEC.hop, block_seconds=BLOCK)
+    phase = StreamingPhase(n_fft=SPEC.n_fft, hop=SPEC.hop, look_ahead=1, iterations=4)
+    phase.prepare()
+    _play(balance, level_a, target_a, 200, phase)
+    after = _play(balance, level_b, target_b, 20, phase)[2 * SPEC.n_fft:]  # the first second after the move
+    error = _bands_db(emap, after)[5] - 10 * np.log10(emap[5] @ target_b)
+    print(f"band 5 in the second after the morph: {error:+.1f} dB from style B")
+    assert abs(error) < 2.0
 
 
 def test_a_band_the_engine_cannot_fill_is_lifted_no_further_than_the_bound():

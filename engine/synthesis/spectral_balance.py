@@ -34,6 +34,8 @@ BALANCE_SECONDS = 10.0
 MAX_BALANCE_DB = 12.0
 #: Band power (|STFT|², the analysis' scale) below which a band counts as silent and is left alone.
 SILENT_POWER = 1e-12
+#: Floor of a target's bins when a blend move carries the estimate along, relative to its loudest bin (-60 dB).
+RELATIVE_FLOOR = 1e-6
 #: Multiplicative updates of the band ratios a block (warm-started: they move little between blocks).
 SOLVER_ITERATIONS = 4
 
@@ -61,6 +63,7 @@ class SpectralBalance:
     def prepare(self) -> None:
         """Forget what was played (a new stream): gains start at 0 dB."""
         self._played: np.ndarray | None = None  # per-bin power the engine plays at 0 dB
+        self._target: np.ndarray | None = None  # the target power of the last gains()
         self._blocks = 0
         self._ratio = np.ones(self._emap.shape[0])
         self._gains = np.ones(self._emap.shape[1])
@@ -81,9 +84,13 @@ class SpectralBalance:
         ``A = E diag(played) M`` (``E`` the envelope map, ``M`` the spreading) by
         :data:`SOLVER_ITERATIONS` multiplicative updates from the last block's, which keep them positive.
         """
+        target_power = np.asarray(target_power, dtype=np.float64)
+        if self._played is not None and self._target is not None and target_power is not self._target:
+            self._played = self._played * _moved(self._target, target_power)
+        self._target = target_power
         if self._played is not None:
             bound = 10.0 ** (MAX_BALANCE_DB / 10.0)
-            wanted = self._emap @ np.asarray(target_power, dtype=np.float64)
+            wanted = self._emap @ target_power
             a = self._emap @ (self._played[:, None] * self._bin_map)
             heard = (np.diag(a) > SILENT_POWER) & (wanted > SILENT_POWER)
             ratio = np.where(heard, self._ratio, 1.0)
@@ -107,3 +114,10 @@ class SpectralBalance:
         self._blocks += 1
         rate = max(self._rate, 1.0 / self._blocks)
         self._played = played if self._played is None else self._played + rate * (played - self._played)
+
+
+def _moved(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Per-bin ``new / old`` power, both floored at :data:`RELATIVE_FLOOR` of their loudest bin (a bin
+    silent in one target does not make the ratio explode)."""
+    floor = RELATIVE_FLOOR * max(float(old.max()), float(new.max()), SILENT_POWER)
+    return (new + floor) / (old + floor)
