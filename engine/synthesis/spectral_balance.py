@@ -30,8 +30,9 @@ from engine.synthesis.stereo import bins_from_bands
 
 #: Time constant of the played band power's average, seconds.
 BALANCE_SECONDS = 10.0
-#: Largest correction either way, dB (a band the engine cannot fill is not lifted without bound).
-MAX_BALANCE_DB = 12.0
+#: Largest correction either way, dB: a band whose power the style holds in rare events (campfire's crackles above
+#: 11 kHz) is not made up with steady hiss; ±12 dB did that (docs/EXPERIMENTS.md section 23).
+MAX_BALANCE_DB = 6.0
 #: Band power (|STFT|², the analysis' scale) below which a band counts as silent and is left alone.
 SILENT_POWER = 1e-12
 #: Floor of a target's bins when a blend move carries the estimate along, relative to its loudest bin (-60 dB).
