@@ -76,3 +76,20 @@ def swells(seconds: float = 8.0, *, seed: int = 0, sample_rate: int = SR) -> np.
     slow = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in (0.23, 0.37, 0.61))
     y = bed * np.exp(0.5 * slow)
     return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def struck_notes(seconds: float = 6.0, *, seed: int = 0, sample_rate: int = SR) -> np.ndarray:
+    """Bell-like notes every 0.4 s (a celesta's case): seven steady partials of 440 Hz (1, 2, 3, 4.2, 5.4,
+    6.8 and 8.1 times, amplitudes 1/k) decaying over 0.3 s, each note at a random level with a 5 ms noise burst at its
+    onset; peak about 0.5, float32."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    y = np.zeros(n)
+    burst = round(0.005 * sample_rate)
+    for start in range(0, n, round(0.8 * sample_rate)):
+        tt, level = t[:n - start], rng.uniform(0.5, 1.0)
+        y[start:] += level * np.exp(-tt / 0.6) * sum(np.sin(2 * np.pi * 440 * ratio * tt + rng.uniform(0, 2 * np.pi)) / k
+                                                     for k, ratio in enumerate((1, 2, 3, 4.2, 5.4, 6.8, 8.1), start=1))
+        y[start:start + burst] += 1.0 * level * rng.standard_normal(min(burst, n - start))
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)

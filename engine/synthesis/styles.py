@@ -38,6 +38,7 @@ from engine.synthesis.step_graph import BlockConfig
 from engine.analysis.targets import StyleTarget, compute_target
 from engine.analysis import trend as tr
 from engine.analysis.stereo import StereoImage, independent_image, stereo_image
+from engine.analysis.partials import floor_quantiles, partial_bins
 
 #: Longest style file accepted, in seconds (its spectrogram stays in memory: ~0.64 GB an hour).
 STYLE_MAX_SECONDS = 3600.0
@@ -74,6 +75,11 @@ class Style:
     mid_power : np.ndarray [shape=(bins,)], float64
         Mean |STFT|² per bin of the mid (the power the engine's frames carry before the stereo upmix;
         :mod:`engine.synthesis.spectral_balance` keeps it).
+    partials : np.ndarray [shape=(bins,)], bool
+        The bins of its steady partials (:func:`engine.analysis.partials.partial_bins`; none for noise).
+    floor_quantiles : np.ndarray [shape=(levels,)] or None
+        How quiet its spectrum is between them (:func:`engine.analysis.partials.floor_quantiles`;
+        :mod:`engine.synthesis.partial_floor` keeps it); None without partials.
     """
 
     slot_id: int
@@ -85,6 +91,8 @@ class Style:
     coarse: np.ndarray
     image: StereoImage
     mid_power: np.ndarray
+    partials: np.ndarray
+    floor_quantiles: np.ndarray | None
 
     def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
         """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
@@ -136,9 +144,10 @@ class StyleLibrary:
         target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap,
                                 trend_factor=factor, band_envelopes=bands)
         coarse = tr.coarse_envelopes(bands, factor)
+        partials = partial_bins(mid_power)
         with self._write_lock:
             style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image,
-                          mid_power)
+                          mid_power, partials, floor_quantiles(log_mag, partials))
             self.slots = self.slots + (style,)
         return style
 
