@@ -135,8 +135,8 @@ def stepper():
 def test_struck_notes_keep_their_floor_and_are_less_noisy_between_partials(stepper):
     """The same struck notes played with their partials' statistics and without them (the style as a style
     without partials would be). With them the sound's floor between the partials is nearer the notes' own
-    (measured: 0.3 against 1.1 natural-log units away, four seeds) and its frames are further from noise
-    (2.0-4.0 dB)."""
+    (measured: 0.2-0.3 against 1.0-1.1 natural-log units away, four seeds) and its frames are further from
+    noise (2.1-4.2 dB)."""
     notes = struck_notes(6.0)
     floor, flatness = {}, {}
     for kept in (True, False):

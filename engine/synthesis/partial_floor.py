@@ -36,9 +36,10 @@ FLOOR_SECONDS = 5.0
 #: an average of the blocks' histograms is the distribution of all their frames, where an average of
 #: their quantiles is not (a block of onsets and a block of decays have very different floors).
 FLOOR_EDGES = np.linspace(-40.0, 10.0, 501)
-#: Pole of the one-pole smoothing of each lobe's log power and peak from frame to frame (0: none; 0.5
-#: follows a step within three frames, 35 ms at 44.1 kHz).
-LOBE_SMOOTHING = 0.5
+#: Pole of the one-pole smoothing of each lobe's log power and peak from frame to frame (0: none; 0.8 is a
+#: time constant of 4.5 frames, 52 ms at 44.1 kHz; 0.5 and 0.9 were further from the recordings by the
+#: learned ear or the envelope statistics, docs/EXPERIMENTS.md section 24).
+LOBE_SMOOTHING = 0.8
 
 
 class PartialFloor:
