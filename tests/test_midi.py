@@ -223,15 +223,14 @@ def test_default_map_moves_morph_receptive_field_and_gain(sender: rtmidi.MidiOut
     c = start_controller(store)
     try:
         connect(sender)
-        sender.send_message([0xB0, 1, 127])
-        sender.send_message([0xB4, 74, 32])  # channel 5: the default map listens on any channel
-        sender.send_message([0xBF, 7, 100])
-        assert wait_for(lambda: store.get("gain") == pytest.approx(100 / 127))
-        assert store.get("morph") == 1.0 and store.get("receptive_field") == pytest.approx(32 / 127)
-        assert store.snapshot().blend_mode == "morph"
-        sender.send_message([0xB0, 1, 0])
-        assert wait_for(lambda: store.get("morph") == 0.0), (store.get("morph"), c.stats)  # lost or not applied?
-        assert c.stats["applied"] == 4 and c.stats["received"] == 4
+        # each message is resent until its effect shows: CI lost the fourth of these once (received 3 of 4)
+        assert send_until(sender, [0xB0, 1, 127], lambda: store.get("morph") == 1.0)
+        assert send_until(sender, [0xB4, 74, 32],  # channel 5: the default map listens on any channel
+                          lambda: store.get("receptive_field") == pytest.approx(32 / 127))
+        assert send_until(sender, [0xBF, 7, 100], lambda: store.get("gain") == pytest.approx(100 / 127))
+        assert store.get("morph") == 1.0 and store.snapshot().blend_mode == "morph"
+        assert send_until(sender, [0xB0, 1, 0], lambda: store.get("morph") == 0.0), (store.get("morph"), c.stats)
+        assert c.stats["applied"] == c.stats["received"] >= 4  # every message that arrived was applied
     finally:
         c.stop()
 
