@@ -51,8 +51,12 @@ network makes the texture. Each block:
    steps before it is heard, each trend value ``iterations · Lc · coarse_factor / B``); the phase
    turns the committed frames into samples in a worker thread meanwhile (ONNX Runtime releases the
    GIL), so the two use both cores; with two channels the stereo upmix (:mod:`engine.synthesis.stereo`)
-   follows the phase there, with the blended styles' stereo image and the ``width`` parameter.
-   ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone, residual noise
+   follows the phase there, with the blended styles' stereo image and the ``width`` parameter. On their way
+   to the phase the committed frames pass the partial floor (:mod:`engine.synthesis.partial_floor`) and the
+   spectral balance (:mod:`engine.synthesis.spectral_balance`), which leaves the share of each bin's power
+   that a style's clicks hold to the click layer (:mod:`engine.synthesis.click_layer`): its new clicks are
+   added to the phase's samples (at ``1 − material`` of their rate and share: frames read from the
+   recordings bring their own). ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone, residual noise
    under a trend of noise (the ablation that shows the network's work).
 5. Adaptive quality lowers the step count while a block's compute nears its audio duration (above 60 %
    of it; the last step only above 90 %, leaving the bare initialisation) and restores it when compute
@@ -76,6 +80,8 @@ import numpy as np
 from engine.analysis import trend as tr
 from engine.analysis.copula import requantile
 from engine.analysis.partials import FloorTarget, blend_floors
+from engine.analysis.clicks import bed_gains
+from engine.synthesis.click_layer import ClickLayer
 from engine.errors import TextureError
 from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
 from engine.analysis.stereo import StereoImage, blend_images
@@ -217,6 +223,8 @@ class BlockSynth:
         self._balance = SpectralBalance(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
                                         block_seconds=self.block_seconds)
         self._floor = PartialFloor(block_seconds=self.block_seconds)
+        self._clicks = ClickLayer(self.config.spectral.sample_rate, channels)
+        self._freqs = np.fft.rfftfreq(self.config.spectral.n_fft, 1.0 / self.config.spectral.sample_rate)
         self._upmix = StereoUpmix(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop) \
             if channels == STEREO else None
         self._worker: ThreadPoolExecutor | None = None
@@ -235,6 +243,9 @@ class BlockSynth:
         self._mid_power: np.ndarray | None = None
         self._floor.prepare()
         self._floor_target: FloorTarget | None = None
+        self._clicks.prepare(seed)
+        self._click_mix: tuple[list, np.ndarray] = ([], np.zeros(0))
+        self._bed: np.ndarray | None = None
         if self._upmix is not None:
             self._upmix.seed = int(seed)
             self._upmix.prepare()
@@ -274,6 +285,7 @@ class BlockSynth:
         self._target = None
         self._balance.release()
         self._floor.release()
+        self._clicks.release()
         if self._upmix is not None:
             self._upmix.release()
         if self._worker is not None:
@@ -307,6 +319,9 @@ class BlockSynth:
             self._image = blend_images([s.image for s in styles], weights)
             self._mid_power = np.average([s.mid_power for s in styles], axis=0, weights=weights)
             self._floor_target = blend_floors([s.partials for s in styles], [s.floor_quantiles for s in styles], weights)
+            self._click_mix = ([s.clicks for s in styles], np.asarray(weights, dtype=np.float64))
+            beds = [s.mid_power * bed_gains(s.clicks, self._freqs) for s in styles]
+            self._bed = np.average(beds, axis=0, weights=weights) / np.maximum(self._mid_power, 1e-30)
             active = [s.upper for s, w in zip(styles, weights) if w > 0]
             self._upper = np.max(active, axis=0).astype(np.float32)
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
@@ -523,7 +538,8 @@ class BlockSynth:
         # (measured: no overlap at all, 8.1 ms a block).
         channel_gains = channel_mix(self._image, float(snap["width"]), self._bin_map) if self._upmix else None
         magnitudes = self._floor.process(np.expm1(done.astype(np.float64)), self._floor_target)
-        magnitudes *= self._balance.gains(self._mid_power)[:, None]
+        clicked = 1.0 - float(snap["material"])  # frames read from the recordings bring their own clicks
+        magnitudes *= self._balance.gains(self._mid_power, 1.0 - clicked * (1.0 - self._bed))[:, None]
         pending = self._worker.submit(self._to_samples, magnitudes, channel_gains)
         loss = self._optimise(target, snap, calls)
         try:
@@ -531,6 +547,9 @@ class BlockSynth:
         except FutureTimeout:
             raise TextureError(f"the phase took more than {PHASE_TIMEOUT_SECONDS:g} s for one block") from None
         self._balance.observe(samples)
+        targets, weights = self._click_mix
+        clicks = self._clicks.process(len(samples), targets, clicked * weights, float(snap["width"]))
+        samples = samples + (clicks[:, 0] if samples.ndim == 1 else clicks)
         compute_ms = (time.perf_counter() - t0) * 1000.0
         block_ms = 1000.0 * self.block_seconds
         self._adapt(compute_ms / block_ms, int(snap["iterations"]))

@@ -68,6 +68,7 @@ class SpectralBalance:
         self._blocks = 0
         self._ratio = np.ones(self._emap.shape[0])
         self._gains = np.ones(self._emap.shape[1])
+        self._applied = self._gains  # with the bed's gains: what the played frames were scaled by
         self._held = np.zeros(0)
         self.gains_db = np.zeros(self._emap.shape[0])
 
@@ -75,10 +76,14 @@ class SpectralBalance:
         """Drop the carried samples and the estimate."""
         self._played, self._held = None, np.zeros(0)
 
-    def gains(self, target_power: np.ndarray) -> np.ndarray:
+    def gains(self, target_power: np.ndarray, bed: np.ndarray | None = None) -> np.ndarray:
         """Per-bin magnitude gains ``(bins,)`` for the next committed frames, towards ``target_power``
         ``(bins,)`` (mean |STFT|² per bin of the blended styles). All 1 until something was played;
         bands where either power is below :data:`SILENT_POWER` keep 1.
+
+        ``bed`` ``(bins,)``, power gains in (0, 1]: the share of each bin's power the frames play while the
+        click layer plays the rest (:func:`engine.analysis.clicks.bed_gains`); the gains carry it whole,
+        outside the ±:data:`MAX_BALANCE_DB` of the balance, which keeps measuring the engine's own level.
 
         A bin's gain is spread from the bands it belongs to (:func:`engine.synthesis.stereo.bins_from_bands`),
         so neighbouring bands share bins: the band ratios ``r`` solve ``A r = wanted`` with
@@ -105,7 +110,8 @@ class SpectralBalance:
             own = np.divide(target_power, self._played, out=np.full_like(target_power, np.inf), where=self._played > 0)
             self._gains = np.sqrt(np.minimum(self._bin_map @ ratio, np.maximum(own, 1.0)))
         self.gains_db = 10.0 * np.log10(self._ratio)
-        return self._gains
+        self._applied = self._gains if bed is None else self._gains * np.sqrt(bed)
+        return self._applied
 
     def observe(self, samples: np.ndarray) -> None:
         """Take in a block of played samples, ``(n,)`` or ``(n, channels)`` (their mean is analysed, the
@@ -116,7 +122,7 @@ class SpectralBalance:
         self._held = x[count * self._hop:]
         if count == 0:
             return
-        played = np.mean(np.abs(_spectra(x, count, n_fft=self._n_fft, hop=self._hop)) ** 2, axis=1) / self._gains ** 2
+        played = np.mean(np.abs(_spectra(x, count, n_fft=self._n_fft, hop=self._hop)) ** 2, axis=1) / np.maximum(self._applied, 1e-6) ** 2
         self._blocks += 1
         rate = max(self._rate, 1.0 / self._blocks)
         self._played = played if self._played is None else self._played + rate * (played - self._played)

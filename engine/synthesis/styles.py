@@ -39,6 +39,7 @@ from engine.analysis.targets import StyleTarget, compute_target
 from engine.analysis import trend as tr
 from engine.analysis.stereo import StereoImage, independent_image, stereo_image
 from engine.analysis.partials import floor_quantiles, partial_bins
+from engine.analysis.clicks import ClickTarget, click_target
 
 #: Longest style file accepted, in seconds (its spectrogram stays in memory: ~0.64 GB an hour).
 STYLE_MAX_SECONDS = 3600.0
@@ -80,6 +81,10 @@ class Style:
     floor_quantiles : np.ndarray [shape=(levels,)] or None
         How quiet its spectrum is between them (:func:`engine.analysis.partials.floor_quantiles`;
         :mod:`engine.synthesis.partial_floor` keeps it); None without partials.
+    clicks : ClickTarget or None
+        Its clicks over a steady bed (:func:`engine.analysis.clicks.click_target`), which
+        :mod:`engine.synthesis.click_layer` plays; None without. The engine's frames then leave their share
+        of the power to them (:func:`engine.analysis.clicks.bed_gains`).
     """
 
     slot_id: int
@@ -93,6 +98,7 @@ class Style:
     mid_power: np.ndarray
     partials: np.ndarray
     floor_quantiles: np.ndarray | None
+    clicks: ClickTarget | None
 
     def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
         """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
@@ -131,6 +137,7 @@ class StyleLibrary:
         if len(y) < self.min_samples:
             raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
         channel_power = None
+        source = y
         if y.ndim == 2 and y.shape[1] == 2:
             mid = _check_audio(y.mean(axis=1))  # ParameterError for audio that is not float and finite
             image, channel_power = stereo_image(y, spec, self._emap)
@@ -145,9 +152,10 @@ class StyleLibrary:
                                 trend_factor=factor, band_envelopes=bands)
         coarse = tr.coarse_envelopes(bands, factor)
         partials = partial_bins(mid_power)
+        clicks = click_target(source, sample_rate=spec.sample_rate)  # after the checks of the mid and its STFT
         with self._write_lock:
             style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image,
-                          mid_power, partials, floor_quantiles(log_mag, partials))
+                          mid_power, partials, floor_quantiles(log_mag, partials), clicks)
             self.slots = self.slots + (style,)
         return style
 

@@ -1,0 +1,112 @@
+"""Click layer: new clicks at a blend's rate, added to the phase's samples (:mod:`engine.analysis.clicks`).
+
+Each click is white noise under an envelope (an attack of :data:`ATTACK_SECONDS`, then the style's
+exponential decay), then filtered by the style's mean click spectrum times the half-octave profile of one of
+the clicks found in the style, drawn at random (filtering after the envelope keeps a style's low-pass edge:
+the other way round a 3 ms envelope smears the spectrum over it). Its expected energy is the style's mean
+click energy times the profile's. It is placed between the channels at a left share drawn from the style's,
+scaled towards the middle by the width. Clicks come as a Poisson process at each style's rate times its
+blend weight: a morph moves from one style's clicks to the other's. A click that runs past the end of a
+block is carried into the next one, so no click is cut whatever the block size (prepare / process /
+release). The engine's frames leave the clicks' share of the power to them
+(:func:`engine.analysis.clicks.bed_gains`). Runs in the engine's producer thread, never the audio callback.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from engine.analysis.clicks import ClickTarget
+
+__all__ = ["ClickLayer"]
+
+#: Rise time of a click, s.
+ATTACK_SECONDS = 0.0002
+#: A click lasts this many decay time constants (its tail is then 52 dB down).
+CLICK_TAUS = 6.0
+
+
+class ClickLayer:
+    """New clicks for a stream of blocks (see the module doc).
+
+    Parameters
+    ----------
+    sample_rate : int
+        The engine's rate, Hz.
+    channels : int
+        1 or 2.
+    """
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self._tail = np.zeros((0, self.channels))
+        self._rng = np.random.default_rng(0)
+
+    def prepare(self, seed: int) -> None:
+        """Start a new stream: no click carried over, draws from ``seed``."""
+        self._tail = np.zeros((0, self.channels))
+        self._rng = np.random.default_rng([int(seed), 0xC11C])
+
+    def release(self) -> None:
+        """Drop the carried tail."""
+        self._tail = np.zeros((0, self.channels))
+
+    def process(self, n: int, targets: Sequence[ClickTarget | None], weights: Sequence[float], width: float) -> np.ndarray:
+        """The clicks of the next ``n`` samples ``(n, channels)`` float64 (zeros without clicks).
+
+        ``targets`` and ``weights`` are the blend's styles' clicks (None for a style without) and weights
+        (summing to 1); ``width`` in [0, 1] scales each click's place between the channels from the middle
+        (0: both channels the same) to the style's.
+        """
+        clicks = []
+        for target, weight in zip(targets, weights):
+            if target is not None and weight > 0:
+                count = self._rng.poisson(target.rate_hz * weight * n / self.sample_rate)
+                clicks += [(target, int(p)) for p in self._rng.integers(0, n, count)]
+        longest = max([len(self._tail)] + [self._length(t) for t, _ in clicks])
+        out = np.zeros((n + longest, self.channels))
+        out[:len(self._tail)] += self._tail
+        for target, start in clicks:
+            wave = self._click(target)
+            out[start:start + len(wave)] += self._place(wave, target, width)
+        self._tail = self._trim(out[n:])
+        return out[:n]
+
+    @staticmethod
+    def _trim(rest: np.ndarray) -> np.ndarray:
+        """``rest`` without its trailing silent samples."""
+        nonzero = np.flatnonzero(np.any(rest != 0.0, axis=1))
+        return rest[: nonzero[-1] + 1] if len(nonzero) else rest[:0]
+
+    def _length(self, target: ClickTarget) -> int:
+        """Samples of one click: its decay and, either side, the spectral shape's ringing (one fine window)."""
+        ring = int(np.ceil(2.0 * (len(target.freqs) - 1) * self.sample_rate / (2.0 * target.freqs[-1])))
+        return int(np.ceil(CLICK_TAUS * target.decay_seconds * self.sample_rate)) + 2 * ring
+
+    def _click(self, target: ClickTarget) -> np.ndarray:
+        """One click ``(m,)``: noise under the decay's envelope, then shaped by the style's click spectrum (in
+        that order, so that the short envelope does not smear the spectrum over a style's low-pass edge); its
+        expected energy spectrum is ``energy · shape``."""
+        m = self._length(target)
+        ring = (m - int(np.ceil(CLICK_TAUS * target.decay_seconds * self.sample_rate))) // 2
+        t = np.arange(m - 2 * ring) / self.sample_rate
+        envelope = np.exp(-t / target.decay_seconds) * np.minimum(1.0, t / ATTACK_SECONDS)
+        burst = np.zeros(m)
+        burst[ring:m - ring] = self._rng.standard_normal(len(t)) * envelope
+        profile = target.profiles[self._rng.integers(len(target.profiles))].astype(np.float64)
+        band = np.clip(np.searchsorted(target.edges, target.freqs, side="right") - 1, 0, len(profile) - 1)
+        shape = target.shape * profile[band]
+        energy = target.energy * float(shape.sum())
+        freqs = np.fft.rfftfreq(m, 1.0 / self.sample_rate)
+        density = np.interp(freqs, target.freqs, shape, right=0.0)
+        gain = np.sqrt(density / max(float(np.mean(density)), 1e-30))  # keeps the expected energy
+        return np.fft.irfft(np.fft.rfft(burst) * gain, m) * np.sqrt(energy / np.sum(envelope ** 2))
+
+    def _place(self, wave: np.ndarray, target: ClickTarget, width: float) -> np.ndarray:
+        if self.channels == 1:
+            return wave[:, None]
+        left = np.interp(self._rng.random(), np.linspace(0.0, 1.0, len(target.left_shares)), target.left_shares)
+        left = 0.5 + (left - 0.5) * width
+        return wave[:, None] * np.sqrt(2.0 * np.array([left, 1.0 - left]))[None, :]

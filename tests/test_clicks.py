@@ -1,0 +1,155 @@
+"""Clicks over a steady bed: found in a style (engine.analysis.clicks), played anew (engine.synthesis.click_layer)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.signal
+import scipy.stats
+
+from engine.analysis.clicks import _fine_power, bed_gains, click_target
+from engine.params import ParamStore
+from engine.synthesis.click_layer import ClickLayer
+from engine.synthesis.runtime import BlockStepper
+from engine.synthesis.spectral_balance import SpectralBalance
+from engine.synthesis.step_graph import live_config
+from engine.synthesis.styles import StyleLibrary
+from tests.played import played
+from tests.signals import SR, click_train
+
+CONFIG = live_config()
+
+
+def _gated_noise(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise in syllables: 150 ms on, 150 ms silent, sharp edges (speech's case: onsets, but no steady bed)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    gate = (np.arange(n) // int(0.15 * SR)) % 2 == 0
+    return (0.3 * rng.standard_normal(n) * gate).astype(np.float32)
+
+
+def test_clicks_over_a_steady_bed_are_found_and_noise_and_syllables_are_not():
+    """The click train holds about 8 clicks a second decaying in 2 ms, 50 dB over its floor."""
+    target = click_target(click_train(10.0), sample_rate=SR)
+    assert target is not None
+    print(f"rate {target.rate_hz:.1f} /s, decay {1000 * target.decay_seconds:.2f} ms")
+    assert 5.0 < target.rate_hz < 10.0
+    assert 0.0008 < target.decay_seconds < 0.005
+    high = target.freqs > 1000
+    assert np.median(target.share[high]) > 0.8  # above the floor the clicks are the power
+    assert target.profiles.shape[1] == len(target.edges) - 1
+    assert np.allclose(target.profiles.mean(axis=0), 1.0, atol=0.05)
+    white = np.random.default_rng(1).standard_normal(10 * SR).astype(np.float32) * 0.1
+    assert click_target(white, sample_rate=SR) is None
+    assert click_target(_gated_noise(10.0), sample_rate=SR) is None
+    assert click_target(click_train(0.2), sample_rate=SR) is None  # too short to measure a floor
+    assert np.all(bed_gains(None, np.arange(5.0)) == 1.0)
+
+
+def _band_energy(y: np.ndarray, edges: list[float]) -> np.ndarray:
+    power, freqs, hop = _fine_power(y, SR)
+    total = power.sum(axis=1, dtype=np.float64) * hop
+    return np.array([total[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in zip(edges[:-1], edges[1:])])
+
+
+def test_the_layer_plays_the_clicks_power_in_every_band_in_blocks_of_any_size():
+    """Per octave, the layer's power is the style's clicks' power (within 2 dB). Blocks of 64 samples (a click
+    is about 500 long) give the same power as blocks of 4096: a click that runs past a block's end is
+    carried into the next one, not cut."""
+    style = click_train(20.0)
+    target = click_target(style, sample_rate=SR)
+    edges = [500.0, 1000.0, 2000.0, 4000.0, 8000.0, 11000.0]
+    power, freqs, hop = _fine_power(style, SR)
+    clicks_power = power.sum(axis=1, dtype=np.float64) * hop * target.share  # energy per bin held by the clicks
+    wanted = np.array([clicks_power[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in zip(edges[:-1], edges[1:])]) / 20.0
+    got = {}
+    for block in (4096, 64):
+        layer = ClickLayer(SR, 1)
+        layer.prepare(seed=3)
+        out = np.concatenate([layer.process(block, [target], [1.0], 1.0) for _ in range(60 * SR // block)])[:, 0]
+        got[block] = _band_energy(out, edges) / 60.0
+        layer.release()
+    error = 10 * np.log10(got[4096] / wanted)
+    print(f"octave levels against the style's clicks, dB: {np.round(error, 2)}; blocks of 64 against 4096: "
+          f"{np.round(10 * np.log10(got[64] / got[4096]), 2)}")
+    assert np.all(np.abs(error) < 2.0)
+    assert np.all(np.abs(10 * np.log10(got[64] / got[4096])) < 1.0)
+
+
+def test_a_stereo_styles_clicks_keep_their_side_and_width_zero_gives_one_channel():
+    style = click_train(10.0)
+    stereo = np.stack([style, 0.5 * style], axis=1)  # every click 6 dB louder on the left
+    target = click_target(stereo, sample_rate=SR)
+    assert target.left_shares[len(target.left_shares) // 2] == pytest.approx(0.8, abs=0.03)
+    layer = ClickLayer(SR, 2)
+    for width, ratio in ((1.0, 4.0), (0.0, 1.0)):
+        layer.prepare(seed=0)
+        out = np.concatenate([layer.process(1024, [target], [1.0], width) for _ in range(100)])
+        energy = np.sum(out ** 2, axis=0)
+        assert energy[0] / energy[1] == pytest.approx(ratio, rel=0.1)
+    assert np.array_equal(out[:, 0], out[:, 1])
+
+
+def test_a_morph_plays_each_styles_clicks_at_its_weight_and_none_without_clicks():
+    target = click_target(click_train(10.0), sample_rate=SR)
+    layer = ClickLayer(SR, 1)
+    layer.prepare(seed=0)
+    assert not np.any(layer.process(4096, [None], [1.0], 1.0))
+    counts = []
+    for weight in (1.0, 0.25):
+        layer.prepare(seed=0)
+        out = np.concatenate([layer.process(4096, [target, None], [weight, 1.0 - weight], 1.0) for _ in range(200)])
+        counts.append(np.sum(out ** 2))
+    assert counts[1] / counts[0] == pytest.approx(0.25, rel=0.25)
+
+
+def test_the_balance_carries_the_bed_and_keeps_measuring_the_engines_own_level():
+    """With a bed of a quarter of the power the gains halve at once, and the balance does not lift them back:
+    what it observes is divided by the bed it applied."""
+    emap = CONFIG.spectral.envelope_map()
+    bins = emap.shape[1]
+    balance = SpectralBalance(emap, n_fft=CONFIG.spectral.n_fft, hop=CONFIG.spectral.hop, block_seconds=0.05)
+    balance.prepare()
+    rng = np.random.default_rng(0)
+    target = np.full(bins, 1e-3)
+    bed = np.full(bins, 0.25)
+    first = balance.gains(target, bed)
+    assert np.allclose(first, 0.5)
+    for _ in range(40):
+        gains = balance.gains(target, bed)
+        balance.observe(rng.standard_normal(1103) * 0.01 * np.mean(gains))
+    with_bed = balance.gains(target, bed)
+    without = balance.gains(target)
+    assert np.allclose(with_bed, 0.5 * without)
+
+
+@pytest.fixture(scope="module")
+def stepper():
+    return BlockStepper(CONFIG)
+
+
+def _kurtosis_of_high_band(y: np.ndarray) -> float:
+    """Kurtosis over time of the compressed envelope (power ^ 0.15) of 2-8 kHz on the fine grid (1.5 ms)."""
+    power, freqs, _ = _fine_power(np.asarray(y, dtype=np.float64), SR)
+    env = power[(freqs >= 2000) & (freqs < 8000)].sum(axis=0) ** 0.15
+    return float(scipy.stats.kurtosis(env, fisher=False))
+
+
+def test_a_click_train_is_played_with_sharp_clicks(stepper):
+    """The same click train played with its clicks found and without (the style as one without clicks would be).
+    The frames alone spread each click over 46 ms; with the click layer the high band's envelope is as peaky as
+    the style's."""
+    style = click_train(6.0)
+    kurtosis = {}
+    for kept in (True, False):
+        library = StyleLibrary(CONFIG)
+        found = library.add_audio(style, "clicks")
+        assert found.clicks is not None
+        if not kept:
+            library.slots = (replace(found, clicks=None),)
+        kurtosis[kept] = _kurtosis_of_high_band(played(library, ParamStore(), stepper, 8.0)[0][SR:])
+    own = _kurtosis_of_high_band(style)
+    print(f"kurtosis of the 2-8 kHz envelope: the style {own:.1f}, played with the click layer {kurtosis[True]:.1f}, "
+          f"without {kurtosis[False]:.1f}")
+    assert abs(np.log(kurtosis[True] / own)) < abs(np.log(kurtosis[False] / own)) - 0.3
