@@ -15,7 +15,10 @@ The engine keeps each bin's distribution, but not two things a partial is made o
 committed frames' floor level (:func:`engine.analysis.partials.floor_levels`) and scales each frame's
 floor bins so that its level moves to the blended styles' distribution at the same probability (a
 quantile mapping of one number a frame; the estimate is of the frames before the mapping, so there is no
-loop). It then gives each partial's lobe the shape of a sinusoid (:func:`engine.analysis.partials.lobe_shapes`)
+loop). Each floor bin's power is then smoothed over frames by :data:`FLOOR_SMOOTHING` (in dB): the optimiser's
+steps and the new frames' noise make the floor bins jump from frame to frame, no signal has such frames, and the
+phase plays those jumps as a hiss between the partials that the recordings do not have (``docs/EXPERIMENTS.md``
+section 26). It then gives each partial's lobe the shape of a sinusoid (:func:`engine.analysis.partials.lobe_shapes`)
 with the lobe's power in the frame and at the frame's own peak (:func:`engine.analysis.partials.peak_offsets`),
 both smoothed over frames by :data:`LOBE_SMOOTHING` (power in dB), so a partial glides as a vibrato does. Bins below and above the partials, and styles without partials
 (:func:`engine.analysis.partials.partial_bins`: noise, rain, speech, field recordings), are left as they are.
@@ -40,6 +43,19 @@ FLOOR_EDGES = np.linspace(-40.0, 10.0, 501)
 #: time constant of 4.5 frames, 52 ms at 44.1 kHz; 0.5 and 0.9 were further from the recordings by the
 #: learned ear or the envelope statistics, docs/EXPERIMENTS.md section 24).
 LOBE_SMOOTHING = 0.8
+#: Pole of the one-pole smoothing of each floor bin's log power from frame to frame (a time constant of 14
+#: frames, 160 ms at 11.6 ms frames). Over four seeds the celesta's flatness came from 12.1 dB off the recording
+#: to 1.8 dB and the violin's from 5.5 to -1.9; 0.9 left the celesta 3.2 dB off, 0.95 made its envelope
+#: statistics 0.011 worse and the violin peakier than the recording (-2.5 dB) (docs/EXPERIMENTS.md section 26).
+FLOOR_SMOOTHING = 0.93
+
+
+def _smoothed(track: np.ndarray, state: np.ndarray | None, pole: float) -> tuple[np.ndarray, np.ndarray]:
+    """``track`` ``(rows, frames)`` through a one-pole low-pass of ``pole`` along frames, and its state to
+    carry into the next block; a first block (``state`` None) starts at its first frame's values."""
+    if state is None:
+        state = pole * track[:, :1]
+    return lfilter([1.0 - pole], [1.0, -pole], track, axis=1, zi=state)
 
 
 class PartialFloor:
@@ -60,6 +76,7 @@ class PartialFloor:
         self._estimate: np.ndarray | None = None  # share of the frames' floor levels in each histogram cell
         self._partials: np.ndarray | None = None
         self._lobe_state: np.ndarray | None = None  # (2 peaks, 1) carried state of the lobes' smoothing
+        self._floor_state: np.ndarray | None = None  # (floor bins, 1) carried state of the floor's smoothing
         self._blocks = 0
 
     def release(self) -> None:
@@ -79,19 +96,20 @@ class PartialFloor:
         if magnitudes.shape[1] == 0:
             return magnitudes
         if self._partials is None or not np.array_equal(target.partials, self._partials):
-            self._partials, self._estimate, self._lobe_state, self._blocks = target.partials, None, None, 0
+            self._partials, self._estimate, self._lobe_state, self._floor_state = target.partials, None, None, None
+            self._blocks = 0
             self._floor = floor_bins(target.partials)
         out = magnitudes.copy()
         out[self._floor] *= self._floor_gains(magnitudes, target)[None, :]
+        level = np.log(out[self._floor] ** 2 + POWER_FLOOR)
+        smooth, self._floor_state = _smoothed(level, self._floor_state, FLOOR_SMOOTHING)
+        out[self._floor] = np.exp(0.5 * (level + target.strength * (smooth - level)))
         lobes = target.starts[:, None] + np.arange(2 * LOBE_HALF_WIDTH + 1)[None, :]
         if len(lobes):
             power = out[lobes] ** 2  # (peaks, bins of a lobe, frames)
             db = 10.0 * np.log10(power[:, LOBE_HALF_WIDTH - 1:LOBE_HALF_WIDTH + 2] + POWER_FLOOR)
             track = np.concatenate([np.log(power.sum(axis=1) + POWER_FLOOR), peak_offsets(db[:, 0], db[:, 1], db[:, 2])])
-            if self._lobe_state is None:
-                self._lobe_state = LOBE_SMOOTHING * track[:, :1]
-            track, self._lobe_state = lfilter([1.0 - LOBE_SMOOTHING], [1.0, -LOBE_SMOOTHING], track, axis=1,
-                                              zi=self._lobe_state)
+            track, self._lobe_state = _smoothed(track, self._lobe_state, LOBE_SMOOTHING)
             level, offset = np.split(track, 2)
             shaped = np.exp(0.5 * level)[:, None, :] * np.moveaxis(lobe_shapes(offset), -1, 1)
             out[lobes] += target.strength * (shaped - out[lobes])
