@@ -79,6 +79,28 @@ def test_shared_factors_find_what_bins_share_and_how_long_it_lasts():
     assert np.allclose((loadings ** 2).sum(axis=1), cp.MAX_SHARED, atol=1e-4)  # each keeps some noise of its own
 
 
+def test_silent_bins_take_no_part_in_the_shared_factors(monkeypatch):
+    """A 22.05 kHz style at 44.1 kHz: the top half of its bins holds only numerical noise, which by rank weighs
+    as much as the sounding bins' values (two of rain's 16 factors lived there)."""
+    config = live_config(44100)
+    net, fmap = config.build_network(), config.spectral.feature_map()
+    rng = np.random.default_rng(3)
+    bins, n = config.spectral.n_bins, 600
+    half = bins // 2
+    s = np.empty((bins, n), np.float32)
+    s[:half] = 1.0 + 0.3 * (0.6 * _ar1(rng, 0.5, n) + 0.8 * rng.standard_normal((half, n)))
+    s[half:] = 1e-5 * (1.0 + 0.5 * _ar1(rng, 0.98, n) + 0.1 * rng.standard_normal((bins - half, n)))
+
+    def shares(level: float) -> tuple[float, float]:
+        monkeypatch.setattr(cp, "SILENT_LEVEL", level)
+        squared = compute_target(s, net, fmap, lags=config.lags).loadings.numpy() ** 2
+        return squared[:half].sum(axis=1).mean(), squared[half:].sum(axis=1).mean()
+
+    sounding, silent = shares(cp.SILENT_LEVEL)
+    assert silent == 0.0 and sounding > 0.25  # the sounding bins' shared move is found, the silence has none
+    assert shares(0.0)[1] > 0.5  # what it would be without the rule: the numerical noise's common drift
+
+
 def _target(quantiles: np.ndarray, loadings: np.ndarray, persistence: np.ndarray, factor_persistence: np.ndarray) -> StyleTarget:
     bins = quantiles.shape[0]
     f = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))  # noqa: E731

@@ -10,7 +10,7 @@ partials together. This module measures both, as statistics (nothing of the reco
 * :func:`gaussian_scores` and :func:`from_gaussian` — a bin's values as unit Gaussian scores (by
   rank), and scores back to values through the bin's quantiles;
 * :func:`requantile` — values of one set of distributions moved to another's, each keeping its probability;
-* :func:`shared_factors` — the leading eigenvectors of the bins' correlation in Gaussian scores
+* :func:`shared_factors` — the leading eigenvectors of the sounding bins' correlation in Gaussian scores
   (their loadings, ``(bins, rank)``) and each factor's lag-1 correlation over frames.
 
 New frames drawn as ``μ + σ from_gaussian(L f + √(1 − |L|²) ε)`` with unit Gaussian factors ``f`` and
@@ -30,6 +30,11 @@ QUANTILE_LEVELS = 64
 SHARED_FACTORS = 16
 #: Largest share of a bin's variance the shared factors may explain, so every bin keeps some noise of its own.
 MAX_SHARED = 0.9
+#: Mean log1p magnitude below which a bin counts as silent (a full-scale sine peaks at about 500 at n_fft 2048,
+#: so this is about 114 dB under it): it takes no part in the shared factors. By rank, a silent bin's numerical
+#: noise weighs as much as a loud bin's values: two of rain's 16 factors lived in the empty top half of its
+#: bins at 44.1 kHz (``docs/EXPERIMENTS.md`` sections 19 and 27).
+SILENT_LEVEL = 1e-3
 
 
 def marginal_quantiles(z: np.ndarray, levels: int = QUANTILE_LEVELS) -> np.ndarray:
@@ -95,8 +100,12 @@ def gaussian_scores(z: np.ndarray) -> np.ndarray:
     return ndtri(g, out=g)
 
 
-def shared_factors(g: np.ndarray, rank: int = SHARED_FACTORS) -> tuple[np.ndarray, np.ndarray]:
+def shared_factors(g: np.ndarray, rank: int = SHARED_FACTORS, *,
+                   sounding: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """How the rows of Gaussian scores ``g`` ``(rows, frames)`` move together.
+
+    ``sounding`` ``(rows,)`` bool: the rows the factors are measured on (None: all); the others get zero
+    loadings (their noise is all their own). A caller passes ``level >= SILENT_LEVEL`` (:data:`SILENT_LEVEL`).
 
     Returns
     -------
@@ -113,6 +122,8 @@ def shared_factors(g: np.ndarray, rank: int = SHARED_FACTORS) -> tuple[np.ndarra
     g = g - g.mean(axis=1, keepdims=True)
     sd = g.std(axis=1, keepdims=True)
     g = np.where(sd > 1e-9, g / np.maximum(sd, 1e-9), 0.0)
+    if sounding is not None:
+        g[~np.asarray(sounding, dtype=bool)] = 0.0
     corr = g @ g.T / g.shape[1]
     values, vectors = np.linalg.eigh(corr)
     top = np.argsort(values)[::-1][:rank]

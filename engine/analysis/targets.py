@@ -225,7 +225,7 @@ def _copula(view, n: int, mean: torch.Tensor, spread: torch.Tensor, offsets=None
     z[sd[:, 0] <= 1e-9] = 0.0
     quantiles = cp.marginal_quantiles(z)
     scores = cp.gaussian_scores(z)
-    loadings, factor_persistence = cp.shared_factors(scores)
+    loadings, factor_persistence = cp.shared_factors(scores, sounding=mean.numpy() >= cp.SILENT_LEVEL)
     coupling = offset_sd = None
     if offsets is not None:
         gamma, sd_off = tr.spread_coupling(scores, np.concatenate([offsets(lo, hi) for lo, hi in pieces], axis=1))
