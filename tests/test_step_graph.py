@@ -1,6 +1,11 @@
 """The exported ONNX block step on a real ONNX Runtime session against the torch reference, for each live
 network (the random banks and the trained 1D net); the cache."""
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from engine.analysis.spectral import SpectralConfig
 from models.random_banks import BankSpec
 from models.trained import load_trained
 
+ROOT = Path(__file__).resolve().parents[1]
 CFG = BlockConfig(banks=(BankSpec(5, 1, 64), BankSpec(5, 2, 64), BankSpec(5, 8, 64)), steps_per_call=2)
 #: One configuration per live network: small random banks (3 parallel layers), the trained 1D net (a 4-layer stack).
 CONFIGS = {"random1d": CFG, "trained1d": BlockConfig(network="trained1d", steps_per_call=2)}
@@ -115,6 +121,41 @@ def test_cache_rebuilds_corrupt_and_stale_graphs(tmp_path, monkeypatch):
 
     (graph.parent / MANIFEST_FILE).write_text("{not json")
     assert "unreadable" in check_cached(CFG, graph.parent)
+
+
+#: A process that waits for ``go`` to appear, then asks the cache for the test's graph and prints what it logged.
+_RACER = """
+import os, sys, time
+from pathlib import Path
+from tests.test_step_graph import CFG
+from engine.synthesis.graph_cache import cached_graph
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.01)
+messages = []
+print(cached_graph(CFG, log=messages.append))
+print(*messages, sep="\\n")
+"""
+
+
+def test_processes_that_start_at_once_export_the_graph_once(tmp_path):
+    """Two real processes ask an empty cache for one graph in the same instant (as a library rendered in
+    parallel does): both get a graph ONNX Runtime loads, one of them exported it and the other waited."""
+    go = tmp_path / "go"
+    env = dict(os.environ, TEXTURE_CACHE_DIR=str(tmp_path / "cache"))
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(go)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(3.0)  # both have imported torch and wait for the signal (the test only slows if not)
+    go.touch()
+    outputs = [r.communicate(timeout=300) for r in racers]
+    assert [r.returncode for r in racers] == [0, 0], [err[-2000:] for _, err in outputs]
+    paths = {out.splitlines()[0] for out, _ in outputs}
+    logs = "\n".join(out for out, _ in outputs)
+    assert len(paths) == 1 and logs.count("(first use)") == 1 and logs.count("waiting for another process") == 1
+    graph = tmp_path / "cache" / config_key(CFG) / GRAPH_FILE
+    assert paths == {str(graph)} and check_cached(CFG, graph.parent) is None
+    assert not list(graph.parent.glob("*.partial"))
+    BlockStepper(CFG, graph=graph)
 
 
 def test_export_writes_graph_and_manifest(tmp_path):

@@ -2,7 +2,10 @@
 
 A cached graph is reused only when its manifest names the same configuration, the same code version
 (a hash of the modules the graph is built from) and the ONNX file's SHA-256 still matches. A missing,
-stale or corrupt file is rebuilt and the reason reported through ``log``.
+stale or corrupt file is rebuilt and the reason reported through ``log``. Processes that start on the
+same configuration at once (a library rendered in parallel, a cluster's workers on a shared cache)
+export it once: the first holds a lock file in the configuration's folder while it exports, the others
+wait for it (at most :data:`EXPORT_WAIT_SECONDS`) and reuse its graph.
 
 Cache folder: ``$TEXTURE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/neural-texture``, else
 ``~/.cache/neural-texture``; one sub-folder per configuration.
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from filelock import FileLock, Timeout
 
 from engine.synthesis import losses
 
@@ -30,7 +34,10 @@ from models import random_banks, trained
 
 GRAPH_FILE = "block_step.onnx"
 MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".export.lock"
 OPSET = 17
+#: Longest wait for another process's export of the same graph, seconds (an export takes 5-30 s on a 2-core CPU).
+EXPORT_WAIT_SECONDS = 300.0
 _SOURCES = (step_graph, losses, statistics, random_banks, trained)
 
 
@@ -63,7 +70,8 @@ def _sha256(path: Path) -> str:
 def export_graph(config: BlockConfig, out_dir: str | os.PathLike) -> Path:
     """Write ``block_step.onnx`` and ``manifest.json`` for ``config`` into ``out_dir``; returns the graph path.
 
-    Files are written under temporary names and renamed, so a crash never leaves a half graph.
+    Files are written under temporary names of their own and renamed, so a crash never leaves a half
+    graph and two exports into one folder never write the same file.
     """
     import onnx  # here, not at the top: importing it costs 1.5 s of every start on a 2-core CPU
     out = Path(out_dir)
@@ -72,14 +80,19 @@ def export_graph(config: BlockConfig, out_dir: str | os.PathLike) -> Path:
     names = graph_input_names(config.n_layers)
     feed = example_inputs(config)
     args = tuple(torch.from_numpy(feed[n]) for n in names)
-    tmp_graph = out / f".{GRAPH_FILE}.partial"
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(tmp_graph), input_names=names, output_names=GRAPH_OUTPUT_NAMES,
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
-    onnx.checker.check_model(str(tmp_graph))
-    graph = out / GRAPH_FILE
-    os.replace(tmp_graph, graph)
+    fd, tmp_graph = tempfile.mkstemp(dir=out, prefix=f".{GRAPH_FILE}.", suffix=".partial")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, args, tmp_graph, input_names=names, output_names=GRAPH_OUTPUT_NAMES,
+                              opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        onnx.checker.check_model(tmp_graph)
+        sha256 = _sha256(Path(tmp_graph))
+        graph = out / GRAPH_FILE
+        os.replace(tmp_graph, graph)
+    finally:
+        Path(tmp_graph).unlink(missing_ok=True)
     manifest = {
         "format": "neural-texture block step",
         "code_version": code_version(),
@@ -87,7 +100,7 @@ def export_graph(config: BlockConfig, out_dir: str | os.PathLike) -> Path:
         "opset": OPSET,
         "inputs": {n: list(feed[n].shape) for n in names},
         "outputs": GRAPH_OUTPUT_NAMES,
-        "sha256": _sha256(graph),
+        "sha256": sha256,
         "torch": torch.__version__,
         "onnx": onnx.__version__,
     }
@@ -124,9 +137,33 @@ def cached_graph(config: BlockConfig, *, log: Callable[[str], None] = lambda msg
     Raises
     ------
     TextureError
-        When the cache folder cannot be written.
+        When the cache folder cannot be written, or another process has held its lock for more than
+        :data:`EXPORT_WAIT_SECONDS`.
     """
     folder = cache_root() / config_key(config)
+    if check_cached(config, folder) is None:
+        return folder / GRAPH_FILE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(folder / LOCK_FILE, timeout=EXPORT_WAIT_SECONDS)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log(f"waiting for another process exporting the ONNX block graph to {folder}")
+            lock.acquire()
+        try:
+            return _export_unless_cached(config, folder, log)
+        finally:
+            lock.release()
+    except Timeout:
+        raise TextureError(f"another process has been exporting the ONNX graph to {folder} for over "
+                           f"{EXPORT_WAIT_SECONDS:.0f} s") from None
+    except OSError as exc:
+        raise TextureError(f"cannot write the graph cache {folder}: {exc.strerror or exc}") from None
+
+
+def _export_unless_cached(config: BlockConfig, folder: Path, log: Callable[[str], None]) -> Path:
+    """:func:`cached_graph`'s work under the lock: the graph another process may just have exported, or a new one."""
     reason = check_cached(config, folder)
     if reason is None:
         return folder / GRAPH_FILE
@@ -134,10 +171,7 @@ def cached_graph(config: BlockConfig, *, log: Callable[[str], None] = lambda msg
         log(f"cached ONNX graph in {folder}: {reason}; re-exporting")
     else:
         log(f"exporting ONNX block graph to {folder} (first use)")
-    try:
-        return export_graph(config, folder)
-    except OSError as exc:
-        raise TextureError(f"cannot write the graph cache {folder}: {exc.strerror or exc}") from None
+    return export_graph(config, folder)
 
 
 def export_manifest_summary(graph: Path) -> dict:
