@@ -13,6 +13,7 @@ from scipy import signal
 
 from engine.analysis import statistics as st
 from engine.analysis.audio_io import resample
+from engine.synthesis import block_synth
 from engine.synthesis.block_synth import BlockSynth, adapt_cap, continuation_probability
 from engine.evaluation.metrics import envelope_stats_distance
 from engine.evaluation.novelty import collage_index, copied_share
@@ -372,6 +373,33 @@ def test_new_frames_keep_a_held_partial_held_and_noise_noisy(stepper):
           f"noise {float(persistence['noise'].median()):.2f} (its own {own:.2f})")
     assert float(persistence["tone"][partials].median()) > 0.66
     assert abs(float(persistence["noise"].median()) - own) < 0.06
+
+
+def _channel_spread(y: np.ndarray) -> float:
+    """Median over sixth-octave channels (200 Hz - 8 kHz) of the standard deviation of their level (natural
+    log of mean power) from frame to frame."""
+    power = np.abs(stft(y.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(1024, 1 / SR)
+    edges = 200 * 2 ** (np.arange(0, 5.5, 1 / 6))
+    levels = [np.log(power[(freqs >= lo) & (freqs < hi)].mean(axis=0) + 1e-12) for lo, hi in zip(edges[:-1], edges[1:])]
+    return float(np.median(np.std(levels, axis=1)))
+
+
+def test_a_noise_plays_its_channels_level_spread(stepper, monkeypatch):
+    """The phase makes a signal near frames no signal has and plays a narrower spread of levels than they
+    hold; the committed frames' deviations are widened for it (PHASE_SPREAD_GAIN), so a band noise's
+    channels move as much as the style's (0.507 against 0.525 here; with the frames as they are, 0.467)."""
+    style = _noise((50, 10000), 6.0)
+    own, default = _channel_spread(style), block_synth.PHASE_SPREAD_GAIN
+    spreads = {}
+    for gain in (1.0, default):
+        monkeypatch.setattr(block_synth, "PHASE_SPREAD_GAIN", gain)
+        library = StyleLibrary(CONFIG)
+        library.add_audio(style, "noise")
+        spreads[gain] = _channel_spread(played(library, ParamStore(), stepper, 6.0)[0][SR:])
+    print(f"channel level spread: style {own:.3f}, played {spreads}")
+    assert abs(spreads[default] / own - 1.0) < 0.06
+    assert spreads[1.0] < 0.94 * own
 
 
 def _click_prominence_db(y: np.ndarray) -> float:

@@ -36,7 +36,8 @@ network makes the texture. Each block:
    (:meth:`engine.synthesis.stereo.StereoUpmix.relevel`), so both channels move at once.
 3. The oldest ``B`` in-flight frames (optimised over the last ``L / B`` blocks) are committed: they join
    the context, their band envelopes the history, and with the trend laid over them the phase turns
-   them into samples. ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
+   them into samples (their deviations from the per-bin mean widened by :data:`PHASE_SPREAD_GAIN` first,
+   since the phase plays a narrower spread than frames that no signal has). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
    distribution in the blended style, carried from frame to frame with the style's persistence and
    shared across bins by its leading correlations (:mod:`engine.synthesis.frame_noise`). A held partial
    enters held, a noise bin enters as noise, a crackle lifts the bins it lifts in the style (the
@@ -99,6 +100,13 @@ from engine.analysis.targets import StyleTarget, blend
 #: has its own Adam, so its weight only scales the reported loss).
 LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0, 1.0], dtype=np.float32)
 SMOOTHING = 0.7
+#: Gain of the committed residual's deviations from the blended per-bin mean on their way to the phase. The
+#: streaming phase makes a signal near frames that no signal has, and plays about 1 / 1.2 of their level spread
+#: (rain's 1/12-octave channels: 0.213 in the frames, 0.176 in the sound); this gives it back. Frames the partial
+#: floor shapes as steady sinusoids', and frames read from the recordings, keep their spread through the phase
+#: and keep their gain of 1 (a violin's frames at 1.2 played 6-7 dB peakier than the recording). The optimiser
+#: sees the frames as they are. ``docs/EXPERIMENTS.md`` section 28.
+PHASE_SPREAD_GAIN = 1.2
 #: Mean length of a read-on material segment at receptive field 0 and 1, in seconds (geometric in between).
 SEGMENT_SECONDS = (0.25, 4.0)
 #: The phase's settings (RTISI-LA): a look-ahead of 1 frame and 4 phase iterations a stage (``docs/bench_phase.py``).
@@ -421,6 +429,16 @@ class BlockSynth:
         coarse spreads, ``(bins, n)`` log1p units."""
         return self._spread_map @ (self._target.coarse[1].numpy()[:, None] * laid)
 
+    def _spread_for_phase(self, residual: np.ndarray, material: float) -> np.ndarray:
+        """Committed ``residual`` frames with their deviations from the blended per-bin mean scaled by
+        :data:`PHASE_SPREAD_GAIN`, less the share of the blend's partials and of ``material``."""
+        partials = 0.0 if self._floor_target is None else self._floor_target.strength
+        gain = 1.0 + (PHASE_SPREAD_GAIN - 1.0) * (1.0 - partials) * (1.0 - material)
+        if gain == 1.0:
+            return residual
+        mean = self._target.mean_spectrum.numpy()[:, None]
+        return mean + gain * (residual - mean)
+
     def _with_trend(self, residual: np.ndarray, laid: np.ndarray) -> np.ndarray:
         """Committed frames: ``residual`` plus the laid-out trend, in ``[0, upper]``."""
         return np.clip(residual + self._offsets(laid), 0.0, self._upper[:, None]).astype(np.float32)
@@ -444,7 +462,7 @@ class BlockSynth:
         with their trend (the log-magnitude the phase turns into samples)."""
         b = self.config.block_frames
         done = self._inflight[:, :b].copy()
-        heard = self._with_trend(done, self._laid[:, :b])
+        heard = self._with_trend(self._spread_for_phase(done, float(snap["material"])), self._laid[:, :b])
         self._context = np.concatenate([self._context[:, b:], done], axis=1)
         self._history = np.concatenate([self._history[:, b:], self._emap @ done], axis=1)
         laid = self._lay_out(b, bool(snap["freeze"]))
