@@ -356,8 +356,11 @@ def test_iterations_zero_plays_the_initialisation_and_the_network_does_the_rest(
 
 def test_new_frames_keep_a_held_partial_held_and_noise_noisy(stepper):
     """The initialisation alone (iterations 0): each bin's noise carries the style's persistence, so a
-    tone's partials move slowly from frame to frame (0.74; independent new frames gave 0.59) while a
-    noise stays as restless as the noise itself (0.36 against its 0.35; independent frames 0.25)."""
+    tone's partials move slowly from frame to frame (0.76; independent new frames gave 0.59) while a
+    noise stays about as restless as the noise itself (0.43 against its 0.36; independent frames 0.25).
+    The widening of the levels for the phase (PHASE_SPREAD_GAIN) plays a noise a little more persistent than
+    its frames: 0.39 at 1.0, 0.42 at 1.2, 0.43 at 1.3, the default, which the learned ear and the level
+    spread (the test below) prefer (docs/EXPERIMENTS.md section 30)."""
     tone, white = harmonic_tone(4.0), _noise((50, 10000), 4.0)
     persistence = {}
     for name, style in (("tone", tone), ("noise", white)):
@@ -372,7 +375,7 @@ def test_new_frames_keep_a_held_partial_held_and_noise_noisy(stepper):
     print(f"persistence played: partials {float(persistence['tone'][partials].median()):.2f}, "
           f"noise {float(persistence['noise'].median()):.2f} (its own {own:.2f})")
     assert float(persistence["tone"][partials].median()) > 0.66
-    assert abs(float(persistence["noise"].median()) - own) < 0.06
+    assert abs(float(persistence["noise"].median()) - own) < 0.08
 
 
 def _channel_spread(y: np.ndarray) -> float:
@@ -387,8 +390,8 @@ def _channel_spread(y: np.ndarray) -> float:
 
 def test_a_noise_plays_its_channels_level_spread(stepper, monkeypatch):
     """The phase makes a signal near frames no signal has and plays a narrower spread of levels than they
-    hold; the committed frames' deviations are widened for it (PHASE_SPREAD_GAIN), so a band noise's
-    channels move as much as the style's (0.507 against 0.525 here; with the frames as they are, 0.467)."""
+    hold; the levels the committed frames are mapped to are widened for it (PHASE_SPREAD_GAIN), so a band
+    noise's channels move as much as the style's (0.513 against 0.525 here; not widened, 0.435)."""
     style = _noise((50, 10000), 6.0)
     own, default = _channel_spread(style), block_synth.PHASE_SPREAD_GAIN
     spreads = {}

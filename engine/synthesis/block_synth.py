@@ -36,7 +36,9 @@ network makes the texture. Each block:
    (:meth:`engine.synthesis.stereo.StereoUpmix.relevel`), so both channels move at once.
 3. The oldest ``B`` in-flight frames (optimised over the last ``L / B`` blocks) are committed: they join
    the context, their band envelopes the history, and with the trend laid over them the phase turns
-   them into samples (their deviations from the per-bin mean widened by :data:`PHASE_SPREAD_GAIN` first,
+   them into samples (each bin first mapped from the committed frames' running distribution to the
+   blend's levels, :mod:`engine.synthesis.level_map`, so that each bin plays the style's distribution of
+   levels and not frames clipped at 0 where the style never is, widened by :data:`PHASE_SPREAD_GAIN`
    since the phase plays a narrower spread than frames that no signal has). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
    distribution in the blended style, carried from frame to frame with the style's persistence and
    shared across bins by its leading correlations (:mod:`engine.synthesis.frame_noise`). A held partial
@@ -87,6 +89,7 @@ from engine.errors import TextureError
 from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
 from engine.analysis.stereo import StereoImage, blend_images
 from engine.synthesis.frame_noise import FrameNoise
+from engine.synthesis.level_map import LevelMap
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.partial_floor import PartialFloor
 from engine.synthesis.spectral_balance import SpectralBalance
@@ -100,13 +103,14 @@ from engine.analysis.targets import StyleTarget, blend
 #: has its own Adam, so its weight only scales the reported loss).
 LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0, 1.0], dtype=np.float32)
 SMOOTHING = 0.7
-#: Gain of the committed residual's deviations from the blended per-bin mean on their way to the phase. The
-#: streaming phase makes a signal near frames that no signal has, and plays about 1 / 1.2 of their level spread
-#: (rain's 1/12-octave channels: 0.213 in the frames, 0.176 in the sound); this gives it back. Frames the partial
-#: floor shapes as steady sinusoids', and frames read from the recordings, keep their spread through the phase
-#: and keep their gain of 1 (a violin's frames at 1.2 played 6-7 dB peakier than the recording). The optimiser
-#: sees the frames as they are. ``docs/EXPERIMENTS.md`` section 28.
-PHASE_SPREAD_GAIN = 1.2
+#: How much wider than the blend's each bin's levels are played on their way to the phase (about each bin's mean
+#: level, :meth:`engine.synthesis.level_map.LevelMap.process`). The streaming phase makes a signal near frames that
+#: no signal has, and plays a narrower spread of levels than they hold (rain's 1/12-octave channels: 0.213 in the
+#: frames, 0.176 in the sound); this gives it back. Frames the partial floor shapes as steady sinusoids', and
+#: frames read from the recordings, keep their spread through the phase and are not widened (a violin's frames
+#: widened played 6-7 dB peakier than the recording). The optimiser sees the frames as they are.
+#: ``docs/EXPERIMENTS.md`` sections 28 and 30: 1.3 against 1.2 and 1.4.
+PHASE_SPREAD_GAIN = 1.3
 #: Mean length of a read-on material segment at receptive field 0 and 1, in seconds (geometric in between).
 SEGMENT_SECONDS = (0.25, 4.0)
 #: The phase's settings (RTISI-LA): a look-ahead of 1 frame and 4 phase iterations a stage (``docs/bench_phase.py``).
@@ -231,6 +235,7 @@ class BlockSynth:
         self._balance = SpectralBalance(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
                                         block_seconds=self.block_seconds)
         self._floor = PartialFloor(block_seconds=self.block_seconds)
+        self._level_map = LevelMap(self.config.spectral.hop / self.config.spectral.sample_rate)
         self._clicks = ClickLayer(self.config.spectral.sample_rate, channels)
         self._freqs = np.fft.rfftfreq(self.config.spectral.n_fft, 1.0 / self.config.spectral.sample_rate)
         self._upmix = StereoUpmix(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop) \
@@ -251,6 +256,8 @@ class BlockSynth:
         self._mid_power: np.ndarray | None = None
         self._floor.prepare()
         self._floor_target: FloorTarget | None = None
+        self._level_map.prepare()
+        self._levels: np.ndarray | None = None
         self._clicks.prepare(seed)
         self._click_mix: tuple[list, np.ndarray] = ([], np.zeros(0))
         self._bed: np.ndarray | None = None
@@ -293,6 +300,7 @@ class BlockSynth:
         self._target = None
         self._balance.release()
         self._floor.release()
+        self._level_map.release()
         self._clicks.release()
         if self._upmix is not None:
             self._upmix.release()
@@ -327,6 +335,8 @@ class BlockSynth:
             self._image = blend_images([s.image for s in styles], weights)
             self._mid_power = np.average([s.mid_power for s in styles], axis=0, weights=weights)
             self._floor_target = blend_floors([s.partials for s in styles], [s.floor_quantiles for s in styles], weights)
+            self._levels = np.average([s.levels for s in styles], axis=0, weights=weights)
+            self._level_map.retarget(self._levels)
             self._click_mix = ([s.clicks for s in styles], np.asarray(weights, dtype=np.float64))
             beds = [s.mid_power * bed_gains(s.clicks, self._freqs) for s in styles]
             self._bed = np.average(beds, axis=0, weights=weights) / np.maximum(self._mid_power, 1e-30)
@@ -429,15 +439,16 @@ class BlockSynth:
         coarse spreads, ``(bins, n)`` log1p units."""
         return self._spread_map @ (self._target.coarse[1].numpy()[:, None] * laid)
 
-    def _spread_for_phase(self, residual: np.ndarray, material: float) -> np.ndarray:
-        """Committed ``residual`` frames with their deviations from the blended per-bin mean scaled by
-        :data:`PHASE_SPREAD_GAIN`, less the share of the blend's partials and of ``material``."""
+    def _heard(self, residual: np.ndarray, laid: np.ndarray, material: float) -> np.ndarray:
+        """What the phase is given of committed ``residual`` frames under the trend ``laid`` over them: their sum,
+        each bin mapped to the blend's levels (:mod:`engine.synthesis.level_map`) widened by
+        :data:`PHASE_SPREAD_GAIN`, both less the share of the blend's partials; the widening also less ``material``."""
         partials = 0.0 if self._floor_target is None else self._floor_target.strength
-        gain = 1.0 + (PHASE_SPREAD_GAIN - 1.0) * (1.0 - partials) * (1.0 - material)
-        if gain == 1.0:
-            return residual
-        mean = self._target.mean_spectrum.numpy()[:, None]
-        return mean + gain * (residual - mean)
+        frames = self._with_trend(residual, laid)
+        mapped = self._level_map.process(frames, 1.0 + (PHASE_SPREAD_GAIN - 1.0) * (1.0 - partials) * (1.0 - material))
+        if partials > 0.0:
+            mapped = frames + (1.0 - partials) * (mapped - frames)
+        return np.clip(mapped, 0.0, self._upper[:, None]).astype(np.float32)
 
     def _with_trend(self, residual: np.ndarray, laid: np.ndarray) -> np.ndarray:
         """Committed frames: ``residual`` plus the laid-out trend, in ``[0, upper]``."""
@@ -457,12 +468,11 @@ class BlockSynth:
         last = self._trend.history[:, -1].copy()
         self._trend_ends = (last, last)
 
-    def _advance(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> np.ndarray:
-        """Commit the oldest ``B`` in-flight frames and take in ``B`` new ones; returns the committed frames
-        with their trend (the log-magnitude the phase turns into samples)."""
+    def _advance(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> tuple[np.ndarray, np.ndarray]:
+        """Commit the oldest ``B`` in-flight frames and take in ``B`` new ones; returns the committed residual
+        frames and the normalised trend laid over them (:meth:`_heard` makes what the phase is given of them)."""
         b = self.config.block_frames
-        done = self._inflight[:, :b].copy()
-        heard = self._with_trend(self._spread_for_phase(done, float(snap["material"])), self._laid[:, :b])
+        done, laid_done = self._inflight[:, :b].copy(), self._laid[:, :b].copy()
         self._context = np.concatenate([self._context[:, b:], done], axis=1)
         self._history = np.concatenate([self._history[:, b:], self._emap @ done], axis=1)
         laid = self._lay_out(b, bool(snap["freeze"]))
@@ -470,7 +480,7 @@ class BlockSynth:
         self._laid = np.concatenate([self._laid[:, b:], laid], axis=1)
         self._m = np.concatenate([self._m[:, b:], np.zeros_like(self._m[:, :b])], axis=1)
         self._v = np.concatenate([self._v[:, b:], np.repeat(self._v[:, -1:], b, axis=1)], axis=1)
-        return heard
+        return done, laid_done
 
     def _optimise(self, target: StyleTarget, snap: ParamSnapshot, calls: int) -> float:
         """``calls`` graph calls on the in-flight frames and trend; returns the last loss (NaN if none)."""
@@ -530,7 +540,7 @@ class BlockSynth:
             return
         for _ in range((cfg.context_frames + cfg.inflight_frames + cfg.history_frames) // cfg.block_frames):
             self._optimise(target, snap, calls)
-            self._advance(styles, mix, snap)
+            self._heard(*self._advance(styles, mix, snap), float(snap["material"]))  # the level map hears them too
 
     def process_block(self, snap: ParamSnapshot) -> np.ndarray:
         """The next block's final samples (float64, engine rate; about ``block_samples`` of them), ``(n,)``
@@ -549,15 +559,15 @@ class BlockSynth:
             silence = np.zeros((self.config.spectral.n_bins, self.config.block_frames))
             return self._to_samples(silence, np.ones((4, self.config.spectral.n_bins)))  # silence whatever the mix
         mix, target = self._targets(styles, snap)
-        done = self._advance(styles, mix, snap)
+        committed = self._advance(styles, mix, snap)
         calls = self._calls(snap)
         # The phase runs in the worker while this thread waits in ONNX Runtime, which releases the GIL:
         # the other way round the optimiser's Python parts queued for the GIL behind the phase's
-        # (measured: no overlap at all, 8.1 ms a block).
+        # (measured: no overlap at all, 8.1 ms a block). The level map, the partial floor and the balance
+        # ahead of it ran there too: no faster (6.3 against 6.4 times real time, docs/EXPERIMENTS.md section 30).
         channel_gains = channel_mix(self._image, float(snap["width"]), self._bin_map) if self._upmix else None
-        magnitudes = self._floor.process(np.expm1(done.astype(np.float64)), self._floor_target)
-        clicked = 1.0 - float(snap["material"])  # frames read from the recordings bring their own clicks
-        magnitudes *= self._balance.gains(self._mid_power, 1.0 - clicked * (1.0 - self._bed))[:, None]
+        material = float(snap["material"])
+        magnitudes, heard = self._magnitudes(*committed, material)
         pending = self._worker.submit(self._to_samples, magnitudes, channel_gains)
         loss = self._optimise(target, snap, calls)
         try:
@@ -566,15 +576,26 @@ class BlockSynth:
             raise TextureError(f"the phase took more than {PHASE_TIMEOUT_SECONDS:g} s for one block") from None
         self._balance.observe(samples)
         targets, weights = self._click_mix
-        clicks = self._clicks.process(len(samples), targets, clicked * weights, float(snap["width"]))
+        clicks = self._clicks.process(len(samples), targets, (1.0 - material) * weights, float(snap["width"]))
         samples = samples + (clicks[:, 0] if samples.ndim == 1 else clicks)
         compute_ms = (time.perf_counter() - t0) * 1000.0
         block_ms = 1000.0 * self.block_seconds
         self._adapt(compute_ms / block_ms, int(snap["iterations"]))
         self.latest = BlockStats(self._index, loss, compute_ms, block_ms, calls * self.config.steps_per_call,
-                                 self._cap, self._drops, done)
+                                 self._cap, self._drops, heard)
         self._index += 1
         return samples
+
+    def _magnitudes(self, residual: np.ndarray, laid: np.ndarray, material: float) -> tuple[np.ndarray, np.ndarray]:
+        """The magnitudes ``(bins, B)`` the phase is given of the committed ``residual`` frames under the trend
+        ``laid``, and their log-magnitude before the partial floor (:meth:`_heard`): through the partial floor
+        and the spectral balance, the click layer's share of each bin's power left to it at ``1 − material``
+        (frames read from the recordings bring their own clicks)."""
+        heard = self._heard(residual, laid, material)
+        magnitudes = self._floor.process(np.expm1(heard.astype(np.float64)), self._floor_target)
+        clicked = 1.0 - material
+        magnitudes *= self._balance.gains(self._mid_power, 1.0 - clicked * (1.0 - self._bed))[:, None]
+        return magnitudes, heard
 
     def _to_samples(self, magnitudes: np.ndarray, channel_gains: np.ndarray | None) -> np.ndarray:
         """The phase's samples of the committed ``magnitudes`` ``(bins, B)``: mono ``(n,)``, or with the

@@ -40,6 +40,7 @@ from engine.analysis import trend as tr
 from engine.analysis.stereo import StereoImage, independent_image, stereo_image
 from engine.analysis.partials import floor_quantiles, partial_bins
 from engine.analysis.clicks import ClickTarget, click_target
+from engine.analysis.levels import level_percentiles
 
 #: Longest style file accepted, in seconds (its spectrogram stays in memory: ~0.64 GB an hour).
 STYLE_MAX_SECONDS = 3600.0
@@ -85,6 +86,9 @@ class Style:
         Its clicks over a steady bed (:func:`engine.analysis.clicks.click_target`), which
         :mod:`engine.synthesis.click_layer` plays; None without. The engine's frames then leave their share
         of the power to them (:func:`engine.analysis.clicks.bed_gains`).
+    levels : np.ndarray [shape=(bins, LEVELS)], float32
+        Each bin's percentiles of :attr:`log_mag` (:func:`engine.analysis.levels.level_percentiles`), which
+        :mod:`engine.synthesis.level_map` maps the committed frames to.
     """
 
     slot_id: int
@@ -99,6 +103,7 @@ class Style:
     partials: np.ndarray
     floor_quantiles: np.ndarray | None
     clicks: ClickTarget | None
+    levels: np.ndarray
 
     def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
         """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
@@ -155,7 +160,7 @@ class StyleLibrary:
         clicks = click_target(source, sample_rate=spec.sample_rate)  # after the checks of the mid and its STFT
         with self._write_lock:
             style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image,
-                          mid_power, partials, floor_quantiles(log_mag, partials), clicks)
+                          mid_power, partials, floor_quantiles(log_mag, partials), clicks, level_percentiles(log_mag))
             self.slots = self.slots + (style,)
         return style
 
