@@ -442,12 +442,14 @@ class BlockSynth:
     def _heard(self, residual: np.ndarray, laid: np.ndarray, material: float) -> np.ndarray:
         """What the phase is given of committed ``residual`` frames under the trend ``laid`` over them: their sum,
         each bin mapped to the blend's levels (:mod:`engine.synthesis.level_map`) widened by
-        :data:`PHASE_SPREAD_GAIN`, both less the share of the blend's partials; the widening also less ``material``."""
+        :data:`PHASE_SPREAD_GAIN`, both less the share of the blend's partials and of ``material`` (frames read
+        from the recordings keep their own style's levels: mapped to a blend's, a collage became a hybrid)."""
         partials = 0.0 if self._floor_target is None else self._floor_target.strength
+        keep = (1.0 - partials) * (1.0 - material)
         frames = self._with_trend(residual, laid)
-        mapped = self._level_map.process(frames, 1.0 + (PHASE_SPREAD_GAIN - 1.0) * (1.0 - partials) * (1.0 - material))
-        if partials > 0.0:
-            mapped = frames + (1.0 - partials) * (mapped - frames)
+        mapped = self._level_map.process(frames, 1.0 + (PHASE_SPREAD_GAIN - 1.0) * keep)
+        if keep < 1.0:
+            mapped = frames + keep * (mapped - frames)
         return np.clip(mapped, 0.0, self._upper[:, None]).astype(np.float32)
 
     def _with_trend(self, residual: np.ndarray, laid: np.ndarray) -> np.ndarray:
