@@ -470,7 +470,8 @@ class BlockSynth:
         last = self._trend.history[:, -1].copy()
         self._trend_ends = (last, last)
 
-    def _advance(self, styles: tuple[Style, ...], weights: np.ndarray, snap: ParamSnapshot) -> tuple[np.ndarray, np.ndarray]:
+    def _advance(self, styles: tuple[Style, ...], weights: np.ndarray,
+                 snap: ParamSnapshot) -> tuple[np.ndarray, np.ndarray]:
         """Commit the oldest ``B`` in-flight frames and take in ``B`` new ones; returns the committed residual
         frames and the normalised trend laid over them (:meth:`_heard` makes what the phase is given of them)."""
         b = self.config.block_frames
