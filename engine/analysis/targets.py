@@ -38,6 +38,9 @@ CHUNK_FRAMES = 4096
 #: Frames the copula is measured on: a longer style gives :data:`COPULA_PIECES` evenly spaced pieces of
 #: ``COPULA_FRAMES / COPULA_PIECES`` frames (its distribution and correlations, not its whole length, matter).
 COPULA_FRAMES, COPULA_PIECES = 2048, 4
+#: Frames whose float64 moments (:func:`_chunked_moments`) are summed at once: their temporaries are about
+#: five float64 copies of the piece, 21 MB at 513 bins (82 MB at :data:`CHUNK_FRAMES`, the peak of a long analysis).
+MOMENT_FRAMES = 1024
 
 
 @dataclass
@@ -123,7 +126,7 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
         temporal = st.temporal_envelope_stats(s)
     else:
         grams, autocorr = _chunked_feature_stats(view, n, network, fmap, lags, chunk_frames)
-        flux, mean, spread, persistence = _chunked_moments(view, n, chunk_frames)
+        flux, mean, spread, persistence = _chunked_moments(view, n, min(chunk_frames, MOMENT_FRAMES))
         temporal = _chunked_temporal(view, n, chunk_frames)
     quantiles, loadings, factor_persistence, spread_coupling, offset_sd = _copula(
         view, n, mean, spread, None if trend_factor is None else
