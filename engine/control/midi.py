@@ -17,9 +17,16 @@ the requested port disappears it is closed and logged; when a port with the same
 suffix) a fresh input is opened on it and ``stats["reconnects"]`` is incremented. A port that is
 unplugged and plugged back within one scan interval keeps its name and is not noticed.
 
-The MIDI callback contract (:meth:`MidiController._on_message`). It runs on the backend's thread
-(for JACK that is the JACK process thread, so it must be short) and needs the GIL, which it shares
-with the audio producer: it does O(1) work whatever arrives. It sorts the message by its first
+Reading. rtmidi queues what arrives (:data:`QUEUE_MESSAGES` per input) on its backend's thread, which
+never calls into Python: a reader thread takes the queued messages every :data:`READ_INTERVAL_SECONDS`
+(2 ms). With an rtmidi Python callback instead, the backend's thread (JACK's process thread) had to
+take the GIL, and closing a port while messages arrived hung the process (the close holds the GIL
+while JACK waits for its process thread, which waits for the GIL) or crashed it (cancelling the
+callback frees what a callback already under way reads): a flood at an input closed every 10 ms hung
+within 1-3 closes in 5 of 6 runs (``docs/EXPERIMENTS.md`` section 31).
+
+The per-message contract (:meth:`MidiController._on_message`). It runs on the reader thread and
+needs the GIL, which it shares with the audio producer: it does O(1) work whatever arrives. It sorts the message by its first
 bytes (at most 3 are looked at) and either counts it in an outcome at once, or keeps it as the
 latest of its kind (a mapped CC by channel and number, pitch bend by channel, note-on, program
 change) in a small dict, replacing and counting as ``coalesced`` the one that waited there. No
@@ -32,7 +39,7 @@ bend set their parameters, a note-on selects a style slot, a program change goes
 at once) and then at most every :data:`APPLY_INTERVAL_SECONDS` (25 ms): the store gets at most one
 write per parameter per 25 ms, i.e. at most one per engine block (23 ms at 22050 Hz), whatever
 the message rate. A flood therefore costs the producer a bounded amount of GIL time: the
-callback's few operations per message and one drain per 25 ms.
+reader's few operations per message and one drain per 25 ms.
 
 Every received message lands in exactly one outcome counter once applied, so ``received ==
 applied + learned + ignored_sysex + malformed + unknown + unmapped + coalesced + errors +
@@ -85,13 +92,17 @@ OUTCOMES = ("applied", "learned", "ignored_sysex", "malformed", "unknown", "unma
 APPLY_INTERVAL_SECONDS = 0.025
 #: :meth:`MidiController.stop` waits at most this long for each of its threads, in seconds.
 JOIN_TIMEOUT_SECONDS = 2.0
+#: The reader thread takes what rtmidi queued this often, in seconds (module doc).
+READ_INTERVAL_SECONDS = 0.002
+#: Messages rtmidi queues per input between two reads (a burst beyond it is dropped by rtmidi).
+QUEUE_MESSAGES = 4096
 
 _CHANNEL_MESSAGE_LENGTH = {0x8: 3, 0x9: 3, 0xA: 3, 0xB: 3, 0xC: 2, 0xD: 2, 0xE: 3}
 _SYSTEM_MESSAGE_LENGTH = {0xF1: 2, 0xF2: 3, 0xF3: 2, 0xF6: 1, 0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1, 0xFE: 1, 0xFF: 1}
 
 
 class MidiStats:
-    """Counters of the MIDI callback (see module doc); ``reconnects`` counts hot-plug reopenings."""
+    """Counters of the MIDI reader (see module doc); ``reconnects`` counts hot-plug reopenings."""
 
     __slots__ = ("received", *OUTCOMES, "reconnects")
 
@@ -163,18 +174,17 @@ def match_port(wanted: str, ports: list[str]) -> int | None:
     return None
 
 
-def _new_input(api: int, client: str, callback: Callable) -> rtmidi.MidiIn:
-    """A MidiIn on ``api`` that drops sysex, clock and active sensing before they reach Python."""
+def _new_input(api: int, client: str) -> rtmidi.MidiIn:
+    """A MidiIn on ``api`` that queues what arrives (no Python callback: module doc) and drops sysex,
+    clock and active sensing before they reach Python."""
     with _quiet_stderr():
-        midi_in = rtmidi.MidiIn(api, name=client)
+        midi_in = rtmidi.MidiIn(api, name=client, queue_size_limit=QUEUE_MESSAGES)
     midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
-    midi_in.set_callback(callback)
     return midi_in
 
 
 def _close_input(midi_in: rtmidi.MidiIn) -> None:
     """Close the port and free the backend client at once (JACK/ALSA names are released)."""
-    midi_in.cancel_callback()
     midi_in.close_port()
     midi_in.delete()
 
@@ -233,10 +243,10 @@ class MidiController:
         self._save_learned = save_learned
         self._log = log
         self._stats = MidiStats()
-        self._message_lock = threading.Lock()  # the callbacks of both inputs vs the applier's swap: held O(1)
+        self._message_lock = threading.Lock()  # the reader vs the applier's swap: held O(1)
         self._apply_lock = threading.Lock()    # applying vs learn() / set_map()
         self._latest: dict = {}                # coalescing key -> the latest message of that kind
-        self._wake = threading.Event()         # set by the callback when _latest was empty
+        self._wake = threading.Event()         # set by the reader when _latest was empty
         self._port_lock = threading.Lock()     # guards the rtmidi objects (watcher thread vs stop())
         self._learn_template: Mapping | None = None
         self._learned: Mapping | None = None
@@ -252,6 +262,7 @@ class MidiController:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._applier: threading.Thread | None = None
+        self._reader: threading.Thread | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -269,7 +280,7 @@ class MidiController:
         errors = []
         for api in self._apis:
             try:
-                self._main = _new_input(api, self._client_name, self._on_message)
+                self._main = _new_input(api, self._client_name)
                 self._api = api
                 break
             except rtmidi.RtMidiError as exc:
@@ -291,16 +302,18 @@ class MidiController:
         self._watcher.start()
         self._applier = threading.Thread(target=self._apply_loop, name="midi-applier", daemon=True)
         self._applier.start()
+        self._reader = threading.Thread(target=self._read_loop, name="midi-reader", daemon=True)
+        self._reader.start()
 
     def stop(self) -> None:
         """Stop the watcher, close every port and free the backend clients, save a pending learned
         map. Safe to call twice or without :meth:`start`."""
         self._stop.set()
         self._wake.set()
-        for thread in (self._watcher, self._applier):
+        for thread in (self._watcher, self._applier, self._reader):
             if thread is not None:
-                thread.join(JOIN_TIMEOUT_SECONDS)  # both wake on _stop; the bound is for a backend that hangs
-        self._watcher = self._applier = None
+                thread.join(JOIN_TIMEOUT_SECONDS)  # all wake on _stop; the bound is for a backend that hangs
+        self._watcher = self._applier = self._reader = None
         self._close_all()
         self._apply_pending()
         self._flush()
@@ -386,9 +399,22 @@ class MidiController:
         """Block up to ``timeout`` seconds for the armed learn to complete; the new mapping or None."""
         return self._learned if self._learned_event.wait(timeout) else None
 
-    # ---------------------------------------------------------------- the MIDI callback
-    def _on_message(self, event: tuple[list[int], float], _data: object = None) -> None:
-        """rtmidi callback: count, then keep the latest of its kind or count its outcome (module doc)."""
+    # ---------------------------------------------------------------- reading
+    def _read_loop(self) -> None:
+        """The reader thread: every :data:`READ_INTERVAL_SECONDS`, hand what each open input queued to
+        :meth:`_on_message` (at most :data:`QUEUE_MESSAGES` an input a pass, so a flood cannot hold it)."""
+        while not self._stop.wait(READ_INTERVAL_SECONDS):
+            with self._port_lock:  # the watcher and stop() close inputs under it: none is read once freed
+                for midi_in in (self._main, self._source):
+                    for _ in range(QUEUE_MESSAGES if midi_in is not None else 0):
+                        event = midi_in.get_message()
+                        if event is None:
+                            break
+                        self._on_message(event)
+
+    def _on_message(self, event: tuple[list[int], float]) -> None:
+        """One message as rtmidi gives it: count, then keep the latest of its kind or count its outcome
+        (module doc)."""
         msg = event[0]
         with self._message_lock:
             stats = self._stats
@@ -553,7 +579,7 @@ class MidiController:
 
     def _open_source(self, name: str) -> bool:
         """Open a fresh input on port ``name`` (a reused MidiIn does not reliably reconnect on JACK)."""
-        source = _new_input(self._api, f"{self._client_name} source", self._on_message)
+        source = _new_input(self._api, f"{self._client_name} source")
         ports = source.get_ports()
         if name not in ports:  # vanished between the scan and now: try again at the next scan
             _close_input(source)
@@ -582,7 +608,7 @@ class MidiController:
             self._flush()
 
     def _flush(self) -> None:
-        """Outside the callback: save the map after a learn (with ``save_learned``) and log it."""
+        """Outside the reader: save the map after a learn (with ``save_learned``) and log it."""
         if not self._save_pending:
             return
         self._save_pending = False
