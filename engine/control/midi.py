@@ -19,7 +19,7 @@ unplugged and plugged back within one scan interval keeps its name and is not no
 
 Reading. rtmidi queues what arrives (:data:`QUEUE_MESSAGES` per input) on its backend's thread, which
 never calls into Python: a reader thread takes the queued messages every :data:`READ_INTERVAL_SECONDS`
-(2 ms). With an rtmidi Python callback instead, the backend's thread (JACK's process thread) had to
+(5 ms). With an rtmidi Python callback instead, the backend's thread (JACK's process thread) had to
 take the GIL, and closing a port while messages arrived hung the process (the close holds the GIL
 while JACK waits for its process thread, which waits for the GIL) or crashed it (cancelling the
 callback frees what a callback already under way reads): a flood at an input closed every 10 ms hung
@@ -93,7 +93,7 @@ APPLY_INTERVAL_SECONDS = 0.025
 #: :meth:`MidiController.stop` waits at most this long for each of its threads, in seconds.
 JOIN_TIMEOUT_SECONDS = 2.0
 #: The reader thread takes what rtmidi queued this often, in seconds (module doc).
-READ_INTERVAL_SECONDS = 0.002
+READ_INTERVAL_SECONDS = 0.005
 #: Messages rtmidi queues per input between two reads (a burst beyond it is dropped by rtmidi).
 QUEUE_MESSAGES = 4096
 
