@@ -259,9 +259,9 @@ class Engine:
 
     def _recover(self, lost: DeviceLost) -> bool:
         """Report the loss, wait for the device (or a stop); True once it plays again."""
+        self.log(f"audio output lost ({lost}); it plays again when the device is back")  # before the flag:
+        self._lost_since = time.monotonic()  # a window that sees the flag has the line queued already
         self._output_lost = str(lost)
-        self._lost_since = time.monotonic()
-        self.log(f"audio output lost ({lost}); it plays again when the device is back")
         back = self.sink.reopen(self._stop)
         self._lost_total += time.monotonic() - self._lost_since
         self._lost_since = None
