@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frequency-axis", choices=("linear", "cqt"), default=None,
                    help="linear bins or pseudo-CQT for the network (default: cqt streaming with random1d, "
                         "else linear)")
-    p.add_argument("--gain", type=float, default=None, help="output gain, linear 0..1 (default 0.7 streaming, 1 offline)")
+    p.add_argument("--gain", type=float, default=None, help="output gain, linear 0..1 (default 1: the styles' level)")
     _add_live_args(p)
 
     p = sub.add_parser("transfer", help="offline style transfer: content of one sound, style of another")

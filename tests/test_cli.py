@@ -174,6 +174,25 @@ def test_offline_gain_is_applied(tmp_path):
     assert np.abs(a).max() > 0.1 and np.allclose(b, 0.25 * a, atol=1e-6)
 
 
+def test_a_streaming_render_plays_each_channel_at_its_styles_level_unless_told(tmp_path):
+    """``render`` without ``--gain`` plays at 0 dB (RENDER_GAIN): each channel of the texture of a mono
+    noise at the noise's own power, at width 1 as at width 0; ``--gain 0.5`` 6 dB under it."""
+    rng = np.random.default_rng(5)
+    style = tmp_path / "noise.wav"
+    noise = (0.1 * rng.standard_normal(4 * SR)).astype(np.float32)
+    sf.write(style, noise, SR)
+    base = ["render", "--style", str(style), "--seconds", "4", "--sample-rate", str(SR), "--seed", "1"]
+    levels = {}
+    for name, extra in (("default", []), ("narrow", ["--width", "0"]), ("half", ["--gain", "0.5"])):
+        out = tmp_path / f"{name}.wav"
+        assert main.main([*base, *extra, "--out", str(out)]) == 0
+        y = sf.read(out, dtype="float32")[0]
+        levels[name] = 10 * np.log10(np.mean(y[SR:] ** 2, axis=0) / np.mean(noise ** 2))  # after the balance's first second
+    print({k: np.round(v, 2) for k, v in levels.items()})
+    assert np.all(np.abs(levels["default"]) < 1.5) and np.all(np.abs(levels["narrow"]) < 1.5), levels
+    assert np.all(np.abs(levels["half"] - levels["default"] + 6.02) < 0.5), levels
+
+
 # ------------------------------------------------------------------ no display
 def test_the_window_without_a_display_is_one_line_and_names_the_headless_ways():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}

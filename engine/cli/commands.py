@@ -52,6 +52,10 @@ from engine.synthesis.styles import StyleLibrary, load_library
 
 #: When this module was imported (the process's start, for "first sound" figures), time.monotonic().
 START_TIME = time.monotonic()
+#: Output gain of ``render`` without ``--gain`` (linear; 0 dB): a rendered file plays each channel at its
+#: styles' level, as a sound designer compares it with them; live playback keeps the store's default
+#: (0.7, headroom for moves). The limiter still bounds every sample (docs/EXPERIMENTS.md section 32).
+RENDER_GAIN = 1.0
 
 #: Attaches MIDI input to a store and library for ``--midi PORT``; returns the function that detaches
 #: it and returns a one-line MIDI report for play's closing line (or None).
@@ -190,6 +194,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from engine.live.sinks import FileSink
     from engine.live.stream import Engine
     params = build_params(args)
+    if args.gain is None:
+        params.set("gain", RENDER_GAIN)
     config = live_config(args.sample_rate or render_rate(args.style or [], args.network), network=args.network,
                          frequency_axis=args.frequency_axis)
     library = load_library(config, args.style or [], parse_blend(args.blend, len(args.style or [])), params)
@@ -266,7 +272,7 @@ def _render_offline(args: argparse.Namespace) -> int:
         styles, seconds=args.seconds, blend_weights=parse_blend(args.blend, len(styles)), settings=settings,
         progress=prog, phase_progress=phase))
     wall = time.perf_counter() - t0
-    gain = 1.0 if args.gain is None else args.gain  # the offline result peaks at 0.99 at most
+    gain = RENDER_GAIN if args.gain is None else args.gain  # the offline result peaks at 0.99 at most
     _save_or_rescue(args.out, result.audio * np.float32(gain), settings.spectral.sample_rate)
     log(f"wrote {args.out}: {args.seconds:.2f} s in {wall:.1f} s ({wall / args.seconds:.2f} s of compute per "
         f"second of output); final loss {result.final_loss:.4g}; spectral convergence "

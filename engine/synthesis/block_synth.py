@@ -253,7 +253,7 @@ class BlockSynth:
         bins, n = self.config.spectral.n_bins, self.config.inflight_frames
         self.phase.prepare()
         self._balance.prepare()
-        self._mid_power: np.ndarray | None = None
+        self._channel_power: np.ndarray | None = None
         self._floor.prepare()
         self._floor_target: FloorTarget | None = None
         self._level_map.prepare()
@@ -333,13 +333,13 @@ class BlockSynth:
             self._target = blend([s.target for s in styles], weights)
             self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS)
             self._image = blend_images([s.image for s in styles], weights)
-            self._mid_power = np.average([s.mid_power for s in styles], axis=0, weights=weights)
+            self._channel_power = np.average([s.channel_power for s in styles], axis=0, weights=weights)
             self._floor_target = blend_floors([s.partials for s in styles], [s.floor_quantiles for s in styles], weights)
             self._levels = np.average([s.levels for s in styles], axis=0, weights=weights)
             self._level_map.retarget(self._levels)
             self._click_mix = ([s.clicks for s in styles], np.asarray(weights, dtype=np.float64))
-            beds = [s.mid_power * bed_gains(s.clicks, self._freqs) for s in styles]
-            self._bed = np.average(beds, axis=0, weights=weights) / np.maximum(self._mid_power, 1e-30)
+            beds = [s.channel_power * bed_gains(s.clicks, self._freqs) for s in styles]
+            self._bed = np.average(beds, axis=0, weights=weights) / np.maximum(self._channel_power, 1e-30)
             active = [s.upper for s, w in zip(styles, weights) if w > 0]
             self._upper = np.max(active, axis=0).astype(np.float32)
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
@@ -597,7 +597,7 @@ class BlockSynth:
         heard = self._heard(residual, laid, material)
         magnitudes = self._floor.process(np.expm1(heard.astype(np.float64)), self._floor_target)
         clicked = 1.0 - material
-        magnitudes *= self._balance.gains(self._mid_power, 1.0 - clicked * (1.0 - self._bed))[:, None]
+        magnitudes *= self._balance.gains(self._channel_power, 1.0 - clicked * (1.0 - self._bed))[:, None]
         return magnitudes, heard
 
     def _to_samples(self, magnitudes: np.ndarray, channel_gains: np.ndarray | None) -> np.ndarray:

@@ -10,6 +10,10 @@ fast (bursts over a drone: 5-7 dB above 1.5 kHz; ``docs/EXPERIMENTS.md`` section
 last :data:`BALANCE_SECONDS`, and scales the next committed frames' bins by
 ``sqrt(style power / played power)`` of their bands, within ±:data:`MAX_BALANCE_DB`.
 
+Power is each channel's, averaged over the channels, on both sides (the style's and the played): a
+mono style played at width 1 has channels each about 3 dB over their mean, and balancing that mean
+instead made the width control a 2.7 dB level control (``docs/EXPERIMENTS.md`` section 32).
+
 The played power of each bin is divided by the gain in force before it is averaged, so the average
 estimates the engine's own level error and the gain is that estimate's inverse: no feedback loop that
 could ring.
@@ -69,16 +73,16 @@ class SpectralBalance:
         self._ratio = np.ones(self._emap.shape[0])
         self._gains = np.ones(self._emap.shape[1])
         self._applied = self._gains  # with the bed's gains: what the played frames were scaled by
-        self._held = np.zeros(0)
+        self._held: np.ndarray | None = None  # samples (n, channels) short of a whole frame
         self.gains_db = np.zeros(self._emap.shape[0])
 
     def release(self) -> None:
         """Drop the carried samples and the estimate."""
-        self._played, self._held = None, np.zeros(0)
+        self._played, self._held = None, None
 
     def gains(self, target_power: np.ndarray, bed: np.ndarray | None = None) -> np.ndarray:
         """Per-bin magnitude gains ``(bins,)`` for the next committed frames, towards ``target_power``
-        ``(bins,)`` (mean |STFT|² per bin of the blended styles). All 1 until something was played;
+        ``(bins,)`` (mean |STFT|² per bin and channel of the blended styles, :attr:`Style.channel_power`). All 1 until something was played;
         bands where either power is below :data:`SILENT_POWER` keep 1.
 
         ``bed`` ``(bins,)``, power gains in (0, 1]: the share of each bin's power the frames play while the
@@ -114,15 +118,18 @@ class SpectralBalance:
         return self._applied
 
     def observe(self, samples: np.ndarray) -> None:
-        """Take in a block of played samples, ``(n,)`` or ``(n, channels)`` (their mean is analysed, the
-        mid the styles were analysed as), made from frames under the last :meth:`gains`."""
-        mid = samples if samples.ndim == 1 else samples.mean(axis=1)
-        x = np.concatenate([self._held, mid])
+        """Take in a block of played samples, ``(n,)`` or ``(n, channels)`` (each channel's power is
+        analysed, then averaged over the channels, as the styles' was), made from frames under the
+        last :meth:`gains`."""
+        block = samples if samples.ndim == 2 else samples[:, None]
+        x = block if self._held is None or self._held.shape[1] != block.shape[1] else np.concatenate([self._held, block])
         count = (len(x) - self._n_fft) // self._hop + 1 if len(x) >= self._n_fft else 0
         self._held = x[count * self._hop:]
         if count == 0:
             return
-        played = np.mean(np.abs(_spectra(x, count, n_fft=self._n_fft, hop=self._hop)) ** 2, axis=1) / np.maximum(self._applied, 1e-6) ** 2
+        power = sum(np.mean(np.abs(_spectra(x[:, c], count, n_fft=self._n_fft, hop=self._hop)) ** 2, axis=1)
+                    for c in range(x.shape[1])) / x.shape[1]
+        played = power / np.maximum(self._applied, 1e-6) ** 2
         self._blocks += 1
         rate = max(self._rate, 1.0 / self._blocks)
         self._played = played if self._played is None else self._played + rate * (played - self._played)

@@ -74,9 +74,9 @@ class Style:
         Its per-band stereo image (:mod:`engine.analysis.stereo`); a mono style's is
         :func:`engine.analysis.stereo.independent_image`. Everything else is of a stereo style's mid
         (the channels' mean).
-    mid_power : np.ndarray [shape=(bins,)], float64
-        Mean |STFT|² per bin of the mid (the power the engine's frames carry before the stereo upmix;
-        :mod:`engine.synthesis.spectral_balance` keeps it).
+    channel_power : np.ndarray [shape=(bins,)], float64
+        Mean |STFT|² per bin of each channel, averaged over the channels (of a mono style: its own), the
+        power :mod:`engine.synthesis.spectral_balance` keeps each played channel at, whatever the width.
     partials : np.ndarray [shape=(bins,)], bool
         The bins of its steady partials (:func:`engine.analysis.partials.partial_bins`; none for noise).
     floor_quantiles : np.ndarray [shape=(levels,)] or None
@@ -99,7 +99,7 @@ class Style:
     spectrum_db: np.ndarray
     coarse: np.ndarray
     image: StereoImage
-    mid_power: np.ndarray
+    channel_power: np.ndarray
     partials: np.ndarray
     floor_quantiles: np.ndarray | None
     clicks: ClickTarget | None
@@ -150,7 +150,7 @@ class StyleLibrary:
         else:
             image = independent_image(self._emap.shape[0])
         log_mag, mid_power = self._spectrogram(y)
-        power = mid_power if channel_power is None else channel_power
+        power = mid_power if channel_power is None else channel_power  # each channel's, averaged
         factor = self.config.coarse_factor
         bands = self._emap @ log_mag
         target = compute_target(log_mag, self._network, self._fmap, lags=self.config.lags, envelope_map=self._emap,
@@ -160,7 +160,7 @@ class StyleLibrary:
         clicks = click_target(source, sample_rate=spec.sample_rate)  # after the checks of the mid and its STFT
         with self._write_lock:
             style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image,
-                          mid_power, partials, floor_quantiles(log_mag, partials), clicks, level_percentiles(log_mag))
+                          power, partials, floor_quantiles(log_mag, partials), clicks, level_percentiles(log_mag))
             self.slots = self.slots + (style,)
         return style
 
