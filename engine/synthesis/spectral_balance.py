@@ -17,10 +17,13 @@ instead made the width control a 2.7 dB level control (``docs/EXPERIMENTS.md`` s
 The played power of each bin is divided by the gain in force before it is averaged, so the average
 estimates the engine's own level error and the gain is that estimate's inverse: no feedback loop that
 could ring.
-The first blocks average over what they have seen (a running mean), then over
-:data:`BALANCE_SECONDS`, so the gain is right within a second and then moves slowly (a swell of
-a few seconds is not evened out). The optimiser's frames and statistics are untouched: the gain acts
-on the committed frames on their way to the phase.
+The average starts from the styles' power, as if the engine had played it right for
+:data:`PRIOR_SECONDS`, takes in what it plays as a running mean, then averages over
+:data:`BALANCE_SECONDS`: a band whose power comes in bursts (birdsong's chirps, quiet for seconds and
+then 15-25 dB louder) is not lifted by the full 6 dB during the first quiet seconds and then played
+that much too loud when the burst comes (``docs/EXPERIMENTS.md`` section 32), and a swell of a few
+seconds is not evened out. The optimiser's frames and statistics are untouched: the gain acts on the
+committed frames on their way to the phase.
 
 Lifecycle as JUCE's: :meth:`prepare`; each block :meth:`gains` before the phase and :meth:`observe`
 of its samples; :meth:`release`.
@@ -34,6 +37,8 @@ from engine.synthesis.stereo import bins_from_bands
 
 #: Time constant of the played band power's average, seconds.
 BALANCE_SECONDS = 10.0
+#: Weight of the average's starting guess (the styles' own power), in seconds of played samples.
+PRIOR_SECONDS = 1.5
 #: Largest correction either way, dB: a band whose power the style holds in rare events (campfire's crackles above
 #: 11 kHz) is not made up with steady hiss; ±12 dB did that (docs/EXPERIMENTS.md section 23).
 MAX_BALANCE_DB = 6.0
@@ -63,6 +68,7 @@ class SpectralBalance:
         self._bin_map = bins_from_bands(self._emap)
         self._n_fft, self._hop = n_fft, hop
         self._rate = block_seconds / BALANCE_SECONDS
+        self._prior_blocks = PRIOR_SECONDS / block_seconds
         self.prepare()
 
     def prepare(self) -> None:
@@ -130,9 +136,11 @@ class SpectralBalance:
         power = sum(np.mean(np.abs(_spectra(x[:, c], count, n_fft=self._n_fft, hop=self._hop)) ** 2, axis=1)
                     for c in range(x.shape[1])) / x.shape[1]
         played = power / np.maximum(self._applied, 1e-6) ** 2
+        if self._played is None:
+            self._played = played if self._target is None else self._target.copy()
         self._blocks += 1
-        rate = max(self._rate, 1.0 / self._blocks)
-        self._played = played if self._played is None else self._played + rate * (played - self._played)
+        rate = max(self._rate, 1.0 / (self._blocks + self._prior_blocks))
+        self._played = self._played + rate * (played - self._played)
 
 
 def _moved(old: np.ndarray, new: np.ndarray) -> np.ndarray:
