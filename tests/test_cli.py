@@ -285,12 +285,19 @@ class _Lines:
             time.sleep(0.05)
         raise AssertionError(f"no line with {text!r} in {self.lines}")
 
+    def all(self, timeout: float = 10.0) -> str:
+        """Every line, once the process has closed its stderr (waits at most ``timeout`` seconds)."""
+        self._thread.join(timeout)
+        return "".join(self.lines)
+
     def count(self, text: str) -> int:
         return sum(text in ln for ln in self.lines)
 
 
 def _player(server, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, _Lines]:
-    env = dict(server.env, PYTHONPATH=str(ROOT))
+    """``play --no-gui`` as a new user starts it; a fatal signal in it prints every thread's stack to
+    its stderr (``PYTHONFAULTHANDLER``), which a failing test shows."""
+    env = dict(server.env, PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "play", "--no-gui", "--style",
                              str(_style(tmp_path)), *extra], env=env, stderr=subprocess.PIPE, text=True)
     return proc, _Lines(proc.stderr)
@@ -482,14 +489,15 @@ def test_a_midi_flood_is_coalesced_and_counted_and_the_sound_holds(private_jack,
         flooded = private_jack.record(tmp_path / "flooded.wav", 3.0)
         sent = int(flood.communicate(timeout=60)[0])
         flood_seconds = time.monotonic() - flood_start  # an upper bound on how long messages arrived
+        died_under_flood = proc.poll()  # None: still playing when the flood ended
         proc.send_signal(signal.SIGINT)
         status = proc.wait(60)
     finally:
         for p in (proc, locals().get("flood")):
             if p is not None and p.poll() is None:
                 p.kill()
+    assert died_under_flood is None and status == 130, (died_under_flood, status, err.all())
     summary = err.wait_for("played ")
-    assert status == 130, summary
     received, applied, coalesced, ignored = map(int, re.search(
         r"MIDI (\d+) messages: (\d+) applied, (\d+) coalesced .*?, (\d+) ignored", summary).groups())
     assert received > sent / 2  # sysex (2 of 7 kinds) is dropped by rtmidi before it is counted
