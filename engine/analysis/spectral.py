@@ -183,6 +183,30 @@ def _spectra(padded: np.ndarray, n_frames: int, *, n_fft: int, hop: int) -> np.n
     return np.fft.rfft(frames * hann_window(n_fft), axis=1).T
 
 
+class StreamMagnitudes:
+    """Magnitudes of a stream's whole STFT frames as its blocks arrive (frames every ``hop`` samples from
+    the stream's first sample, not centred): :meth:`process` takes a block and returns the frames it
+    completes; the samples short of a whole frame wait for the next block. Stream object: :meth:`reset`
+    forgets them."""
+
+    def __init__(self, *, n_fft: int, hop: int) -> None:
+        self.n_fft, self.hop = n_fft, hop
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the samples waiting for a whole frame."""
+        self._held: np.ndarray | None = None  # (n, channels)
+
+    def process(self, samples: np.ndarray) -> list[np.ndarray]:
+        """``|STFT|`` ``(bins, count)`` float64 of each channel's frames completed by ``samples`` ``(n,)`` or
+        ``(n, channels)``; an empty list when none is (a change of channel count starts afresh)."""
+        block = samples if samples.ndim == 2 else samples[:, None]
+        x = block if self._held is None or self._held.shape[1] != block.shape[1] else np.concatenate([self._held, block])
+        count = (len(x) - self.n_fft) // self.hop + 1 if len(x) >= self.n_fft else 0
+        self._held = x[count * self.hop:]
+        return [np.abs(_spectra(x[:, c], count, n_fft=self.n_fft, hop=self.hop)) for c in range(x.shape[1])] if count else []
+
+
 def stft_frames(y: np.ndarray, start: int, stop: int, *, n_fft: int = DEFAULT_N_FFT,
                 hop: int = DEFAULT_HOP) -> np.ndarray:
     """Frames ``start .. stop - 1`` of :func:`stft` ``(y)``, the same values, from the samples they need.

@@ -39,7 +39,8 @@ network makes the texture. Each block:
    them into samples (each bin first mapped from the committed frames' running distribution to the
    blend's levels, :mod:`engine.synthesis.level_map`, so that each bin plays the style's distribution of
    levels and not frames clipped at 0 where the style never is, widened by :data:`PHASE_SPREAD_GAIN`
-   since the phase plays a narrower spread than frames that no signal has). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
+   since the phase plays a narrower spread than frames that no signal has, and each band's level moved as
+   much as the style's, :mod:`engine.synthesis.band_movement`). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
    distribution in the blended style, carried from frame to frame with the style's persistence and
    shared across bins by its leading correlations (:mod:`engine.synthesis.frame_noise`). A held partial
    enters held, a noise bin enters as noise, a crackle lifts the bins it lifts in the style (the
@@ -93,6 +94,7 @@ from engine.synthesis.level_map import LevelMap
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.partial_floor import PartialFloor
 from engine.synthesis.spectral_balance import SpectralBalance
+from engine.synthesis.band_movement import BandMovement, style_movement
 from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
@@ -234,6 +236,8 @@ class BlockSynth:
         self._bin_map = bins_from_bands(self._emap)
         self._balance = SpectralBalance(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
                                         block_seconds=self.block_seconds)
+        self._movement = BandMovement(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
+                                      block_seconds=self.block_seconds)
         self._floor = PartialFloor(block_seconds=self.block_seconds)
         self._level_map = LevelMap(self.config.spectral.hop / self.config.spectral.sample_rate)
         self._clicks = ClickLayer(self.config.spectral.sample_rate, channels)
@@ -254,6 +258,8 @@ class BlockSynth:
         self.phase.prepare()
         self._balance.prepare()
         self._channel_power: np.ndarray | None = None
+        self._movement.prepare()
+        self._style_movement: np.ndarray | None = None
         self._floor.prepare()
         self._floor_target: FloorTarget | None = None
         self._level_map.prepare()
@@ -299,6 +305,7 @@ class BlockSynth:
         self._context = self._inflight = self._history = self._trend = None
         self._target = None
         self._balance.release()
+        self._movement.release()
         self._floor.release()
         self._level_map.release()
         self._clicks.release()
@@ -332,6 +339,7 @@ class BlockSynth:
             old_quantiles = None if self._target is None else self._target.quantiles
             self._target = blend([s.target for s in styles], weights)
             self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS)
+            self._style_movement = style_movement(self._target)
             self._image = blend_images([s.image for s in styles], weights)
             self._channel_power = np.average([s.channel_power for s in styles], axis=0, weights=weights)
             self._floor_target = blend_floors([s.partials for s in styles], [s.floor_quantiles for s in styles], weights)
@@ -442,14 +450,17 @@ class BlockSynth:
     def _heard(self, residual: np.ndarray, laid: np.ndarray, material: float) -> np.ndarray:
         """What the phase is given of committed ``residual`` frames under the trend ``laid`` over them: their sum,
         each bin mapped to the blend's levels (:mod:`engine.synthesis.level_map`) widened by
-        :data:`PHASE_SPREAD_GAIN`, both less the share of the blend's partials and of ``material`` (frames read
-        from the recordings keep their own style's levels: mapped to a blend's, a collage became a hybrid)."""
+        :data:`PHASE_SPREAD_GAIN`, then each band's envelope widened to the blend's movement
+        (:mod:`engine.synthesis.band_movement`), all less the share of the blend's partials and of ``material``
+        (frames read from the recordings keep their own style's levels: mapped to a blend's, a collage became a
+        hybrid)."""
         partials = 0.0 if self._floor_target is None else self._floor_target.strength
         keep = (1.0 - partials) * (1.0 - material)
         frames = self._with_trend(residual, laid)
         mapped = self._level_map.process(frames, 1.0 + (PHASE_SPREAD_GAIN - 1.0) * keep)
         if keep < 1.0:
             mapped = frames + keep * (mapped - frames)
+        mapped = self._movement.process(mapped, self._style_movement, keep)
         return np.clip(mapped, 0.0, self._upper[:, None]).astype(np.float32)
 
     def _with_trend(self, residual: np.ndarray, laid: np.ndarray) -> np.ndarray:
@@ -581,6 +592,7 @@ class BlockSynth:
         targets, weights = self._click_mix
         clicks = self._clicks.process(len(samples), targets, (1.0 - material) * weights, float(snap["width"]))
         samples = samples + (clicks[:, 0] if samples.ndim == 1 else clicks)
+        self._movement.observe(samples, self._balance.applied)
         compute_ms = (time.perf_counter() - t0) * 1000.0
         block_ms = 1000.0 * self.block_seconds
         self._adapt(compute_ms / block_ms, int(snap["iterations"]))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.analysis.spectral import _spectra
+from engine.analysis.spectral import StreamMagnitudes
 from engine.synthesis.stereo import bins_from_bands
 
 #: Time constant of the played band power's average, seconds.
@@ -50,23 +50,30 @@ RELATIVE_FLOOR = 1e-6
 SOLVER_ITERATIONS = 4
 
 
-class SpectralBalance:
-    """Per-band gains that bring the played power to the styles' (see module doc).
+class PlayedBands:
+    """What the stages that act per envelope band on what was played share: the band map, its spreading over
+    the bins (:func:`engine.synthesis.stereo.bins_from_bands`) and the played samples' whole frames.
 
     Parameters
     ----------
     envelope_map : np.ndarray [shape=(bands, bins)]
-        Non-negative weights of each bin in each band.
+        Non-negative weights of each bin in each band, each row summing to 1.
     n_fft, hop : int
         The engine's STFT (the played samples are analysed as the styles were).
-    block_seconds : float > 0
-        Duration of one block, seconds.
     """
 
-    def __init__(self, envelope_map: np.ndarray, *, n_fft: int, hop: int, block_seconds: float) -> None:
+    def __init__(self, envelope_map: np.ndarray, *, n_fft: int, hop: int) -> None:
         self._emap = np.asarray(envelope_map, dtype=np.float64)
         self._bin_map = bins_from_bands(self._emap)
-        self._n_fft, self._hop = n_fft, hop
+        self._frames = StreamMagnitudes(n_fft=n_fft, hop=hop)
+
+
+class SpectralBalance(PlayedBands):
+    """Per-band gains that bring the played power to the styles' (see module doc; parameters as
+    :class:`PlayedBands`, and ``block_seconds`` > 0, the duration of one block in seconds)."""
+
+    def __init__(self, envelope_map: np.ndarray, *, n_fft: int, hop: int, block_seconds: float) -> None:
+        super().__init__(envelope_map, n_fft=n_fft, hop=hop)
         self._rate = block_seconds / BALANCE_SECONDS
         self._prior_blocks = PRIOR_SECONDS / block_seconds
         self.prepare()
@@ -79,12 +86,19 @@ class SpectralBalance:
         self._ratio = np.ones(self._emap.shape[0])
         self._gains = np.ones(self._emap.shape[1])
         self._applied = self._gains  # with the bed's gains: what the played frames were scaled by
-        self._held: np.ndarray | None = None  # samples (n, channels) short of a whole frame
+        self._frames.reset()
         self.gains_db = np.zeros(self._emap.shape[0])
 
     def release(self) -> None:
         """Drop the carried samples and the estimate."""
-        self._played, self._held = None, None
+        self._played = None
+        self._frames.reset()
+
+    @property
+    def applied(self) -> np.ndarray:
+        """The per-bin magnitude gains ``(bins,)`` of the last :meth:`gains` (the bed's share included): what the
+        frames now being played were scaled by."""
+        return self._applied
 
     def gains(self, target_power: np.ndarray, bed: np.ndarray | None = None) -> np.ndarray:
         """Per-bin magnitude gains ``(bins,)`` for the next committed frames, towards ``target_power``
@@ -127,14 +141,10 @@ class SpectralBalance:
         """Take in a block of played samples, ``(n,)`` or ``(n, channels)`` (each channel's power is
         analysed, then averaged over the channels, as the styles' was), made from frames under the
         last :meth:`gains`."""
-        block = samples if samples.ndim == 2 else samples[:, None]
-        x = block if self._held is None or self._held.shape[1] != block.shape[1] else np.concatenate([self._held, block])
-        count = (len(x) - self._n_fft) // self._hop + 1 if len(x) >= self._n_fft else 0
-        self._held = x[count * self._hop:]
-        if count == 0:
+        mags = self._frames.process(samples)
+        if not mags:
             return
-        power = sum(np.mean(np.abs(_spectra(x[:, c], count, n_fft=self._n_fft, hop=self._hop)) ** 2, axis=1)
-                    for c in range(x.shape[1])) / x.shape[1]
+        power = sum(np.mean(m ** 2, axis=1) for m in mags) / len(mags)
         played = power / np.maximum(self._applied, 1e-6) ** 2
         if self._played is None:
             self._played = played if self._target is None else self._target.copy()
