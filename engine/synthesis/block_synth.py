@@ -39,7 +39,8 @@ network makes the texture. Each block:
    them into samples (each bin first mapped from the committed frames' running distribution to the
    blend's levels, :mod:`engine.synthesis.level_map`, so that each bin plays the style's distribution of
    levels and not frames clipped at 0 where the style never is, widened by :data:`PHASE_SPREAD_GAIN`
-   since the phase plays a narrower spread than frames that no signal has, and each band's level moved as
+   since the phase plays a narrower spread than frames that no signal has, the bins' movement within their
+   bands more (:mod:`engine.synthesis.fine_spread`), and each band's level moved as
    much as the style's, :mod:`engine.synthesis.band_movement`). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
    distribution in the blended style, carried from frame to frame with the style's persistence and
    shared across bins by its leading correlations (:mod:`engine.synthesis.frame_noise`). A held partial
@@ -95,6 +96,7 @@ from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.partial_floor import PartialFloor
 from engine.synthesis.spectral_balance import SpectralBalance
 from engine.synthesis.band_movement import BandMovement, style_movement
+from engine.synthesis.fine_spread import FINE_SPREAD_GAIN, widened_within_bands
 from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
@@ -450,14 +452,17 @@ class BlockSynth:
     def _heard(self, residual: np.ndarray, laid: np.ndarray, material: float) -> np.ndarray:
         """What the phase is given of committed ``residual`` frames under the trend ``laid`` over them: their sum,
         each bin mapped to the blend's levels (:mod:`engine.synthesis.level_map`) widened by
-        :data:`PHASE_SPREAD_GAIN`, then each band's envelope widened to the blend's movement
+        :data:`PHASE_SPREAD_GAIN`, the bins' movement within their bands by
+        :data:`engine.synthesis.fine_spread.FINE_SPREAD_GAIN`, then each band's envelope widened to the blend's movement
         (:mod:`engine.synthesis.band_movement`), all less the share of the blend's partials and of ``material``
         (frames read from the recordings keep their own style's levels: mapped to a blend's, a collage became a
         hybrid)."""
         partials = 0.0 if self._floor_target is None else self._floor_target.strength
         keep = (1.0 - partials) * (1.0 - material)
         frames = self._with_trend(residual, laid)
-        mapped = self._level_map.process(frames, 1.0 + (PHASE_SPREAD_GAIN - 1.0) * keep)
+        gain = 1.0 + (PHASE_SPREAD_GAIN - 1.0) * keep
+        mapped = widened_within_bands(self._level_map.process(frames, gain), self._level_map.mean_levels,
+                                      (1.0 + (FINE_SPREAD_GAIN - 1.0) * keep) / gain, self._emap, self._bin_map)
         if keep < 1.0:
             mapped = frames + keep * (mapped - frames)
         mapped = self._movement.process(mapped, self._style_movement, keep)

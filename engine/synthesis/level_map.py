@@ -139,6 +139,14 @@ class LevelMap:
         self._edges = edges
         self._widened = (1.0, edges)
 
+    @property
+    def mean_levels(self) -> np.ndarray:
+        """Each bin's mean level in the blend (the mean of its percentiles), ``(bins, 1)`` float32: the centre
+        :meth:`process` widens about. Raises RuntimeError before :meth:`retarget`."""
+        if self._edges is None:
+            raise RuntimeError("LevelMap.mean_levels before retarget")
+        return self._edges.mean(axis=1, keepdims=True)
+
     def process(self, frames: np.ndarray, spread_gain: float = 1.0) -> np.ndarray:
         """``frames`` ``(bins, n)`` (log1p magnitudes, finite) mapped to the blend's levels, float32.
 
@@ -147,7 +155,7 @@ class LevelMap:
         if self._edges is None:
             raise RuntimeError("LevelMap.process before retarget")
         if spread_gain != self._widened[0]:
-            mean = self._edges.mean(axis=1, keepdims=True)
+            mean = self.mean_levels
             self._widened = (spread_gain, (mean + spread_gain * (self._edges - mean)).astype(np.float32))
         if self._weight > RENORMALISE_ABOVE:
             self._counts /= self._weight
