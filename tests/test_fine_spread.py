@@ -1,8 +1,10 @@
-"""Fine spread: each bin's movement against its band widened, the band's own movement left as it is."""
+"""Fine spread: each bin's movement against its band widened, the band's own movement left as it is, in the
+bins where the style is a noise."""
 import numpy as np
 
-from engine.analysis.spectral import SpectralConfig
-from engine.synthesis.fine_spread import widened_within_bands
+from engine.analysis.levels import level_percentiles
+from engine.analysis.spectral import SpectralConfig, log_magnitude, stft
+from engine.synthesis.fine_spread import FINE_SPREAD_GAIN, fine_gains, widened_within_bands
 from engine.synthesis.stereo import bins_from_bands
 
 SPEC = SpectralConfig()
@@ -35,3 +37,15 @@ def test_a_gain_of_one_and_a_level_shared_by_every_bin_are_left_alone():
     np.testing.assert_allclose(widened_within_bands(frames, centre, 1.0, EMAP, BIN_MAP), frames, rtol=1e-6)
     shifted = centre + np.linspace(-1.0, 1.0, 200)[None, :]
     np.testing.assert_allclose(widened_within_bands(shifted, centre, 1.7, EMAP, BIN_MAP), shifted, atol=1e-5)
+
+
+def test_a_steady_noise_gets_the_whole_fine_gain_and_a_swelling_one_none():
+    """A white noise's bins spread as a Rayleigh magnitude's log power (5.6 dB): noise-like, the whole gain.
+    The same noise in 20 dB swells spreads 8.5 dB: the rest of the deviation's gain."""
+    rng = np.random.default_rng(0)
+    noise = 0.1 * rng.standard_normal(SPEC.sample_rate * 6)
+    swell = 10 ** (-np.abs(np.sin(np.arange(noise.size) * np.pi / SPEC.sample_rate)))  # 0 to -20 dB, twice a second
+    for audio, expected in ((noise, FINE_SPREAD_GAIN), (noise * swell, 1.3)):
+        gains = fine_gains(level_percentiles(log_magnitude(stft(audio, n_fft=SPEC.n_fft, hop=SPEC.hop))), 1.3)
+        assert gains.shape == (SPEC.n_bins, 1)
+        assert abs(float(np.median(gains[20:-20])) - expected) < 0.02

@@ -13,7 +13,7 @@ from scipy import signal
 
 from engine.analysis import statistics as st
 from engine.analysis.audio_io import resample
-from engine.synthesis import block_synth
+from engine.synthesis import block_synth, fine_spread
 from engine.synthesis.block_synth import BlockSynth, adapt_cap, continuation_probability
 from engine.evaluation.metrics import envelope_stats_distance
 from engine.evaluation.novelty import collage_index, copied_share
@@ -361,8 +361,9 @@ def test_new_frames_keep_a_held_partial_held_and_noise_noisy(stepper):
     The widening of the levels for the phase (PHASE_SPREAD_GAIN) plays a noise a little more persistent than
     its frames: 0.39 at 1.0, 0.42 at 1.2, 0.43 at 1.3, the default, which the learned ear and the level
     spread (the test below) prefer (docs/EXPERIMENTS.md section 30); the bins' movement within their bands
-    widened further (FINE_SPREAD_GAIN 1.45, section 36) makes it 0.45, still nearer the noise's own than the
-    partials' or independent frames'."""
+    widened further where the style is a noise (engine.synthesis.fine_spread, section 36) makes it 0.47: a
+    little more persistent again, which the learned ear prefers on rain and night_mediterran; still far from the
+    partials', and independent frames' 0.25 stays out."""
     tone, white = harmonic_tone(4.0), _noise((50, 10000), 4.0)
     persistence = {}
     for name, style in (("tone", tone), ("noise", white)):
@@ -377,7 +378,7 @@ def test_new_frames_keep_a_held_partial_held_and_noise_noisy(stepper):
     print(f"persistence played: partials {float(persistence['tone'][partials].median()):.2f}, "
           f"noise {float(persistence['noise'].median()):.2f} (its own {own:.2f})")
     assert float(persistence["tone"][partials].median()) > 0.66
-    assert abs(float(persistence["noise"].median()) - own) < 0.1
+    assert own - 0.08 < float(persistence["noise"].median()) < own + 0.12
 
 
 def _channel_spread(y: np.ndarray) -> float:
@@ -390,11 +391,15 @@ def _channel_spread(y: np.ndarray) -> float:
     return float(np.median(np.std(levels, axis=1)))
 
 
-def _played_noise(measure: Callable[[np.ndarray], float], stepper, monkeypatch, **constants: float) -> float:
-    """``measure`` of a band noise (50 Hz - 10 kHz) played for 6 s (the first second left out) with the
-    :mod:`engine.synthesis.block_synth` ``constants`` set."""
-    for name, value in constants.items():
-        monkeypatch.setattr(block_synth, name, value)
+def _played_noise(measure: Callable[[np.ndarray], float], stepper, monkeypatch, *, phase: float | None = None,
+                  fine: float | None = None) -> float:
+    """``measure`` of a band noise (50 Hz - 10 kHz) played for 6 s (the first second left out), its levels widened
+    by ``phase`` (PHASE_SPREAD_GAIN) and its noise-like bins' movement within their bands by ``fine``
+    (fine_spread.FINE_SPREAD_GAIN); None keeps the default."""
+    if phase is not None:
+        monkeypatch.setattr(block_synth, "PHASE_SPREAD_GAIN", phase)
+    if fine is not None:
+        monkeypatch.setattr(fine_spread, "FINE_SPREAD_GAIN", fine)
     library = StyleLibrary(CONFIG)
     library.add_audio(_noise((50, 10000), 6.0), "noise")
     return measure(played(library, ParamStore(), stepper, 6.0)[0][SR:])
@@ -403,14 +408,13 @@ def _played_noise(measure: Callable[[np.ndarray], float], stepper, monkeypatch, 
 def test_a_noise_plays_its_channels_level_spread(stepper, monkeypatch):
     """The phase makes a signal near frames no signal has and plays a narrower spread of levels than they
     hold; the levels the committed frames are mapped to are widened for it (PHASE_SPREAD_GAIN), so a band
-    noise's channels move as much as the style's (0.536 against 0.525 here, with the bins' movement within
-    their bands widened further by FINE_SPREAD_GAIN; nothing widened, 0.448)."""
+    noise's channels move about as much as the style's (0.553 against 0.525 here, with the bins' movement within
+    their bands widened further, engine.synthesis.fine_spread; nothing widened, 0.448)."""
     own = _channel_spread(_noise((50, 10000), 6.0))
-    widened = {"PHASE_SPREAD_GAIN": block_synth.PHASE_SPREAD_GAIN, "FINE_SPREAD_GAIN": block_synth.FINE_SPREAD_GAIN}
-    as_made = _played_noise(_channel_spread, stepper, monkeypatch, PHASE_SPREAD_GAIN=1.0, FINE_SPREAD_GAIN=1.0)
-    default = _played_noise(_channel_spread, stepper, monkeypatch, **widened)
+    default = _played_noise(_channel_spread, stepper, monkeypatch)
+    as_made = _played_noise(_channel_spread, stepper, monkeypatch, phase=1.0, fine=1.0)
     print(f"channel level spread: style {own:.3f}, played {default:.3f}, nothing widened {as_made:.3f}")
-    assert abs(default / own - 1.0) < 0.06
+    assert abs(default / own - 1.0) < 0.08
     assert as_made < 0.94 * own
 
 
@@ -428,13 +432,12 @@ def _fine_spread(y: np.ndarray) -> float:
 
 def test_a_noise_plays_its_bins_movement_against_their_bands(stepper, monkeypatch):
     """The phase plays the bins of a band moving against each other less than the frames hold them, more so
-    than the bands' own movement; that part is widened further (engine.synthesis.fine_spread), so a band noise's
-    bins move against their bands as much as the style's (1.187 against 1.236 here; widened only as much as
-    the rest, 1.138)."""
+    than the bands' own movement; in a noise's bins that part is widened further (engine.synthesis.fine_spread),
+    so a band noise's bins move against their bands as much as the style's (1.230 against 1.236 here; widened only
+    as much as the rest, 1.138)."""
     own = _fine_spread(_noise((50, 10000), 6.0))
-    default = block_synth.FINE_SPREAD_GAIN
-    as_rest = _played_noise(_fine_spread, stepper, monkeypatch, FINE_SPREAD_GAIN=block_synth.PHASE_SPREAD_GAIN)
-    widened = _played_noise(_fine_spread, stepper, monkeypatch, FINE_SPREAD_GAIN=default)
+    widened = _played_noise(_fine_spread, stepper, monkeypatch)
+    as_rest = _played_noise(_fine_spread, stepper, monkeypatch, fine=block_synth.PHASE_SPREAD_GAIN)
     print(f"bins' spread about their bands: style {own:.3f}, played {widened:.3f}, widened as the rest {as_rest:.3f}")
     assert abs(widened / own - 1.0) < 0.06
     assert as_rest < 0.94 * own

@@ -40,7 +40,7 @@ network makes the texture. Each block:
    blend's levels, :mod:`engine.synthesis.level_map`, so that each bin plays the style's distribution of
    levels and not frames clipped at 0 where the style never is, widened by :data:`PHASE_SPREAD_GAIN`
    since the phase plays a narrower spread than frames that no signal has, the bins' movement within their
-   bands more (:mod:`engine.synthesis.fine_spread`), and each band's level moved as
+   bands more where the blend is a noise (:mod:`engine.synthesis.fine_spread`), and each band's level moved as
    much as the style's, :mod:`engine.synthesis.band_movement`). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
    distribution in the blended style, carried from frame to frame with the style's persistence and
    shared across bins by its leading correlations (:mod:`engine.synthesis.frame_noise`). A held partial
@@ -96,7 +96,7 @@ from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.partial_floor import PartialFloor
 from engine.synthesis.spectral_balance import SpectralBalance
 from engine.synthesis.band_movement import BandMovement, style_movement
-from engine.synthesis.fine_spread import FINE_SPREAD_GAIN, widened_within_bands
+from engine.synthesis.fine_spread import fine_gains, widened_within_bands
 from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
@@ -266,6 +266,7 @@ class BlockSynth:
         self._floor_target: FloorTarget | None = None
         self._level_map.prepare()
         self._levels: np.ndarray | None = None
+        self._fine_gains: np.ndarray | None = None  # (bins, 1) each bin's widening of its movement within its band
         self._clicks.prepare(seed)
         self._click_mix: tuple[list, np.ndarray] = ([], np.zeros(0))
         self._bed: np.ndarray | None = None
@@ -347,6 +348,7 @@ class BlockSynth:
             self._floor_target = blend_floors([s.partials for s in styles], [s.floor_quantiles for s in styles], weights)
             self._levels = np.average([s.levels for s in styles], axis=0, weights=weights)
             self._level_map.retarget(self._levels)
+            self._fine_gains = fine_gains(self._levels, PHASE_SPREAD_GAIN)
             self._click_mix = ([s.clicks for s in styles], np.asarray(weights, dtype=np.float64))
             beds = [s.channel_power * bed_gains(s.clicks, self._freqs) for s in styles]
             self._bed = np.average(beds, axis=0, weights=weights) / np.maximum(self._channel_power, 1e-30)
@@ -452,8 +454,8 @@ class BlockSynth:
     def _heard(self, residual: np.ndarray, laid: np.ndarray, material: float) -> np.ndarray:
         """What the phase is given of committed ``residual`` frames under the trend ``laid`` over them: their sum,
         each bin mapped to the blend's levels (:mod:`engine.synthesis.level_map`) widened by
-        :data:`PHASE_SPREAD_GAIN`, the bins' movement within their bands by
-        :data:`engine.synthesis.fine_spread.FINE_SPREAD_GAIN`, then each band's envelope widened to the blend's movement
+        :data:`PHASE_SPREAD_GAIN`, the bins' movement within their bands more where the blend is a noise
+        (:func:`engine.synthesis.fine_spread.fine_gains`), then each band's envelope widened to the blend's movement
         (:mod:`engine.synthesis.band_movement`), all less the share of the blend's partials and of ``material``
         (frames read from the recordings keep their own style's levels: mapped to a blend's, a collage became a
         hybrid)."""
@@ -462,7 +464,7 @@ class BlockSynth:
         frames = self._with_trend(residual, laid)
         gain = 1.0 + (PHASE_SPREAD_GAIN - 1.0) * keep
         mapped = widened_within_bands(self._level_map.process(frames, gain), self._level_map.mean_levels,
-                                      (1.0 + (FINE_SPREAD_GAIN - 1.0) * keep) / gain, self._emap, self._bin_map)
+                                      (1.0 + (self._fine_gains - 1.0) * keep) / gain, self._emap, self._bin_map)
         if keep < 1.0:
             mapped = frames + keep * (mapped - frames)
         mapped = self._movement.process(mapped, self._style_movement, keep)
