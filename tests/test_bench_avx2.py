@@ -12,8 +12,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = runpy.run_path(str(ROOT / "docs" / "bench_avx2.py"), run_name="bench_avx2")
-
-
 CAN_HIDE = {"cpuid_fault", "avx512f"} <= BENCH["cpu_flags"]() and bool(shutil.which("cc") or shutil.which("gcc"))
 
 
