@@ -59,9 +59,10 @@ MAX_PROFILES = 256
 DECAY_LIMITS_SECONDS = (0.0005, 0.02)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClickTarget:
-    """The clicks of one style (:func:`click_target`).
+    """The clicks of one style (:func:`click_target`). Compared and hashed by identity (the click layer keeps
+    a deck of profiles per target).
 
     Attributes
     ----------
