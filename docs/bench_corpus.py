@@ -178,6 +178,10 @@ TABLES = (
      ("stream", "bypass", "paul", "noise", "style"), ".2f", "coherence"),
     ("L/R coherence error (mean per band |candidate - unseen half|)", "coherence_error",
      ("stream", "bypass", "paul", "noise", "style"), ".2f", None),
+    ("level, dB (each channel's mean power, candidate - unseen half)", "level_db",
+     ("stream", "bypass", "paul", "noise", "style"), "+.1f", None),
+    ("level of the mono mix, dB (what the learned embedding reads; candidate - unseen half)", "mono_level_db",
+     ("stream", "bypass", "paul", "noise", "style"), "+.1f", None),
     ("copied share (frames in verbatim >= 100 ms runs of the style)", "copied", ("stream", "bypass", "paul"), ".3f", None),
 )
 

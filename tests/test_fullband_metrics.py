@@ -100,6 +100,20 @@ def test_a_mono_candidate_against_a_stereo_reference_has_coherence_one():
     assert mono["mean_spectrum_db"] < 0.5  # power averaged over channels: not 3 dB apart
 
 
+def test_the_level_reads_each_channel_and_the_mono_mix_which_independent_channels_put_3_db_lower():
+    """Against a mono noise: the same at half amplitude is 6 dB down by both readings; two independent channels
+    each at the noise's power are level by the channels and 3 dB down by their mono mix (the learned embedding's
+    reading, docs/EXPERIMENTS.md section 40); the noise on two identical channels is level by both."""
+    reference = noise(4.0, 0)
+    half, independent, twin = metrics.evaluate(
+        reference, [0.5 * reference, noise(4.0, 1, channels=2), np.stack([reference, reference], axis=1)],
+        sample_rate=SR, embedding=False)
+    assert half["level_db"] == pytest.approx(-6.02, abs=0.01) and half["mono_level_db"] == pytest.approx(-6.02, abs=0.01)
+    assert independent["level_db"] == pytest.approx(0.0, abs=0.1)
+    assert independent["mono_level_db"] == pytest.approx(-3.01, abs=0.1)
+    assert twin["level_db"] == pytest.approx(0.0, abs=1e-6) and twin["mono_level_db"] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_scaled_distances_are_zero_for_the_style_and_one_for_its_spectral_noise():
     style, reference, other = (bursts_and_drone(4.0, seed=s, sample_rate=SR) for s in (1, 2, 3))
     noise_of_style = baselines.spectral_noise(style, seconds=4.0, sample_rate=SR, rng=np.random.default_rng(0))

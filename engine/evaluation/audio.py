@@ -5,6 +5,8 @@ single-spectrum metrics (envelope statistics, held-out Gram, mean spectrum, flat
 magnitude per bin and frame: the root of the power averaged over the channels
 (:func:`power_mean_stft`), so a mono sound and the same sound on two identical channels measure the
 same, and two independent channels are not 3 dB quieter than one (as a downmix would make them).
+:func:`level_db` gives both readings of a sound's level: the channels' mean power, and the power of their mono mix
+(the learned embedding's reading, :mod:`engine.evaluation.embedding`), which two independent channels put 3 dB under.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import numpy as np
 from engine.analysis.spectral import stft
 from engine.errors import ParameterError
 
+#: Mean square (full scale 1) under which a sound's level reads as this floor, -200 dB: silence has a finite level.
+LEVEL_FLOOR = 1e-20
 #: Seconds left out at each end of a sound when it is long enough: fades in and out are not part of
 #: a texture, and the envelope statistics (skewness, kurtosis) react strongly to a 50 ms fade.
 EDGE_SECONDS = 0.25
@@ -41,6 +45,16 @@ def trim_edges(y: np.ndarray, *, sample_rate: int, need: int) -> np.ndarray:
 def mono_mix(y: np.ndarray, *, role: str) -> np.ndarray:
     """The channels' mean, float64 ``(samples,)`` (what a mono analysis of a stereo file hears)."""
     return as_channels(y, role=role).mean(axis=1)
+
+
+def level_db(y: np.ndarray, *, role: str) -> tuple[float, float]:
+    """``(channels, mono)``: the mean over the channels of each one's mean square, and the mean square of their mean
+    (:func:`mono_mix`), in dB re full scale (floored at ``10 log10(LEVEL_FLOOR)``). Equal for one channel or two
+    identical ones; two independent channels of equal power read 3 dB lower by the mono mix. ParameterError as
+    :func:`as_channels`."""
+    ch = as_channels(y, role=role)
+    powers = (np.mean(ch ** 2), np.mean(ch.mean(axis=1) ** 2))
+    return tuple(float(10.0 * np.log10(max(p, LEVEL_FLOOR))) for p in powers)
 
 
 def power_mean_stft(y: np.ndarray, *, n_fft: int, hop: int, role: str) -> np.ndarray:

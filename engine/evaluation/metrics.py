@@ -37,7 +37,7 @@ import torch
 
 from engine.analysis import statistics as st
 from engine.evaluation import embedding as emb
-from engine.evaluation.audio import as_channels, power_mean_stft, trim_edges
+from engine.evaluation.audio import as_channels, level_db, power_mean_stft, trim_edges
 from engine.evaluation.spectrum_shape import frame_flatness_db, top_octave_error_db, top_octave_levels_db
 from engine.evaluation.stereo import band_coherence, coherence_error
 from engine.errors import ParameterError
@@ -62,9 +62,12 @@ EMBEDDING_KEY = "embedding_mmd"
 #: * ``top_octave_db``: its third-octave levels at 12.7 and 16 kHz minus the reference's, dB, mean of
 #:   the two (None below a 36 kHz rate);
 #: * ``coherence``: its mean L/R coherence over the third-octave bands (1 for mono),
-#:   ``coherence_error`` the mean per-band difference from the reference's.
+#:   ``coherence_error`` the mean per-band difference from the reference's;
+#: * ``level_db``: its channels' mean power minus the reference's, dB; ``mono_level_db`` the same of the mono mixes,
+#:   which the learned embedding reads (:func:`engine.evaluation.audio.level_db`): the embedding hears a level
+#:   difference as a large one of timbre (docs/EXPERIMENTS.md sections 31 and 40), and these say when it does.
 ROW_KEYS: tuple[str, ...] = (EMBEDDING_KEY, *METRIC_KEYS, "flatness_db", "flatness_error_db", "top_octave_db",
-                             "coherence", "coherence_error")
+                             "coherence", "coherence_error", "level_db", "mono_level_db")
 #: Distances that :func:`scale_rows` puts on the scale 0 = the style, 1 = spectral noise of it (the
 #: others are not scaled: spectral noise has the style's mean spectrum and top octave, and a noisy
 #: style's flatness, so their scale would divide by about zero).
@@ -345,6 +348,7 @@ def _analyse(y: np.ndarray, *, sample_rate: int, role: str, embedding: bool) -> 
         "flatness_db": frame_flatness_db(y, sample_rate=sample_rate, role=role),
         "top_octave": top_octave_levels_db(y, sample_rate=sample_rate, role=role),
         "coherence": band_coherence(y, sample_rate=sample_rate, role=role),
+        "level_db": level_db(y, role=role),
         "embedding": emb.embed(whole, sample_rate=sample_rate, role=role) if embedding else None,
     }
 
@@ -393,6 +397,8 @@ def evaluate(reference: np.ndarray, candidates: Sequence[np.ndarray], *,
             "top_octave_db": top_octave_error_db(ref["top_octave"], c["top_octave"]),
             "coherence": float(np.mean(c["coherence"])),
             "coherence_error": coherence_error(ref["coherence"], c["coherence"]),
+            "level_db": c["level_db"][0] - ref["level_db"][0],
+            "mono_level_db": c["level_db"][1] - ref["level_db"][1],
         })
     return rows
 
@@ -438,7 +444,7 @@ def weak_scales(floor: dict, ceiling: dict) -> list[str]:
 _FORMATS: dict[str, str] = {
     EMBEDDING_KEY: ".3f", "heldout_gram": ".3g", "mean_spectrum_db": ".2f", "envelope_stats": ".3f",
     "flatness_db": ".1f", "flatness_error_db": "+.1f", "top_octave_db": "+.1f", "coherence": ".2f",
-    "coherence_error": ".2f",
+    "coherence_error": ".2f", "level_db": "+.1f", "mono_level_db": "+.1f",
 }
 
 
