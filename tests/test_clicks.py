@@ -29,6 +29,27 @@ def _gated_noise(seconds: float, seed: int = 0) -> np.ndarray:
     return (0.3 * rng.standard_normal(n) * gate).astype(np.float32)
 
 
+def _crackles_over_a_low_bed(seconds: float, seed: int = 0) -> np.ndarray:
+    """A fire's case: a steady bed under 4 kHz, silent above (100 dB down), and 8 broadband crackles a second
+    whose tails (6 ms) run past the frames that count as a click's, so the clicks found hold 90 % of the top."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    y = 0.1 * scipy.signal.sosfilt(scipy.signal.butter(8, 4000, fs=SR, output="sos"), rng.standard_normal(n))
+    y += 1e-5 * rng.standard_normal(n)
+    tail = np.exp(-np.arange(2000) / (0.006 * SR))
+    for start in rng.integers(0, n - len(tail), size=int(8 * seconds)):
+        y[start:start + len(tail)] += rng.standard_normal(len(tail)) * tail
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def _under_mean_db(y: np.ndarray, lo: float, hi: float, percentile: float) -> float:
+    """A percentile of a band's power over the fine grid's frames (1.5 ms) over its mean, dB: at 20, how far under
+    its mean the band falls between clicks."""
+    power, freqs, _ = _fine_power(np.asarray(y, dtype=np.float64), SR)
+    band = power[(freqs >= lo) & (freqs < hi)].sum(axis=0)
+    return float(10 * np.log10(np.percentile(band, percentile) / band.mean()))
+
+
 def test_clicks_over_a_steady_bed_are_found_and_noise_and_syllables_are_not():
     """The click train holds about 8 clicks a second decaying in 2 ms, 50 dB over its floor."""
     target = click_target(click_train(10.0), sample_rate=SR)
@@ -181,3 +202,26 @@ def test_a_band_that_one_click_holds_keeps_its_level_in_every_stretch_of_four_st
           f"spread {np.std(levels):.2f} dB")
     assert np.std(levels) < 1.2
     assert np.all(np.abs(levels) < 2.5)
+
+
+def test_where_the_floor_holds_no_power_the_gaps_between_clicks_stay_silent(stepper):
+    """Above the bed's 4 kHz the style is silent between crackles (its 6-10 kHz band 60 dB under its mean there),
+    but the clicks found hold only 90 % of that band's power (their tails run on). The frames leave the clicks all
+    but the floor there, so the played band's gaps (its 20th percentile) stay at least 45 dB under its mean; the frames
+    playing the other 10 % (as they did) filled them with a steady hiss 36 dB under. Under 4 kHz the bed plays on:
+    the 1-3 kHz band's median stays where the style's is against the crackles (within 3 dB)."""
+    style = _crackles_over_a_low_bed(10.0)
+    target = click_target(style, sample_rate=SR)
+    assert target is not None
+    top, bed = target.freqs >= 6000, (target.freqs >= 1000) & (target.freqs < 3000)
+    assert np.all(bed_gains(target, target.freqs[top]) < 0.01)
+    assert np.all(bed_gains(target, target.freqs[bed]) > 0.2)
+    library = StyleLibrary(CONFIG)
+    library.add_audio(style, "crackles")
+    out = played(library, ParamStore(), stepper, 8.0)[0][SR:]
+    gaps = [_under_mean_db(y, 6000, 10000, 20) for y in (style, out)]
+    bed_median = [_under_mean_db(y, 1000, 3000, 50) for y in (style, out)]
+    print(f"under the band's mean, the style / played, dB: 6-10 kHz gaps {gaps[0]:.1f} / {gaps[1]:.1f}, "
+          f"1-3 kHz median {bed_median[0]:.1f} / {bed_median[1]:.1f}")
+    assert gaps[0] < -55 and gaps[1] < -45
+    assert abs(bed_median[1] - bed_median[0]) < 3

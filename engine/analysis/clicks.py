@@ -16,7 +16,10 @@ events on a fine STFT (:data:`CLICK_WINDOW_SECONDS` window, a quarter of it as h
 
 :func:`click_target` gives what the engine needs to play new clicks (their rate, the distribution of their
 energies, their mean spectrum, their decay, their place between two channels) and the share of the style's
-power they hold per frequency, which the engine's frames leave to them (:func:`bed_gains`). Pure functions;
+power they hold per frequency, which the engine's frames leave to them (:func:`bed_gains`). Where a bin's floor
+holds almost none of its power (a fire's top octave, silent between crackles), the frames leave the clicks all of
+it but the floor: the power of the crackles too small to be found and of the found ones' tails, played by the
+frames, was a steady hiss in the gaps (``docs/EXPERIMENTS.md`` section 42). Pure functions;
 only the first :data:`CLICK_MAX_SECONDS` of a style are read (its fine spectrogram is float32, 21 MB a minute
 at 44.1 kHz).
 """
@@ -55,6 +58,12 @@ CLICK_FRAMES_AFTER = 3
 PROFILE_LOW_HZ = 500.0
 #: Most click profiles kept (a random choice of the clicks found).
 MAX_PROFILES = 256
+#: A bin whose floor holds less than this share of its power is the clicks': the frames play only its floor.
+CLICK_BIN_FLOOR_SHARE = 0.1
+#: Least share of a bin's power the frames play (-30 dB): the spectral balance divides what it measures by the
+#: frames' gains, and with none left its estimate of such a bin was leakage (campfire's envelopes 0.110 against
+#: 0.100 with this floor; docs/EXPERIMENTS.md section 42).
+MIN_BED_SHARE = 1e-3
 #: Shortest and longest decay time constant of a click, s.
 DECAY_LIMITS_SECONDS = (0.0005, 0.02)
 
@@ -75,7 +84,8 @@ class ClickTarget:
     shape : np.ndarray [shape=(bins,)]
         Mean share of a click's energy in each bin (sums to 1).
     share : np.ndarray [shape=(bins,)]
-        Share of the style's power in each bin that its clicks hold, in [0, 1].
+        Share of the style's power in each bin that the clicks hold, in [0, 1]: the found clicks' own, or all
+        but the floor in a bin whose floor holds less than :data:`CLICK_BIN_FLOOR_SHARE` of it.
     decay_seconds : float
         Time constant of a click's exponential decay.
     left_shares : np.ndarray [shape=(LEVELS,)]
@@ -121,6 +131,13 @@ def _span_medians(power: np.ndarray, span: int) -> np.ndarray:
     if whole < n:
         parts.append(np.median(power[:, max(0, n - span):], axis=1, keepdims=True))
     return np.concatenate(parts, axis=1)
+
+
+def _floor_share(power: np.ndarray, span: int) -> np.ndarray:
+    """Share of each bin's power ``(bins,)`` that its floor holds: the mean of its medians over spans of ``span``
+    frames over its mean, each median divided by ln 2 (the median of a steady noise's power is ln 2 of its mean)."""
+    floor = _span_medians(power, span).mean(axis=1, dtype=np.float64) / np.log(2.0)
+    return np.clip(floor / np.maximum(power.mean(axis=1, dtype=np.float64), 1e-30), 0.0, 1.0)
 
 
 def _bands(freqs: np.ndarray) -> np.ndarray:
@@ -188,9 +205,12 @@ def click_target(audio: np.ndarray, *, sample_rate: int) -> ClickTarget | None:
     profiles = band_energy / np.maximum(band_energy.mean(axis=1, keepdims=True), 1e-30)
     keep = np.random.default_rng(0).permutation(len(peaks))[:MAX_PROFILES]
     total = np.maximum(power.sum(axis=1, dtype=np.float64) * hop, 1e-30)
+    share = np.clip(per_click.sum(axis=1) / total, 0.0, 1.0)
+    floor = _floor_share(power, span)
+    share = np.where(floor < CLICK_BIN_FLOOR_SHARE, np.maximum(share, 1.0 - floor), share)
     return ClickTarget(rate_hz=len(peaks) * sample_rate / len(mid), energy=float(per_click.sum(axis=0).mean()),
                        freqs=freqs, shape=per_click.sum(axis=1) / per_click.sum(),
-                       share=np.clip(per_click.sum(axis=1) / total, 0.0, 1.0),
+                       share=share,
                        decay_seconds=float(np.clip(decay, *DECAY_LIMITS_SECONDS)),
                        left_shares=np.quantile(left, np.linspace(0.0, 1.0, LEVELS)), edges=edges,
                        profiles=profiles.T[keep].astype(np.float32))
@@ -205,7 +225,7 @@ def profile_edges(sample_rate: int) -> np.ndarray:
 
 def bed_gains(target: ClickTarget | None, freqs: np.ndarray) -> np.ndarray:
     """Per-bin power gains ``(len(freqs),)`` for the engine's frames at ``freqs`` (Hz): the part of a bin's
-    power that is not the clicks', ``1 − share``; ones without clicks."""
+    power that is not the clicks', ``1 − share``, at least :data:`MIN_BED_SHARE`; ones without clicks."""
     if target is None:
         return np.ones(len(freqs))
-    return 1.0 - np.interp(freqs, target.freqs, target.share, right=0.0)
+    return np.maximum(1.0 - np.interp(freqs, target.freqs, target.share, right=0.0), MIN_BED_SHARE)
