@@ -102,14 +102,60 @@ def test_a_stereo_styles_clicks_keep_their_side_and_width_zero_gives_one_channel
     style = click_train(10.0)
     stereo = np.stack([style, 0.5 * style], axis=1)  # every click 6 dB louder on the left
     target = click_target(stereo, sample_rate=SR)
-    assert target.left_shares[len(target.left_shares) // 2] == pytest.approx(0.8, abs=0.03)
+    assert np.median(10 ** (target.image.level_difference_db / 10)) == pytest.approx(4.0, rel=0.1)
     layer = ClickLayer(SR, 2)
     for width, ratio in ((1.0, 4.0), (0.0, 1.0)):
         layer.prepare(seed=0)
         out = np.concatenate([layer.process(1024, [target], [1.0], width) for _ in range(100)])
         energy = np.sum(out ** 2, axis=0)
         assert energy[0] / energy[1] == pytest.approx(ratio, rel=0.1)
+        assert np.corrcoef(out.T)[0, 1] > 0.95  # one click, panned: its channels stay one signal
     assert np.array_equal(out[:, 0], out[:, 1])
+
+
+def _independent_clicks(seconds: float, seed: int = 0, sides: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """A stereo click train whose clicks come at the same times in both channels as independent noise bursts
+    (2 ms decay, each channel's scaled by ``sides``), over independent floors 50 dB down: what two microphones far
+    apart, or a worn record's two channels, hold."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    y = 0.01 * rng.standard_normal((n, 2))
+    tail = np.exp(-np.arange(400) / (0.002 * SR))
+    for start in rng.integers(0, n - len(tail), size=int(8 * seconds)):
+        y[start:start + len(tail)] += rng.standard_normal((len(tail), 2)) * tail[:, None] * np.array(sides)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_a_stereo_styles_independent_clicks_play_independent_at_each_channels_level():
+    """Each channel of the layer holds the style's channels' click energy a second (within 1.5 dB), and its two
+    channels' clicks correlate little (0.24; a few frames of a click leave some coherence in the estimate). One
+    waveform at the mid's energy, as before, played them 3.4 dB under and correlated 0.99."""
+    style = _independent_clicks(20.0)
+    target = click_target(style, sample_rate=SR)
+    assert np.median(target.image.coherence) < 0.4
+    assert np.median(target.image.mid_ratio) == pytest.approx(2.0, rel=0.15)
+    layer = ClickLayer(SR, 2)
+    layer.prepare(seed=0)
+    out = np.concatenate([layer.process(1024, [target], [1.0], 1.0) for _ in range(60 * SR // 1024)])
+    level = 10 * np.log10(np.mean(out ** 2, axis=0) / np.mean(style.astype(np.float64) ** 2, axis=0))
+    correlation = np.corrcoef(out.T)[0, 1]
+    print(f"channels' levels against the style's, dB: {np.round(level, 2)}; their correlation {correlation:.2f}")
+    assert np.all(np.abs(level) < 1.5)
+    assert correlation < 0.5
+
+
+def test_a_stereo_styles_clicks_in_one_channel_stay_there_at_its_level():
+    """Clicks in the left channel alone (the right holds only its floor): the layer plays them on the left at the
+    style's left level (within 1.5 dB) and leaves the right 30 dB under it."""
+    style = _independent_clicks(20.0, sides=(1.0, 0.0))
+    target = click_target(style, sample_rate=SR)
+    layer = ClickLayer(SR, 2)
+    layer.prepare(seed=0)
+    out = np.concatenate([layer.process(1024, [target], [1.0], 1.0) for _ in range(60 * SR // 1024)])
+    level = 10 * np.log10(np.mean(out ** 2, axis=0) / np.mean(style[:, 0].astype(np.float64) ** 2))
+    print(f"channels' levels against the style's left, dB: {np.round(level, 2)}")
+    assert abs(level[0]) < 1.5
+    assert level[1] < -30.0
 
 
 def test_a_morph_plays_each_styles_clicks_at_its_weight_and_none_without_clicks():

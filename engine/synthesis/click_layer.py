@@ -8,7 +8,9 @@ before any twice: where a few clicks hold a band, random draws made its level a 
 crackles holds 85 % of its clicks' power above 11 kHz; drawn at random it is missing from one 15 s render in
 23, and four seeds' top octaves were -7.4 to +2.3 dB off the unseen half's; docs/EXPERIMENTS.md section 39).
 A click's expected energy is the style's mean click energy times its profile's. It is placed between the
-channels at a left share drawn from the style's, scaled towards the middle by the width. Clicks come as a Poisson process at each style's rate times its
+channels as the style's click that gave its profile was: its two channels' correlation, level difference and
+energy over the mid's (:func:`engine.synthesis.stereo.mix_rows`, a second burst of the same shape as the
+independent part; width 0 gives one channel twice, as for the frames). Clicks come as a Poisson process at each style's rate times its
 blend weight: a morph moves from one style's clicks to the other's. A click that runs past the end of a
 block is carried into the next one, so no click is cut whatever the block size (prepare / process /
 release). The engine's frames leave the clicks' share of the power to them
@@ -21,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from engine.analysis.clicks import ClickTarget
+from engine.synthesis.stereo import mix_rows
 
 __all__ = ["ClickLayer"]
 
@@ -76,8 +79,8 @@ class ClickLayer:
         out = np.zeros((n + longest, self.channels))
         out[:len(self._tail)] += self._tail
         for target, start in clicks:
-            wave = self._click(target)
-            out[start:start + len(wave)] += self._place(wave, target, width)
+            wave = self._place(target, self._deal(target), width)
+            out[start:start + len(wave)] += wave
         self._tail = self._trim(out[n:])
         return out[:n]
 
@@ -92,17 +95,17 @@ class ClickLayer:
         ring = int(np.ceil(2.0 * (len(target.freqs) - 1) * self.sample_rate / (2.0 * target.freqs[-1])))
         return int(np.ceil(CLICK_TAUS * target.decay_seconds * self.sample_rate)) + 2 * ring
 
-    def _click(self, target: ClickTarget) -> np.ndarray:
-        """One click ``(m,)``: noise under the decay's envelope, then shaped by the style's click spectrum (in
-        that order, so that the short envelope does not smear the spectrum over a style's low-pass edge); its
-        expected energy spectrum is ``energy · shape``."""
+    def _click(self, target: ClickTarget, row: int) -> np.ndarray:
+        """One click ``(m,)`` of profile ``row``: noise under the decay's envelope, then shaped by the style's
+        click spectrum times the profile (in that order, so that the short envelope does not smear the spectrum
+        over a style's low-pass edge); its expected energy spectrum is ``energy · shape · profile``."""
         m = self._length(target)
         ring = (m - int(np.ceil(CLICK_TAUS * target.decay_seconds * self.sample_rate))) // 2
         t = np.arange(m - 2 * ring) / self.sample_rate
         envelope = np.exp(-t / target.decay_seconds) * np.minimum(1.0, t / ATTACK_SECONDS)
         burst = np.zeros(m)
         burst[ring:m - ring] = self._rng.standard_normal(len(t)) * envelope
-        profile = target.profiles[self._deal(target)].astype(np.float64)
+        profile = target.profiles[row].astype(np.float64)
         band = np.clip(np.searchsorted(target.edges, target.freqs, side="right") - 1, 0, len(profile) - 1)
         shape = target.shape * profile[band]
         energy = target.energy * float(shape.sum())
@@ -118,9 +121,11 @@ class ClickLayer:
             deck.extend(self._rng.permutation(len(target.profiles)).tolist())
         return deck.pop()
 
-    def _place(self, wave: np.ndarray, target: ClickTarget, width: float) -> np.ndarray:
+    def _place(self, target: ClickTarget, row: int, width: float) -> np.ndarray:
+        """Click ``row`` of ``target`` ``(m, channels)`` at its image and ``width``."""
+        common = self._click(target, row)
         if self.channels == 1:
-            return wave[:, None]
-        left = np.interp(self._rng.random(), np.linspace(0.0, 1.0, len(target.left_shares)), target.left_shares)
-        left = 0.5 + (left - 0.5) * width
-        return wave[:, None] * np.sqrt(2.0 * np.array([left, 1.0 - left]))[None, :]
+            return common[:, None]
+        a, b, g_left, g_right = mix_rows(target.image, width)[:, row]
+        own = self._click(target, row) * b if b > 0 else np.zeros_like(common)
+        return np.stack([g_left * (a * common + own), g_right * (a * common - own)], axis=1)

@@ -59,15 +59,22 @@ def bins_from_bands(envelope_map: np.ndarray) -> np.ndarray:
     return m / np.maximum(m.sum(axis=1, keepdims=True), 1e-12)
 
 
-def channel_mix(image: StereoImage, width: float, bin_map: np.ndarray) -> np.ndarray:
-    """The per-bin mix ``(4, bins)``: rows ``a``, ``b``, ``g_L``, ``g_R`` (see module doc) for ``image`` at
-    ``width`` in [0, 1]; ``bin_map`` from :func:`bins_from_bands`."""
+def mix_rows(image: StereoImage, width: float) -> np.ndarray:
+    """Rows ``a``, ``b``, ``g_L``, ``g_R`` ``(4, n)`` (see module doc) for each of ``image``'s ``n`` entries (its
+    bands, or a style's clicks: :class:`engine.analysis.clicks.ClickTarget`) at ``width`` in [0, 1]. Two
+    signals ``X``, ``D`` of equal power ``P`` mixed as ``g_L (a X + b D)``, ``g_R (a X − b D)`` give channels
+    of coherence ``1 − width (1 − c)``, left over right ``width · d`` dB and mean power ``mid_ratio · P``."""
     coherence = 1.0 - width * (1.0 - image.coherence)
     q = 10.0 ** (width * image.level_difference_db / 10.0)  # left power over right
     r = image.mid_ratio
-    bands = np.stack([np.sqrt((1.0 + coherence) / 2.0), np.sqrt(np.maximum(1.0 - coherence, 0.0) / 2.0),
-                      np.sqrt(r * 2.0 * q / (1.0 + q)), np.sqrt(r * 2.0 / (1.0 + q))])
-    return bands @ bin_map.T
+    return np.stack([np.sqrt((1.0 + coherence) / 2.0), np.sqrt(np.maximum(1.0 - coherence, 0.0) / 2.0),
+                     np.sqrt(r * 2.0 * q / (1.0 + q)), np.sqrt(r * 2.0 / (1.0 + q))])
+
+
+def channel_mix(image: StereoImage, width: float, bin_map: np.ndarray) -> np.ndarray:
+    """The per-bin mix ``(4, bins)``: :func:`mix_rows` of ``image``'s bands at ``width`` in [0, 1], spread over
+    the bins by ``bin_map`` (from :func:`bins_from_bands`)."""
+    return mix_rows(image, width) @ bin_map.T
 
 
 class StereoUpmix:
