@@ -99,6 +99,56 @@ def test_a_mono_style_is_identical_at_width_0_and_decorrelated_at_width_1(tmp_pa
     assert np.all(np.abs(wide_db - narrow_db) < 1.0), (narrow_db, wide_db)
 
 
+def _wandering_noise(seconds: float, wander_db: float, seed: int = 0) -> np.ndarray:
+    """Independent white noise in each channel ``(n, 2)``, their level difference walking about 0 dB as an
+    AR(1) of ``wander_db`` standard deviation and a 0.5 s time constant (the channels' power kept)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RATE)
+    hop = 256  # the walk's steps, then linear between them
+    pole = np.exp(-hop / (0.5 * RATE))
+    steps = rng.standard_normal(n // hop + 2) * np.sqrt(1 - pole ** 2)
+    walk = np.empty_like(steps)
+    walk[0] = rng.standard_normal()
+    for i in range(1, len(steps)):
+        walk[i] = pole * walk[i - 1] + steps[i]
+    q = 10 ** (wander_db * np.interp(np.arange(n) / hop, np.arange(len(walk)), walk) / 10)  # left over right
+    noise = rng.standard_normal((n, 2))
+    y = noise * np.sqrt(np.stack([2 * q / (1 + q), 2 / (1 + q)], axis=1))
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def _slow_level_difference_db(audio: np.ndarray) -> np.ndarray:
+    """Each envelope band's standard deviation (dB) of the channels' level difference over 0.4 s means."""
+    emap = CONFIG.spectral.envelope_map()
+    left, right = (emap @ np.abs(stft(audio[RATE // 2:, c].astype(np.float64), n_fft=CONFIG.spectral.n_fft,
+                                      hop=CONFIG.spectral.hop)) ** 2 for c in (0, 1))
+    w = int(0.4 * RATE / CONFIG.spectral.hop)
+    kernel = np.ones(w) / w
+    smooth = [np.apply_along_axis(np.convolve, 1, p, kernel, mode="valid") for p in (left, right)]
+    return np.std(10 * np.log10(smooth[0] / smooth[1]), axis=1)
+
+
+def test_the_level_difference_wanders_as_far_as_the_styles_and_a_still_one_stays_still(tmp_path, stepper):
+    """A field recording's image moves (a bird on the left, then one on the right): a style whose level
+    difference walks 3 dB gives a texture whose difference walks about as far; a style whose difference holds
+    still (independent noise of equal level) gives one that moves only as two noises' levels do."""
+    mid = (_centres() > 300) & (_centres() < 16000)
+    styles, wander, played = {}, {}, {}
+    for name, db, seed in (("moving", 3.0, 0), ("still", 0.0, 1)):
+        styles[name] = _wandering_noise(12.0, db, seed=seed)
+        library = StyleLibrary(CONFIG)
+        wander[name] = library.add_audio(styles[name], name).image.wander_db
+        audio, _ = _render(tmp_path, library, ParamStore(), 12.0, stepper, name=f"{name}.wav")
+        played[name], styles[name] = _slow_level_difference_db(audio)[mid], _slow_level_difference_db(styles[name])[mid]
+        print(name, "measured wander", np.round(wander[name][mid], 1), "\n  level difference's movement: style",
+              np.round(styles[name], 1), "\n  texture", np.round(played[name], 1))
+    assert np.all(np.abs(wander["moving"][mid] - 3.0) < 0.75), wander["moving"]
+    assert np.all(wander["still"][mid] < 0.5), wander["still"]
+    ratio = np.median(played["moving"]) / np.median(styles["moving"])
+    assert 0.7 < ratio < 1.4, ratio
+    assert np.median(played["still"]) < 0.4 * np.median(played["moving"]), played
+
+
 def test_energy_above_11_khz_is_kept(tmp_path, stepper):
     """White noise has 50 % of its power above 11 kHz at 44.1 kHz: the texture's bands there stay within
     3 dB of the style's, relative to the whole signal's level (the gain sets the absolute one)."""
@@ -156,7 +206,7 @@ def test_the_upmix_at_width_0_is_the_phase_output_bit_for_bit():
     rng = np.random.default_rng(5)
     mags = np.abs(stft(rng.standard_normal(RATE), n_fft=spectral.n_fft, hop=spectral.hop))
     phase = StreamingPhase(n_fft=spectral.n_fft, hop=spectral.hop, look_ahead=1, iterations=2)
-    upmix = StereoUpmix(n_fft=spectral.n_fft, hop=spectral.hop)
+    upmix = StereoUpmix(n_fft=spectral.n_fft, hop=spectral.hop, sample_rate=RATE)
     phase.prepare()
     upmix.prepare()
     emap = spectral.envelope_map()
@@ -171,7 +221,7 @@ def test_the_upmix_at_width_0_is_the_phase_output_bit_for_bit():
 
 
 def test_a_blend_moves_the_stereo_image():
-    wide, narrow = independent_image(3), StereoImage(np.ones(3), np.full(3, 6.0), np.ones(3))
+    wide, narrow = independent_image(3), StereoImage(np.ones(3), np.full(3, 6.0), np.ones(3), np.zeros(3))
     half = blend_images([wide, narrow], np.array([0.5, 0.5]))
     assert np.allclose(half.coherence, 0.5) and np.allclose(half.level_difference_db, 3.0)
     bin_map = np.eye(3)

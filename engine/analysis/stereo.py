@@ -17,13 +17,17 @@ the STFTs ``L`` and ``R`` of its channels summed over frames ``t``:
   (``docs/EXPERIMENTS.md`` section 15);
 * ``level_difference_db`` ``10 log10(P_L / P_R)`` (left over right), within ±:data:`MAX_LEVEL_DIFFERENCE_DB`
   (a silent channel would be infinitely far);
+* ``wander_db``: how far the level difference moves, slowly, about that mean (:func:`level_wander_db`). A
+  field recording's image is not still: a bird calls on the left, then one on the right, and in its bands
+  the difference over 0.4 s means moves 1-3.5 dB (the corpus' birds, insects and jungle); a texture made
+  with a still difference moved 0.3-0.5 dB there, what the random fluctuation of two channels gives;
 * ``mid_ratio`` ``(P_L + P_R) / 2 / P_M``, the channels' mean power over the mid's (1 for identical
   channels, 2 for independent ones of equal level): the channels made from the mid texture are scaled
   by its square root so their level is the style's, however wide (at most :data:`MAX_MID_RATIO`, where
   the channels nearly cancel in the mid).
 
-A mono style has :func:`independent_image`: coherence 0, no level difference, ratio 1; the ``width``
-parameter then says how much of that independence is heard. All functions are pure numpy.
+A mono style has :func:`independent_image`: coherence 0, no level difference and no wander, ratio 1; the
+``width`` parameter then says how much of that independence is heard. All functions are pure (numpy, scipy).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import scipy.ndimage
 
 from engine.analysis.spectral import SpectralConfig, stft_frames
 from engine.errors import ParameterError
@@ -39,22 +44,33 @@ from engine.errors import ParameterError
 MAX_MID_RATIO = 4.0
 #: Largest level difference between the channels in a band, dB.
 MAX_LEVEL_DIFFERENCE_DB = 40.0
+#: The two means (s) over which the level difference's movement is split into a still image's and a wander.
+WANDER_WINDOWS_SECONDS = (0.1, 0.4)
+#: Time constant of the level difference's wander, s (the 0.4 s means of the corpus' birds and insects hold
+#: 0.2-0.4 of their movement from one to the next).
+WANDER_SECONDS = 0.5
+#: Largest wander, dB.
+MAX_WANDER_DB = 6.0
+#: Power added under each logarithm (|STFT|² scale), so a silent band has a finite level.
+POWER_FLOOR = 1e-20
 #: Frames of STFT taken at once while analysing a long style (bounded memory).
 CHUNK_FRAMES = 2048
 
 
 @dataclass(frozen=True)
 class StereoImage:
-    """Per-band stereo statistics (see module doc), each ``(bands,)`` float64."""
+    """Per-band stereo statistics (see module doc), each ``(bands,)`` float64; ``wander_db`` is the standard
+    deviation of the level difference's slow movement about ``level_difference_db`` (0 for a still image)."""
 
     coherence: np.ndarray
     level_difference_db: np.ndarray
     mid_ratio: np.ndarray
+    wander_db: np.ndarray
 
 
 def independent_image(bands: int) -> StereoImage:
     """The image of two independent channels of equal level, a mono style's (``width`` scales it)."""
-    return StereoImage(np.zeros(bands), np.zeros(bands), np.ones(bands))
+    return StereoImage(np.zeros(bands), np.zeros(bands), np.ones(bands), np.zeros(bands))
 
 
 def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.ndarray) -> tuple[StereoImage, np.ndarray]:
@@ -69,6 +85,8 @@ def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.n
     left, right = audio[:, 0], audio[:, 1]
     n_frames = 1 + len(audio) // spectral.hop
     cross, p_left, p_right, p_mid = (np.zeros(spectral.n_bins, dt) for dt in (complex, float, float, float))
+    e = np.asarray(envelope_map, dtype=np.float64)
+    band_left, band_right = [], []
     for start in range(0, n_frames, CHUNK_FRAMES):
         stop = start + CHUNK_FRAMES
         lft = stft_frames(left, start, stop, n_fft=spectral.n_fft, hop=spectral.hop)
@@ -77,14 +95,54 @@ def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.n
         p_left += np.sum(np.abs(lft) ** 2, axis=1)
         p_right += np.sum(np.abs(rgt) ** 2, axis=1)
         p_mid += np.sum(np.abs(0.5 * (lft + rgt)) ** 2, axis=1)
-    e = np.asarray(envelope_map, dtype=np.float64)
-    tiny = 1e-20
+        band_left.append(e @ np.abs(lft) ** 2)
+        band_right.append(e @ np.abs(rgt) ** 2)
+    tiny = POWER_FLOOR
     per_bin = np.abs(cross) ** 2 / ((p_left + tiny) * (p_right + tiny))
     coherence = np.clip(np.sqrt((e @ per_bin) / np.maximum(e.sum(axis=1), tiny)), 0.0, 1.0)
     bl, br, bm = e @ p_left + tiny, e @ p_right + tiny, e @ p_mid + tiny
     difference = np.clip(10.0 * np.log10(bl / br), -MAX_LEVEL_DIFFERENCE_DB, MAX_LEVEL_DIFFERENCE_DB)
-    image = StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO))
+    wander = level_wander_db(np.concatenate(band_left, axis=1), np.concatenate(band_right, axis=1),
+                             frame_rate=spectral.sample_rate / spectral.hop)
+    image = StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO), wander)
     return image, 0.5 * (p_left + p_right) / n_frames
+
+
+def level_wander_db(left: np.ndarray, right: np.ndarray, *, frame_rate: float) -> np.ndarray:
+    """How far each band's level difference wanders: the standard deviation (dB) ``(bands,)`` of an AR(1)
+    walk of time constant :data:`WANDER_SECONDS` that gives the slow part of its movement (see module doc).
+
+    Parameters
+    ----------
+    left, right : np.ndarray [shape=(bands, frames)]
+        The channels' band powers frame by frame (any scale, the same for both).
+    frame_rate : float
+        Frames a second.
+
+    The level difference over the two :data:`WANDER_WINDOWS_SECONDS` means varies as ``V(W) = S + F / W``
+    (``W`` in frames): ``S`` is the part that holds over the windows, the walk's, and ``F / W`` the part a
+    still image has too, which averages out. ``S`` is then divided by the share of a walk's variance the
+    longer window's mean leaves. A recording shorter than that window, or one whose difference does not
+    wander, gives 0; at most :data:`MAX_WANDER_DB`.
+    """
+    widths = [max(1, int(round(seconds * frame_rate))) for seconds in WANDER_WINDOWS_SECONDS]
+    if left.shape[1] < widths[1]:
+        return np.zeros(left.shape[0])
+    var = []
+    for w in widths:
+        lft = scipy.ndimage.uniform_filter1d(left, w, axis=1)
+        rgt = scipy.ndimage.uniform_filter1d(right, w, axis=1)
+        var.append(np.var(10.0 * np.log10((lft + POWER_FLOOR) / (rgt + POWER_FLOOR)), axis=1))
+    (fast_w, slow_w), (fast_v, slow_v) = widths, var
+    still = (fast_v - slow_v) / (1.0 / fast_w - 1.0 / slow_w)
+    lags = np.abs(np.arange(slow_w)[:, None] - np.arange(slow_w)[None, :])
+    kept = float(np.mean(wander_pole(frame_rate) ** lags))
+    return np.sqrt(np.clip((slow_v - still / slow_w) / kept, 0.0, MAX_WANDER_DB ** 2))
+
+
+def wander_pole(frame_rate: float) -> float:
+    """The per-frame pole of the level difference's wander, an AR(1) of time constant :data:`WANDER_SECONDS`."""
+    return float(np.exp(-1.0 / (WANDER_SECONDS * frame_rate)))
 
 
 def blend_images(images: Sequence[StereoImage], weights: np.ndarray) -> StereoImage:
@@ -92,4 +150,4 @@ def blend_images(images: Sequence[StereoImage], weights: np.ndarray) -> StereoIm
     the stereo image with the timbre."""
     w = np.asarray(weights, dtype=np.float64)
     return StereoImage(*(sum(wi * getattr(im, name) for wi, im in zip(w, images))
-                         for name in ("coherence", "level_difference_db", "mid_ratio")))
+                         for name in ("coherence", "level_difference_db", "mid_ratio", "wander_db")))

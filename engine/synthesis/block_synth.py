@@ -97,7 +97,7 @@ from engine.synthesis.partial_floor import PartialFloor
 from engine.synthesis.spectral_balance import SpectralBalance
 from engine.synthesis.band_movement import BandMovement, style_movement
 from engine.synthesis.fine_spread import fine_gains, widened_within_bands
-from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix
+from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix, wander_map
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
 from engine.synthesis.styles import Style, StyleLibrary
@@ -244,7 +244,8 @@ class BlockSynth:
         self._level_map = LevelMap(self.config.spectral.hop / self.config.spectral.sample_rate)
         self._clicks = ClickLayer(self.config.spectral.sample_rate, channels)
         self._freqs = np.fft.rfftfreq(self.config.spectral.n_fft, 1.0 / self.config.spectral.sample_rate)
-        self._upmix = StereoUpmix(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop) \
+        self._upmix = StereoUpmix(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
+                                   sample_rate=self.config.spectral.sample_rate) \
             if channels == STEREO else None
         self._worker: ThreadPoolExecutor | None = None
         self.latest: BlockStats | None = None
@@ -587,9 +588,10 @@ class BlockSynth:
         # (measured: no overlap at all, 8.1 ms a block). The level map, the partial floor and the balance
         # ahead of it ran there too: no faster (6.3 against 6.4 times real time, docs/EXPERIMENTS.md section 30).
         channel_gains = channel_mix(self._image, float(snap["width"]), self._bin_map) if self._upmix else None
+        wander = wander_map(self._image, float(snap["width"]), self._bin_map) if self._upmix else None
         material = float(snap["material"])
         magnitudes, heard = self._magnitudes(*committed, material)
-        pending = self._worker.submit(self._to_samples, magnitudes, channel_gains)
+        pending = self._worker.submit(self._to_samples, magnitudes, channel_gains, wander)
         loss = self._optimise(target, snap, calls)
         try:
             samples = pending.result(timeout=PHASE_TIMEOUT_SECONDS)
@@ -619,13 +621,15 @@ class BlockSynth:
         magnitudes *= self._balance.gains(self._channel_power, 1.0 - clicked * (1.0 - self._bed))[:, None]
         return magnitudes, heard
 
-    def _to_samples(self, magnitudes: np.ndarray, channel_gains: np.ndarray | None) -> np.ndarray:
+    def _to_samples(self, magnitudes: np.ndarray, channel_gains: np.ndarray | None,
+                    wander: np.ndarray | None) -> np.ndarray:
         """The phase's samples of the committed ``magnitudes`` ``(bins, B)``: mono ``(n,)``, or with the
-        stereo upmix ``(n, 2)`` (``channel_gains`` from :func:`engine.synthesis.stereo.channel_mix`)."""
+        stereo upmix ``(n, 2)`` (``channel_gains`` from :func:`engine.synthesis.stereo.channel_mix`, ``wander``
+        from :func:`engine.synthesis.stereo.wander_map`)."""
         mono = self.phase.process(magnitudes)
         if self._upmix is None:
             return mono
-        return self._upmix.process(self.phase.last_committed, channel_gains)
+        return self._upmix.process(self.phase.last_committed, channel_gains, wander)
 
     def _adapt(self, load: float, wanted: int) -> None:
         if self.adaptive:

@@ -25,7 +25,10 @@ width 1 gives coherence 0.06-0.13 above 150 Hz and 0.2-0.3 below in 6 s of outpu
 :func:`engine.analysis.stereo.stereo_image`).
 
 ``g_L``, ``g_R`` set the level difference and bring the channels to the style's level over the mid
-(:mod:`engine.analysis.stereo`). :func:`channel_mix` turns a (blended) stereo image and the ``width``
+(:mod:`engine.analysis.stereo`). Where the style's difference wanders (a bird on the left, then one on the
+right), each band's difference walks about it as an AR(1) of the style's ``wander_db`` and time constant
+(:data:`engine.analysis.stereo.WANDER_SECONDS`), the two channels' power kept; a bin between two bands mixes
+their walks (:func:`wander_map`). :func:`channel_mix` turns a (blended) stereo image and the ``width``
 parameter into the per-bin ``a``, ``b``, ``g_L``, ``g_R``: coherence ``1 − width (1 − c)`` and level
 difference ``width · d``, so width 0 gives identical channels, 1 the style's image (for a mono style
 two independent channels).
@@ -36,7 +39,7 @@ import numpy as np
 
 from engine.analysis.overlap_add import OverlapAdd
 from engine.analysis.spectral import hann_window
-from engine.analysis.stereo import StereoImage
+from engine.analysis.stereo import StereoImage, wander_pole
 from engine.errors import ParameterError
 
 #: Standard deviation of the decorrelator's per-bin phase step, radians per frame (see module doc).
@@ -77,6 +80,14 @@ def channel_mix(image: StereoImage, width: float, bin_map: np.ndarray) -> np.nda
     return mix_rows(image, width) @ bin_map.T
 
 
+def wander_map(image: StereoImage, width: float, bin_map: np.ndarray) -> np.ndarray:
+    """``(bins, bands)``: each bin's share of each band's walk times the band's wander (dB) at ``width`` in
+    [0, 1], normalised so that a bin between two bands wanders as far as they do (its walk is a mix of
+    theirs). :meth:`StereoUpmix.process` multiplies its bands' unit walks by it."""
+    norm = np.sqrt(np.maximum((bin_map ** 2).sum(axis=1, keepdims=True), 1e-12))
+    return width * bin_map * image.wander_db[None, :] / norm
+
+
 class StereoUpmix:
     """Stream object: the mid's committed spectra in, two channels of samples out (see module doc).
 
@@ -90,8 +101,9 @@ class StereoUpmix:
     Lifecycle: :meth:`prepare`, :meth:`process` per block, :meth:`release`.
     """
 
-    def __init__(self, *, n_fft: int, hop: int, seed: int = 0) -> None:
+    def __init__(self, *, n_fft: int, hop: int, sample_rate: int, seed: int = 0) -> None:
         self.n_fft, self.hop, self.seed = int(n_fft), int(hop), int(seed)
+        self._pole = wander_pole(sample_rate / self.hop)
         self.n_bins = self.n_fft // 2 + 1
         self._window = np.array(hann_window(self.n_fft))
 
@@ -106,6 +118,8 @@ class StereoUpmix:
         self._past = np.zeros((hi + 1, self.n_bins), dtype=complex)  # committed spectra, newest last
         self._ola = [OverlapAdd(self._window, self.hop) for _ in range(STEREO)]
         self._emitted = 0
+        self._wander_rng = np.random.default_rng([self.seed, 1])  # its own: a still image plays as before
+        self._walk = np.zeros(0)  # the bands' unit walks, drawn on first use
 
     def release(self) -> None:
         """Drop the stream state; :meth:`prepare` starts a new stream."""
@@ -122,7 +136,7 @@ class StereoUpmix:
         gain = np.divide(new_level, old_level, out=np.ones(self.n_bins), where=old_level > 0)
         self._past *= np.minimum(gain, MAX_RELEVEL_GAIN)[None, :]
 
-    def process(self, spectra: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    def process(self, spectra: np.ndarray, mix: np.ndarray, wander: np.ndarray | None = None) -> np.ndarray:
         """The two channels ``(samples, 2)`` float64 of the mid's next committed frames.
 
         Parameters
@@ -131,6 +145,9 @@ class StereoUpmix:
             The frames the phase committed (:attr:`engine.synthesis.phase.StreamingPhase.last_committed`).
         mix : np.ndarray [shape=(4, n_bins)]
             :func:`channel_mix`'s rows ``a``, ``b``, ``g_L``, ``g_R``.
+        wander : np.ndarray [shape=(n_bins, bands)], optional
+            :func:`wander_map`: the level difference wanders by it (see module doc); None or zeros hold it
+            still.
 
         Returns as many samples as the phase's :meth:`~engine.synthesis.phase.StreamingPhase.process`
         returned for the same frames. Raises ParameterError for spectra of the wrong size.
@@ -150,9 +167,29 @@ class StereoUpmix:
         self._past = self._past[k:]
         mid, side = a * spectra, b * delayed * np.exp(1j * theta)
         out = []
+        if wander is not None and k and wander.any():
+            g_left, g_right = self._wandered(g_left, g_right, wander, k)
         for ola, spec in zip(self._ola, (g_left * (mid + side), g_right * (mid - side))):
             out.append(ola.push(np.fft.irfft(spec, n=self.n_fft, axis=1) * self._window))
         y = np.stack(out, axis=1) if k else np.zeros((0, STEREO))
         start = self._emitted
         self._emitted += len(y)
         return y[max(0, self.n_fft // 2 - start):]
+
+    def _wandered(self, g_left: np.ndarray, g_right: np.ndarray, wander: np.ndarray,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The channel gains ``(k, n_bins)`` of ``k`` frames with the bands' walks laid on the level
+        difference: each bin's left share of ``g_L² + g_R²`` moved by the walk's dB, that sum kept (a channel
+        the style leaves silent stays silent)."""
+        if len(self._walk) != wander.shape[1]:
+            self._walk = self._wander_rng.standard_normal(wander.shape[1])
+        noise = self._wander_rng.standard_normal((k, len(self._walk))) * np.sqrt(1.0 - self._pole ** 2)
+        walks = np.empty((k, len(self._walk)))
+        for i in range(k):
+            self._walk = self._pole * self._walk + noise[i]
+            walks[i] = self._walk
+        power = g_left ** 2 + g_right ** 2
+        share = g_left ** 2 / np.maximum(power, 1e-30)
+        moved = share * 10.0 ** (walks @ wander.T / 10.0)
+        share = moved / (moved + 1.0 - share)
+        return np.sqrt(power * share), np.sqrt(power * (1.0 - share))
