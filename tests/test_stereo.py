@@ -12,7 +12,7 @@ from engine.params import ParamStore
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import live_config
-from engine.synthesis.stereo import StereoUpmix, bins_from_bands, channel_mix
+from engine.synthesis.stereo import StereoUpmix, bins_from_bands, channel_mix, wander_map
 from engine.synthesis.styles import StyleLibrary
 
 RATE = 44100
@@ -239,6 +239,18 @@ def test_a_style_with_a_silent_channel_has_a_finite_image_and_mix():
     assert np.all(np.isfinite(image.coherence)) and np.all(power > 0)
     mix = channel_mix(image, 1.0, bins_from_bands(emap))
     assert np.all(np.isfinite(mix)) and np.all(mix[3] < 0.02 * mix[2])  # the right channel stays near silent
+    assert np.all(np.isfinite(image.wander_db))
+    # However far the difference wanders, the silent side stays silent and the other keeps the power.
+    wandering = StereoImage(image.coherence, image.level_difference_db, image.mid_ratio, np.full(len(emap), 6.0))
+    upmix = StereoUpmix(n_fft=CONFIG.spectral.n_fft, hop=CONFIG.spectral.hop, sample_rate=RATE)
+    upmix.prepare()
+    spectra = stft(left, n_fft=CONFIG.spectral.n_fft, hop=CONFIG.spectral.hop).T
+    still = np.concatenate([upmix.process(spectra[j:j + 2], mix) for j in range(0, len(spectra), 2)])
+    upmix.prepare()
+    moved = np.concatenate([upmix.process(spectra[j:j + 2], mix, wander_map(wandering, 1.0, bins_from_bands(emap)))
+                            for j in range(0, len(spectra), 2)])
+    rms = [np.sqrt(np.mean(y[RATE // 4:] ** 2, axis=0)) for y in (still, moved)]
+    assert rms[1][1] < 0.02 * rms[1][0] and abs(20 * np.log10(rms[1][0] / rms[0][0])) < 0.2, rms
 
 
 def test_a_bands_coherence_is_the_mean_over_its_bins_not_its_loudest_bin():
