@@ -117,36 +117,43 @@ def _wandering_noise(seconds: float, wander_db: float, seed: int = 0) -> np.ndar
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
-def _slow_level_difference_db(audio: np.ndarray) -> np.ndarray:
-    """Each envelope band's standard deviation (dB) of the channels' level difference over 0.4 s means."""
+def _slow_level_differences(audio: np.ndarray) -> np.ndarray:
+    """Each envelope band's level difference of the channels (dB) over 0.4 s means ``(bands, frames)``."""
     emap = CONFIG.spectral.envelope_map()
     left, right = (emap @ np.abs(stft(audio[RATE // 2:, c].astype(np.float64), n_fft=CONFIG.spectral.n_fft,
                                       hop=CONFIG.spectral.hop)) ** 2 for c in (0, 1))
     w = int(0.4 * RATE / CONFIG.spectral.hop)
     kernel = np.ones(w) / w
     smooth = [np.apply_along_axis(np.convolve, 1, p, kernel, mode="valid") for p in (left, right)]
-    return np.std(10 * np.log10(smooth[0] / smooth[1]), axis=1)
+    return 10 * np.log10(smooth[0] / smooth[1])
 
 
 def test_the_level_difference_wanders_as_far_as_the_styles_and_a_still_one_stays_still(tmp_path, stepper):
     """A field recording's image moves (a bird on the left, then one on the right): a style whose level
-    difference walks 3 dB gives a texture whose difference walks about as far; a style whose difference holds
-    still (independent noise of equal level) gives one that moves only as two noises' levels do."""
+    difference walks 3 dB, in every band at once, gives a texture whose difference walks about as far, its
+    bands together; a style whose difference holds still (independent noise of equal level) gives one that
+    moves only as two noises' levels do."""
     mid = (_centres() > 300) & (_centres() < 16000)
-    styles, wander, played = {}, {}, {}
+    styles, wander, played, together = {}, {}, {}, {}
     for name, db, seed in (("moving", 3.0, 0), ("still", 0.0, 1)):
-        styles[name] = _wandering_noise(12.0, db, seed=seed)
+        style = _wandering_noise(12.0, db, seed=seed)
         library = StyleLibrary(CONFIG)
-        wander[name] = library.add_audio(styles[name], name).image.wander_db
+        image = library.add_audio(style, name).image
+        wander[name] = image.wander_db
         audio, _ = _render(tmp_path, library, ParamStore(), 12.0, stepper, name=f"{name}.wav")
-        played[name], styles[name] = _slow_level_difference_db(audio)[mid], _slow_level_difference_db(styles[name])[mid]
-        print(name, "measured wander", np.round(wander[name][mid], 1), "\n  level difference's movement: style",
-              np.round(styles[name], 1), "\n  texture", np.round(played[name], 1))
+        moves = _slow_level_differences(audio)[mid]
+        played[name], styles[name] = moves.std(axis=1), _slow_level_differences(style)[mid].std(axis=1)
+        together[name] = np.corrcoef(moves)[np.triu_indices(int(mid.sum()), k=2)].mean()
+        print(name, "measured wander", np.round(wander[name][mid], 1), "shared", np.round(image.wander_shared[mid], 2),
+              "\n  level difference's movement: style", np.round(styles[name], 1), "\n  texture",
+              np.round(played[name], 1), "; bands two or more apart correlated", round(together[name], 2))
     assert np.all(np.abs(wander["moving"][mid] - 3.0) < 0.75), wander["moving"]
     assert np.all(wander["still"][mid] < 0.5), wander["still"]
     ratio = np.median(played["moving"]) / np.median(styles["moving"])
     assert 0.7 < ratio < 1.4, ratio
     assert np.median(played["still"]) < 0.4 * np.median(played["moving"]), played
+    # The style's one walk moves every band: the texture's bands move together, where still ones do not.
+    assert together["moving"] > 0.5 and abs(together["still"]) < 0.2, together
 
 
 def test_energy_above_11_khz_is_kept(tmp_path, stepper):
@@ -221,7 +228,7 @@ def test_the_upmix_at_width_0_is_the_phase_output_bit_for_bit():
 
 
 def test_a_blend_moves_the_stereo_image():
-    wide, narrow = independent_image(3), StereoImage(np.ones(3), np.full(3, 6.0), np.ones(3), np.zeros(3))
+    wide, narrow = independent_image(3), StereoImage(np.ones(3), np.full(3, 6.0), np.ones(3), np.zeros(3), np.zeros(3))
     half = blend_images([wide, narrow], np.array([0.5, 0.5]))
     assert np.allclose(half.coherence, 0.5) and np.allclose(half.level_difference_db, 3.0)
     bin_map = np.eye(3)
@@ -241,7 +248,8 @@ def test_a_style_with_a_silent_channel_has_a_finite_image_and_mix():
     assert np.all(np.isfinite(mix)) and np.all(mix[3] < 0.02 * mix[2])  # the right channel stays near silent
     assert np.all(np.isfinite(image.wander_db))
     # However far the difference wanders, the silent side stays silent and the other keeps the power.
-    wandering = StereoImage(image.coherence, image.level_difference_db, image.mid_ratio, np.full(len(emap), 6.0))
+    wandering = StereoImage(image.coherence, image.level_difference_db, image.mid_ratio, np.full(len(emap), 6.0),
+                            np.full(len(emap), 0.5))
     upmix = StereoUpmix(n_fft=CONFIG.spectral.n_fft, hop=CONFIG.spectral.hop, sample_rate=RATE)
     upmix.prepare()
     spectra = stft(left, n_fft=CONFIG.spectral.n_fft, hop=CONFIG.spectral.hop).T

@@ -202,7 +202,8 @@ def click_target(audio: np.ndarray, *, sample_rate: int) -> ClickTarget | None:
     if audio.ndim == 2:
         image = _click_image(audio, peaks[keep], span=span, hop=hop, sample_rate=sample_rate)
     else:
-        image = StereoImage(np.ones(len(keep)), np.zeros(len(keep)), np.ones(len(keep)), np.zeros(len(keep)))
+        still = np.zeros(len(keep))
+        image = StereoImage(np.ones(len(keep)), still, np.ones(len(keep)), still, still)
     edges = profile_edges(sample_rate)
     in_band = ((freqs[None, :] >= edges[:-1, None]) & (freqs[None, :] < edges[1:, None])).astype(np.float64)
     band_energy = in_band @ per_click  # (bands, clicks)
@@ -261,7 +262,8 @@ def _click_image(audio: np.ndarray, peaks: np.ndarray, *, span: int, hop: int, s
     c = np.clip((coherence(left, right, power) - unrelated) / max(1.0 - unrelated, 1e-6), 0.0, 1.0)
     q = np.clip(np.maximum(energy[0], 1e-30) / np.maximum(energy[1], 1e-30),
                 10 ** (-MAX_LEVEL_DIFFERENCE_DB / 10), 10 ** (MAX_LEVEL_DIFFERENCE_DB / 10))
-    return StereoImage(c, 10.0 * np.log10(q), 2.0 / (1.0 + 2.0 * c * np.sqrt(q) / (1.0 + q)), np.zeros(len(c)))
+    still = np.zeros(len(c))
+    return StereoImage(c, 10.0 * np.log10(q), 2.0 / (1.0 + 2.0 * c * np.sqrt(q) / (1.0 + q)), still, still)
 
 
 def profile_edges(sample_rate: int) -> np.ndarray:

@@ -17,7 +17,8 @@ the STFTs ``L`` and ``R`` of its channels summed over frames ``t``:
   (``docs/EXPERIMENTS.md`` section 15);
 * ``level_difference_db`` ``10 log10(P_L / P_R)`` (left over right), within ±:data:`MAX_LEVEL_DIFFERENCE_DB`
   (a silent channel would be infinitely far);
-* ``wander_db``: how far the level difference moves, slowly, about that mean (:func:`level_wander_db`). A
+* ``wander_db``, ``wander_shared``: how far the level difference moves, slowly, about that mean, and how
+  much of it the bands do together (:func:`level_wander`). A
   field recording's image is not still: a bird calls on the left, then one on the right, and in its bands
   the difference over 0.4 s means moves 1-3.5 dB (the corpus' birds, insects and jungle); a texture made
   with a still difference moved 0.3-0.5 dB there, what the random fluctuation of two channels gives;
@@ -51,6 +52,10 @@ WANDER_WINDOWS_SECONDS = (0.1, 0.4)
 WANDER_SECONDS = 0.5
 #: Largest wander, dB.
 MAX_WANDER_DB = 6.0
+#: Bands that wander less than this (dB) take no part in the walk the bands share.
+MIN_WANDER_DB = 0.1
+#: Largest correlation of a band's wander with the shared walk (each band keeps a walk of its own).
+MAX_WANDER_SHARED = 0.95
 #: Power added under each logarithm (|STFT|² scale), so a silent band has a finite level.
 POWER_FLOOR = 1e-20
 #: Frames of STFT taken at once while analysing a long style (bounded memory).
@@ -60,17 +65,19 @@ CHUNK_FRAMES = 2048
 @dataclass(frozen=True)
 class StereoImage:
     """Per-band stereo statistics (see module doc), each ``(bands,)`` float64; ``wander_db`` is the standard
-    deviation of the level difference's slow movement about ``level_difference_db`` (0 for a still image)."""
+    deviation of the level difference's slow movement about ``level_difference_db`` (0 for a still image),
+    ``wander_shared`` its correlation with a walk all bands share (:func:`level_wander`)."""
 
     coherence: np.ndarray
     level_difference_db: np.ndarray
     mid_ratio: np.ndarray
     wander_db: np.ndarray
+    wander_shared: np.ndarray
 
 
 def independent_image(bands: int) -> StereoImage:
     """The image of two independent channels of equal level, a mono style's (``width`` scales it)."""
-    return StereoImage(np.zeros(bands), np.zeros(bands), np.ones(bands), np.zeros(bands))
+    return StereoImage(np.zeros(bands), np.zeros(bands), np.ones(bands), np.zeros(bands), np.zeros(bands))
 
 
 def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.ndarray) -> tuple[StereoImage, np.ndarray]:
@@ -102,15 +109,20 @@ def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.n
     coherence = np.clip(np.sqrt((e @ per_bin) / np.maximum(e.sum(axis=1), tiny)), 0.0, 1.0)
     bl, br, bm = e @ p_left + tiny, e @ p_right + tiny, e @ p_mid + tiny
     difference = np.clip(10.0 * np.log10(bl / br), -MAX_LEVEL_DIFFERENCE_DB, MAX_LEVEL_DIFFERENCE_DB)
-    wander = level_wander_db(np.concatenate(band_left, axis=1), np.concatenate(band_right, axis=1),
-                             frame_rate=spectral.sample_rate / spectral.hop)
-    image = StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO), wander)
+    wander, shared = level_wander(np.concatenate(band_left, axis=1), np.concatenate(band_right, axis=1),
+                                  frame_rate=spectral.sample_rate / spectral.hop)
+    image = StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO), wander, shared)
     return image, 0.5 * (p_left + p_right) / n_frames
 
 
-def level_wander_db(left: np.ndarray, right: np.ndarray, *, frame_rate: float) -> np.ndarray:
-    """How far each band's level difference wanders: the standard deviation (dB) ``(bands,)`` of an AR(1)
-    walk of time constant :data:`WANDER_SECONDS` that gives the slow part of its movement (see module doc).
+def level_wander(left: np.ndarray, right: np.ndarray, *, frame_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """How far each band's level difference wanders, and how much of that the bands do together:
+    ``(wander_db, wander_shared)``, each ``(bands,)``.
+
+    ``wander_db`` is the standard deviation (dB) of an AR(1) walk of time constant :data:`WANDER_SECONDS`
+    that gives the slow part of the band's movement; ``wander_shared`` the correlation of that movement with
+    one walk common to all bands (a bird that calls in several bands moves them together), within
+    ±:data:`MAX_WANDER_SHARED`.
 
     Parameters
     ----------
@@ -122,22 +134,45 @@ def level_wander_db(left: np.ndarray, right: np.ndarray, *, frame_rate: float) -
     The level difference over the two :data:`WANDER_WINDOWS_SECONDS` means varies as ``V(W) = S + F / W``
     (``W`` in frames): ``S`` is the part that holds over the windows, the walk's, and ``F / W`` the part a
     still image has too, which averages out. ``S`` is then divided by the share of a walk's variance the
-    longer window's mean leaves. A recording shorter than that window, or one whose difference does not
-    wander, gives 0; at most :data:`MAX_WANDER_DB`.
+    longer window's mean leaves. The shared part is one common factor of the wandering bands' differences
+    over the longer means (their correlations with it, :func:`_one_factor`). A recording shorter than that
+    window, or one whose difference does not wander, gives zeros; the wander is at most :data:`MAX_WANDER_DB`.
     """
+    bands = left.shape[0]
     widths = [max(1, int(round(seconds * frame_rate))) for seconds in WANDER_WINDOWS_SECONDS]
     if left.shape[1] < widths[1]:
-        return np.zeros(left.shape[0])
-    var = []
+        return np.zeros(bands), np.zeros(bands)
+    differences = []
     for w in widths:
         lft = scipy.ndimage.uniform_filter1d(left, w, axis=1)
         rgt = scipy.ndimage.uniform_filter1d(right, w, axis=1)
-        var.append(np.var(10.0 * np.log10((lft + POWER_FLOOR) / (rgt + POWER_FLOOR)), axis=1))
-    (fast_w, slow_w), (fast_v, slow_v) = widths, var
+        differences.append(10.0 * np.log10((lft + POWER_FLOOR) / (rgt + POWER_FLOOR)))
+    (fast_w, slow_w), (fast_v, slow_v) = widths, [np.var(d, axis=1) for d in differences]
     still = (fast_v - slow_v) / (1.0 / fast_w - 1.0 / slow_w)
     lags = np.abs(np.arange(slow_w)[:, None] - np.arange(slow_w)[None, :])
     kept = float(np.mean(wander_pole(frame_rate) ** lags))
-    return np.sqrt(np.clip((slow_v - still / slow_w) / kept, 0.0, MAX_WANDER_DB ** 2))
+    wander = np.sqrt(np.clip((slow_v - still / slow_w) / kept, 0.0, MAX_WANDER_DB ** 2))
+    shared = np.zeros(bands)
+    moving = np.flatnonzero(wander > MIN_WANDER_DB)
+    if len(moving) >= 2:
+        shared[moving] = _one_factor(np.corrcoef(differences[1][moving]))
+    return wander, shared
+
+
+def _one_factor(correlation: np.ndarray) -> np.ndarray:
+    """Loadings ``l`` of one common factor whose ``l_i l_j`` give ``correlation``'s off-diagonal entries
+    (principal-axis factoring: the diagonal replaced by each variable's shared part, refined 20 times), within
+    ±:data:`MAX_WANDER_SHARED`, signed so that most of the loading is positive. Uncorrelated variables get 0."""
+    c = np.array(correlation, dtype=np.float64)
+    off = c - np.diag(np.diag(c))
+    communality = np.abs(off).max(axis=1)
+    loading = np.zeros(len(c))
+    for _ in range(20):
+        np.fill_diagonal(c, communality)
+        values, vectors = np.linalg.eigh(c)
+        loading = np.clip(vectors[:, -1] * np.sqrt(max(values[-1], 0.0)), -MAX_WANDER_SHARED, MAX_WANDER_SHARED)
+        communality = loading ** 2
+    return loading * (1.0 if loading.sum() >= 0 else -1.0)
 
 
 def wander_pole(frame_rate: float) -> float:
@@ -150,4 +185,4 @@ def blend_images(images: Sequence[StereoImage], weights: np.ndarray) -> StereoIm
     the stereo image with the timbre."""
     w = np.asarray(weights, dtype=np.float64)
     return StereoImage(*(sum(wi * getattr(im, name) for wi, im in zip(w, images))
-                         for name in ("coherence", "level_difference_db", "mid_ratio", "wander_db")))
+                         for name in ("coherence", "level_difference_db", "mid_ratio", "wander_db", "wander_shared")))

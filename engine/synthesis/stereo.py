@@ -27,9 +27,9 @@ width 1 gives coherence 0.06-0.13 above 150 Hz and 0.2-0.3 below in 6 s of outpu
 ``g_L``, ``g_R`` set the level difference and bring the channels to the style's level over the mid
 (:mod:`engine.analysis.stereo`). Where the style's difference wanders (a bird on the left, then one on the
 right), each band's difference walks about it as an AR(1) of the style's ``wander_db`` and time constant
-(:data:`engine.analysis.stereo.WANDER_SECONDS`), the two channels' power kept; a bin between two bands mixes
-their walks (:func:`wander_map`). :func:`channel_mix` turns a (blended) stereo image and the ``width``
-parameter into the per-bin ``a``, ``b``, ``g_L``, ``g_R``: coherence ``1 − width (1 − c)`` and level
+(:data:`engine.analysis.stereo.WANDER_SECONDS`), the two channels' power kept: a walk of its own and one all
+bands share, mixed by the style's ``wander_shared``; a bin between two bands mixes theirs (:func:`wander_map`).
+:func:`channel_mix` turns a (blended) stereo image and the ``width`` parameter into the per-bin ``a``, ``b``, ``g_L``, ``g_R``: coherence ``1 − width (1 − c)`` and level
 difference ``width · d``, so width 0 gives identical channels, 1 the style's image (for a mono style
 two independent channels).
 """
@@ -81,11 +81,17 @@ def channel_mix(image: StereoImage, width: float, bin_map: np.ndarray) -> np.nda
 
 
 def wander_map(image: StereoImage, width: float, bin_map: np.ndarray) -> np.ndarray:
-    """``(bins, bands)``: each bin's share of each band's walk times the band's wander (dB) at ``width`` in
-    [0, 1], normalised so that a bin between two bands wanders as far as they do (its walk is a mix of
-    theirs). :meth:`StereoUpmix.process` multiplies its bands' unit walks by it."""
-    norm = np.sqrt(np.maximum((bin_map ** 2).sum(axis=1, keepdims=True), 1e-12))
-    return width * bin_map * image.wander_db[None, :] / norm
+    """``(bins, 1 + bands)``: the dB each bin's level difference moves per unit of the walk the bands share
+    (column 0) and of each band's own walk, at ``width`` in [0, 1]. A band's wander is split between the two
+    by its ``wander_shared``; a bin between two bands mixes their walks, scaled so that it wanders as far as
+    their mean variance (a mix of independent walks would move less). :meth:`StereoUpmix.process` multiplies
+    the unit walks by it."""
+    w, shared = image.wander_db, image.wander_shared
+    own = bin_map * (w * np.sqrt(1.0 - shared ** 2))[None, :]
+    rows = np.concatenate([bin_map @ (w * shared)[:, None], own], axis=1)
+    played = (rows ** 2).sum(axis=1, keepdims=True)
+    wanted = bin_map @ (w ** 2)[:, None]
+    return width * rows * np.sqrt(wanted / np.maximum(played, 1e-12))
 
 
 class StereoUpmix:
@@ -119,7 +125,7 @@ class StereoUpmix:
         self._ola = [OverlapAdd(self._window, self.hop) for _ in range(STEREO)]
         self._emitted = 0
         self._wander_rng = np.random.default_rng([self.seed, 1])  # its own: a still image plays as before
-        self._walk = np.zeros(0)  # the bands' unit walks, drawn on first use
+        self._walk = np.zeros(0)  # the unit walks (the shared one, then each band's), drawn on first use
 
     def release(self) -> None:
         """Drop the stream state; :meth:`prepare` starts a new stream."""
@@ -145,7 +151,7 @@ class StereoUpmix:
             The frames the phase committed (:attr:`engine.synthesis.phase.StreamingPhase.last_committed`).
         mix : np.ndarray [shape=(4, n_bins)]
             :func:`channel_mix`'s rows ``a``, ``b``, ``g_L``, ``g_R``.
-        wander : np.ndarray [shape=(n_bins, bands)], optional
+        wander : np.ndarray [shape=(n_bins, 1 + bands)], optional
             :func:`wander_map`: the level difference wanders by it (see module doc); None or zeros hold it
             still.
 
