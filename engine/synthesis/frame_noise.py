@@ -12,7 +12,8 @@ frame as AR(1) processes, ``x_t = ρ x_{t−1} + √(1 − ρ²) ε_t``. A bin's
 (:func:`engine.analysis.statistics.persistence`), a factor's its scores' lag-1 correlation, both times
 the blend's purity ``Σ w²`` (1 for one style, 0.5 for a half-half blend: slow new frames let the
 optimiser alternate between two pitched styles instead of blending them), less what the phase adds
-(:data:`OVERLAP_PERSISTENCE`), at most :data:`MAX_PERSISTENCE`. The marginal of every bin is the
+(:data:`OVERLAP_PERSISTENCE`), at most :data:`MAX_PERSISTENCE`; a factor that is not held (a wave, a note)
+at most :data:`MAX_FACTOR_PERSISTENCE` (:func:`carried_factor_persistence`). The marginal of every bin is the
 style's; only the order in time and the company across bins are drawn. Where the trend laid out over the
 new frames is high, the shared part ``L f`` spreads wider by ``exp(γ u − γ²)``
 (:func:`engine.analysis.trend.coupled_spread`; ``u`` the bin's standardised trend offset, ``γ`` the style's
@@ -38,12 +39,30 @@ MAX_PERSISTENCE = 0.95
 #: 0.35 from the frames' overlap alone, and the phase gives back about half of it (independent new
 #: frames play at 0.25, new frames at 0.35 play at 0.43), so the noise carries ``(ρ − 0.175) / 0.825``.
 OVERLAP_PERSISTENCE = 0.175
+#: Largest AR(1) coefficient of a shared factor that is not held. Bins that move together in a field
+#: recording do so for a few frames: night_mediterran's factors have lag-1 correlations of 0.64-0.80 and
+#: lag-4 ones of -0.09 to 0.31, where an AR(1) at the lag-1 value holds them 0.17-0.41. Carried at their
+#: lag-1 value, they drew blotches of co-moving bins 10-30 frames long where the recordings are a fine
+#: speckle, and the learned ear heard it (``docs/EXPERIMENTS.md`` section 45).
+MAX_FACTOR_PERSISTENCE = 0.5
+#: Lag-1 correlation from which a shared factor is held and keeps its persistence (seashore's waves 0.99,
+#: the violin's note 0.98; the nights' and jungle's factors reach 0.91).
+HELD_FACTOR_PERSISTENCE = 0.95
 
 
 def carried_persistence(measured: np.ndarray, purity: float) -> np.ndarray:
     """The AR(1) coefficient the noise carries for a measured lag-1 correlation (module doc), float32."""
     rho = (np.asarray(measured, dtype=np.float64) * purity - OVERLAP_PERSISTENCE) / (1.0 - OVERLAP_PERSISTENCE)
     return np.clip(rho, 0.0, MAX_PERSISTENCE).astype(np.float32)
+
+
+def carried_factor_persistence(measured: np.ndarray, purity: float) -> np.ndarray:
+    """The AR(1) coefficient the noise carries for each shared factor of measured lag-1 correlation
+    ``measured``: :func:`carried_persistence`, at most :data:`MAX_FACTOR_PERSISTENCE` unless the factor is
+    held (its lag-1 correlation at least :data:`HELD_FACTOR_PERSISTENCE`: a wave, a sustained note), float32."""
+    rho = carried_persistence(measured, purity)
+    held = np.asarray(measured) >= HELD_FACTOR_PERSISTENCE
+    return np.where(held, rho, np.minimum(rho, MAX_FACTOR_PERSISTENCE)).astype(np.float32)
 
 
 def _ar1(rng: np.random.Generator, rho: np.ndarray, last: np.ndarray | None, n: int) -> np.ndarray:
@@ -88,7 +107,7 @@ class FrameNoise:
             self._own = np.ones_like(mean)
         else:
             self._loadings = target.loadings.numpy()
-            self._factor_rho = carried_persistence(target.factor_persistence.numpy(), purity)
+            self._factor_rho = carried_factor_persistence(target.factor_persistence.numpy(), purity)
             self._own = np.sqrt(np.clip(1.0 - (self._loadings ** 2).sum(axis=1), 0.0, 1.0)).astype(np.float32)
         if self._last_bins is not None and len(self._last_bins) != len(mean):
             self._last_bins = None
