@@ -6,7 +6,7 @@ import torch
 
 from engine.synthesis import losses
 from engine.analysis.spectral import SpectralConfig
-from engine.synthesis.step_graph import AnalyticStep, BlockConfig, receptive_field_weights
+from engine.synthesis.step_graph import AnalyticStep, BlockConfig, envelope_stats_gradient, receptive_field_weights
 from engine.analysis.targets import blend, compute_target
 from models.random_banks import BankSpec
 
@@ -126,3 +126,39 @@ def test_receptive_field_moves_weight_from_short_to_long_banks():
     assert np.isclose(short.sum(), 4.0)
     with pytest.raises(ValueError):
         receptive_field_weights(1.5, 4)
+
+
+
+def _trapped_band(rng: np.random.Generator, depth: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Band envelopes (four bands, 256 committed frames then 24 in flight) where band 0's history sits ``depth`` of
+    the style's spreads under its mean (the style's band dips: skewness -1.8) while its in-flight frames are at the
+    style's level; bands 1-3 are their own style. The target is the style's statistics."""
+    history = 256
+    e = rng.normal(1.0, 0.05, size=(4, history + 24))
+    e[0, :history] = rng.normal(1.0 - depth * 0.05, 0.01, size=history)
+    style = np.concatenate([rng.normal(1.0, 0.05, size=(1, 4000)),
+                            e[1:, :1].repeat(4000, axis=1) + rng.normal(0.0, 0.05, size=(3, 4000))])
+    target = list(losses.st.envelope_statistics(torch.from_numpy(style)))
+    target[2] = target[2].clone()
+    target[2][0] = -1.8
+    return torch.from_numpy(e), target
+
+
+def test_the_mean_barrier_acts_only_on_a_band_far_from_the_styles_mean():
+    """The mean's barrier (``losses.MEAN_BARRIER_SPREADS``): nothing while every band's mean is within its reach, so
+    a healthy window's step is as before; beyond it, its share of the step lifts every frame of a band that has
+    fallen under the style's mean. By hand (the live graph) and by autograd alike."""
+    groups = len(losses.ENVELOPE_FLOORS)
+    for depth, acts in ((1.0, False), (6.0, True), (18.0, True)):
+        e, target = _trapped_band(np.random.default_rng(5), depth)
+        x = e.clone().requires_grad_(True)
+        barrier = losses.mean_barrier(x.mean(dim=1), target[0], target[1]) / groups
+        loss_t = losses.envelope_loss(x, target)
+        (grad_t,) = torch.autograd.grad(loss_t, x, retain_graph=True)
+        loss_a, grad_a = envelope_stats_gradient(e, 24, target, torch.tensor(1.0), losses.st.ENVELOPE_LAGS)
+        assert abs(float(loss_a) - float(loss_t)) <= 1e-6 * float(loss_t)
+        assert float((grad_a - grad_t[:, -24:]).norm() / grad_t[:, -24:].norm()) < 1e-6
+        assert (float(barrier) > 0.0) == acts
+        if acts:
+            (lift,) = torch.autograd.grad(barrier, x)
+            assert bool((lift[0] < 0).all()) and float(lift[1:].abs().max()) == 0.0

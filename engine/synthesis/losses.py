@@ -20,7 +20,9 @@ layer ``b`` of the network on ``M s`` (``M`` the frequency map), hats the target
   group's floor (:data:`ENVELOPE_FLOORS`) so near-zero statistics do not blow up the ratio — only
   in the streaming engine, where the envelopes span seconds of committed history plus the frames
   being optimised (McDermott & Simoncelli's texture statistics; the short window of the conv
-  statistics cannot hold a skewness or a 1 Hz modulation).
+  statistics cannot hold a skewness or a 1 Hz modulation). The mean's group adds a barrier,
+  ``mean_b max(0, |μ_b − μ̂_b| / σ̂_b − k)²`` (:func:`mean_barrier`, ``k`` = :data:`MEAN_BARRIER_SPREADS`),
+  zero while every band's mean stays within ``k`` of the style's spreads of it.
 * trend (θ):      ``Lθ``, the same statistics of the live engine's coarse band envelopes (one value per
   8 frames, in flight 3 s ahead of the frames) at :data:`engine.analysis.statistics.COARSE_LAGS`, against the
   style's coarse statistics; lags a short style cannot measure are masked out.
@@ -43,6 +45,15 @@ EPS = 1e-12
 #: Floor ``φ_g`` per band-envelope statistic group, in :data:`engine.analysis.statistics.ENVELOPE_KEYS` order:
 #: none for mean and spread (never near zero), about their sampling noise for the others.
 ENVELOPE_FLOORS: tuple[float, ...] = (0.0, 0.0, 0.3, 0.1, 0.1)
+#: How far, in the style's spreads of a band's envelope, the mean of a window of envelopes may stray from the
+#: style's mean before :func:`mean_barrier` acts. A window's statistics are matched by moving only its newest
+#: frames, and a skewness matched that way can trap a band: once most of the window sits under the style's mean,
+#: new frames at the style's level look like rare loud outliers, and a style whose band dips (skewness under 0)
+#: pushes them down too. night_mediterran's 3.2-6.4 kHz band fell from 0.95 to 0.08 (log1p) within 30 s of playing
+#: and stayed there while the loss grew 40-fold; the mean's own term, relative to every band's mean at once, is
+#: too weak to lift one band (``docs/EXPERIMENTS.md`` section 46). A healthy window's mean strays under half
+#: of a spread.
+MEAN_BARRIER_SPREADS = 2.0
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,16 @@ def envelope_loss(envelopes: torch.Tensor, target: list[torch.Tensor], lags: tup
         stats[4], target = stats[4] * mask, [*target[:4], target[4] * mask]
     parts = [((x - t) ** 2).sum() / ((t * t).sum() + t.numel() * floor ** 2 + EPS)
              for x, t, floor in zip(stats, target, ENVELOPE_FLOORS)]
+    parts[0] = parts[0] + mean_barrier(stats[0], target[0], target[1])
     return sum(parts) / len(parts)
+
+
+def mean_barrier(mean: torch.Tensor, target_mean: torch.Tensor, target_spread: torch.Tensor) -> torch.Tensor:
+    """``mean_b max(0, |μ_b − μ̂_b| / σ̂_b − k)²`` of band means ``mean`` ``(bands,)`` against the style's mean and
+    spread ``(bands,)`` (> 0: :data:`engine.analysis.statistics.ENVELOPE_VAR_FLOOR` keeps them so), ``k`` =
+    :data:`MEAN_BARRIER_SPREADS`: zero while each band's mean stays within ``k`` spreads of the style's."""
+    excess = torch.relu((mean - target_mean).abs() / target_spread - MEAN_BARRIER_SPREADS)
+    return (excess * excess).mean()
 
 
 def content_loss(feats: list[torch.Tensor], content_feats: list[torch.Tensor]) -> torch.Tensor:

@@ -322,8 +322,9 @@ def envelope_stats_gradient(e: torch.Tensor, n_new: int, target: list[torch.Tens
     lags), and its gradient with respect to the last ``n_new`` frames of ``e``.
 
     With ``z = (e − μ) / σ`` and ``g = ∂L/∂z`` (skewness, correlation, modulation terms), the
-    gradient on the envelopes is ``(g − mean g − z mean(g z)) / σ`` plus the mean's ``∂L/∂μ / n``
-    and the spread's ``∂L/∂σ · z / n`` (the layer-norm backward).
+    gradient on the envelopes is ``(g − mean g − z mean(g z)) / σ`` plus the mean's ``∂L/∂μ / n`` (its group's
+    and the barrier's, :func:`engine.synthesis.losses.mean_barrier`) and the spread's ``∂L/∂σ · z / n`` (the
+    layer-norm backward).
     """
     n = e.shape[1]
     mu = e.mean(dim=1)
@@ -344,6 +345,11 @@ def envelope_stats_gradient(e: torch.Tensor, n_new: int, target: list[torch.Tens
         diff = x - t
         loss = loss + (diff * diff).sum() / norm
         coefs.append((2.0 * weight / (groups * norm)) * diff)  # ∂L/∂statistic
+    # the mean's barrier (losses.mean_barrier), part of the mean's group
+    deviation = (mu - target[0]) / target[1]
+    excess = torch.relu(deviation.abs() - losses.MEAN_BARRIER_SPREADS)
+    loss = loss + (excess * excess).mean()
+    coefs[0] = coefs[0] + (2.0 * weight / (groups * e.shape[0])) * excess * torch.sign(deviation) / target[1]
     loss = weight * loss / groups
     d_mu, d_sd, d_skew, d_corr, d_mod = coefs
     if mask is not None:
