@@ -28,7 +28,11 @@ tables; ``--json`` keeps every number.
 With ``--figures DIR`` it also draws, per sound, spectrograms of the style, its unseen continuation,
 the stream, its bypass and PaulStretch (``DIR/synthesis_<sound>.png``, seed 0, shown at 22.05 kHz).
 
-Usage: ``python docs/bench_corpus.py [FILES...] [--seconds 20] [--seeds 1] [--render-rate recording|engine|HZ]
+With ``--skip S`` the stream and its bypass play ``S`` seconds more and those first seconds are dropped
+before scoring: the figures of a texture that has been playing, not of its start (the learned ear prefers the
+first seconds, ``docs/EXPERIMENTS.md`` sections 46-47).
+
+Usage: ``python docs/bench_corpus.py [FILES...] [--seconds 20] [--skip 0] [--seeds 1] [--render-rate recording|engine|HZ]
 [--offline] [--no-blends] [--figures DIR] [--json OUT]``
 """
 from __future__ import annotations
@@ -73,16 +77,19 @@ def boundary_flux_ratio(audio: np.ndarray, *, block_frames: int, hop: int) -> fl
 def render(styles: list[Path], out: Path, args: argparse.Namespace, seed: int, rate: int, *,
            extra: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
     """``main.py render`` of ``styles`` (equal blend) into ``out``; the audio read back at ``rate`` Hz
-    with its own channels, and the render's ``--stats``."""
+    with its own channels, its first ``args.skip`` seconds dropped (a streaming render plays them more), and the
+    render's ``--stats``."""
     stats = out.with_suffix(".json")
+    skip = 0.0 if "--offline" in extra else args.skip
     cmd = [sys.executable, str(ROOT / "main.py"), "render", *(a for s in styles for a in ("--style", str(s))),
-           "--seconds", f"{args.seconds:g}", "--seed", str(seed), "--out", str(out), "--stats", str(stats), *extra]
+           "--seconds", f"{args.seconds + skip:g}", "--seed", str(seed), "--out", str(out), "--stats", str(stats),
+           *extra]
     if args.render_rate != "engine":
         cmd += ["--sample-rate", str(rate if args.render_rate == "recording" else int(args.render_rate))]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"render failed ({' '.join(cmd[2:])}): {done.stderr.strip().splitlines()[-1:]}")
-    return load_audio(out, sample_rate=rate, channels=None), json.loads(stats.read_text())
+    return load_audio(out, sample_rate=rate, channels=None)[int(round(skip * rate)):], json.loads(stats.read_text())
 
 
 def _median(rows: list[dict]) -> dict:
@@ -222,6 +229,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--skip", type=float, default=0.0,
+                    help="seconds of the stream and its bypass played first and not scored (default 0: the start)")
     ap.add_argument("--seeds", type=int, default=1, help="stream/baseline repeats; figures are medians")
     ap.add_argument("--render-rate", default="recording",
                     help="'recording' (its own rate: the full band), 'engine' (the engine's default) or Hz")
@@ -230,6 +239,8 @@ def main() -> int:
     ap.add_argument("--figures", type=Path, help="folder for the spectrogram pictures")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if not 0.0 <= args.skip <= 3600.0:
+        raise SystemExit(f"--skip must be 0..3600 seconds. Found: {args.skip:g}")
     if args.render_rate not in ("recording", "engine") and not args.render_rate.isdigit():
         raise SystemExit(f"--render-rate must be 'recording', 'engine' or a rate in Hz. Found: {args.render_rate}")
     files = args.files or default_files()
@@ -253,7 +264,8 @@ def main() -> int:
         if not args.no_blends:
             blends = [score_blend(CORPUS / a, CORPUS / b, args, Path(tmp)) for a, b in BLEND_PAIRS
                       if (CORPUS / a).exists() and (CORPUS / b).exists()]
-    print(f"\n{args.seconds:g} s of output from the first half of each recording, scored against the unseen second "
+    played = f" after {args.skip:g} s played" if args.skip else ""
+    print(f"\n{args.seconds:g} s of output{played} from the first half of each recording, scored against the unseen second "
           f"half at the recording's rate and channels; render rate: {args.render_rate}; medians of {args.seeds} "
           f"seed(s); {cpu}")
     if rows:

@@ -27,3 +27,27 @@ def test_without_the_corpus_it_says_where_it_looked_in_one_line(tmp_path):
 def test_a_missing_recording_is_one_line(tmp_path):
     done = _run(str(tmp_path / "gone.wav"), corpus=tmp_path)
     assert done.returncode == 1 and done.stderr.strip() == f"no such recording: {tmp_path / 'gone.wav'}"
+
+
+def test_a_skip_out_of_range_is_one_line(tmp_path):
+    done = _run("--skip", "-1", corpus=tmp_path)
+    assert done.returncode == 1 and done.stderr.strip() == "--skip must be 0..3600 seconds. Found: -1"
+
+
+def test_skip_plays_its_seconds_first_and_scores_only_what_follows(tmp_path):
+    import argparse
+    import runpy
+
+    import numpy as np
+    import soundfile as sf
+
+    bench = runpy.run_path(str(ROOT / "docs" / "bench_corpus.py"), run_name="bench")
+    rate = 22050
+    style = tmp_path / "noise.wav"
+    sf.write(style, 0.1 * np.random.default_rng(0).standard_normal(2 * rate), rate)
+    args = argparse.Namespace(seconds=0.5, skip=1.0, render_rate="recording")
+    scored, stats = bench["render"]([style], tmp_path / "out.wav", args, 0, rate)
+    played, _ = sf.read(tmp_path / "out.wav")
+    assert len(played) == round(1.5 * rate) and stats["sample_rate"] == rate
+    assert len(scored) == round(0.5 * rate)
+    np.testing.assert_allclose(scored, played[rate:], atol=1e-4)
