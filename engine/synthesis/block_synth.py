@@ -63,6 +63,9 @@ network makes the texture. Each block:
    added to the phase's samples (at ``1 − material`` of their rate and share: frames read from the
    recordings bring their own). ``iterations`` 0 bypasses the optimiser: what plays is the initialisation alone, residual noise
    under a trend of noise (the ablation that shows the network's work).
+   Every few seconds of play the statistics forget the engine's own output (:mod:`engine.synthesis.history_refresh`):
+   the envelope history is refilled with new noise frames, and the trend's statistics see new trend noise for its
+   history, as at the start, so that the step keeps making the texture instead of only continuing it.
 5. Adaptive quality lowers the step count while a block's compute nears its audio duration (above 60 %
    of it; the last step only above 90 %, leaving the bare initialisation) and restores it when compute
    is below 30 %.
@@ -78,7 +81,7 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -91,6 +94,7 @@ from engine.errors import TextureError
 from engine.params import MAX_STEPS_PER_BLOCK, ParamSnapshot
 from engine.analysis.stereo import StereoImage, blend_images
 from engine.synthesis.frame_noise import FrameNoise
+from engine.synthesis.history_refresh import HistoryRefresh
 from engine.synthesis.level_map import LevelMap
 from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.partial_floor import PartialFloor
@@ -241,6 +245,7 @@ class BlockSynth:
         self._movement = BandMovement(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
                                       block_seconds=self.block_seconds)
         self._floor = PartialFloor(block_seconds=self.block_seconds)
+        self._refresh = HistoryRefresh(self.block_seconds, self._emap)
         self._level_map = LevelMap(self.config.spectral.hop / self.config.spectral.sample_rate)
         self._clicks = ClickLayer(self.config.spectral.sample_rate, channels)
         self._freqs = np.fft.rfftfreq(self.config.spectral.n_fft, 1.0 / self.config.spectral.sample_rate)
@@ -295,6 +300,7 @@ class BlockSynth:
         self._target_feed: dict[str, np.ndarray] = {}
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
         self._frame_noise = FrameNoise()
+        self._refresh.prepare()
         self._upper: np.ndarray | None = None
         self._cap = MAX_STEPS_PER_BLOCK
         self._drops = 0
@@ -364,7 +370,9 @@ class BlockSynth:
                 if self._upmix is not None:  # the decorrelator's delayed frames move with the timbre too
                     self._upmix.relevel(np.expm1(self._moments[0]), np.expm1(moments[0]))
             self._moments = moments
-            self._frame_noise.retarget(self._target, purity=float(np.sum(np.square(weights))))
+            purity = float(np.sum(np.square(weights)))
+            self._frame_noise.retarget(self._target, purity=purity)
+            self._refresh.retarget(self._target, purity=purity)
             self._blend_key = key
         return self._target
 
@@ -428,6 +436,7 @@ class BlockSynth:
         else:
             new = self._trend_noise(1)
         t.history = np.concatenate([t.history[:, 1:], first], axis=1)
+        self._refresh.committed()
         t.coarse = np.concatenate([t.coarse[:, 1:], new], axis=1)
         t.m = np.concatenate([t.m[:, 1:], np.zeros_like(first)], axis=1)
         t.v = np.concatenate([t.v[:, 1:], t.v[:, -1:]], axis=1)
@@ -486,6 +495,7 @@ class BlockSynth:
         bands = (self._emap.shape[0], cfg.coarse_inflight)
         self._trend = TrendState(self._trend_noise(cfg.coarse_inflight), np.zeros(bands, np.float32),
                                  np.zeros(bands, np.float32), self._trend_noise(cfg.coarse_history))
+        self._refresh.start(self._seed, self._history)
         last = self._trend.history[:, -1].copy()
         self._trend_ends = (last, last)
 
@@ -510,7 +520,8 @@ class BlockSynth:
             return float("nan")
         feed = graph_inputs(self._inflight, self._context, self._m, self._v, self._step, self._target_feed,
                             receptive_field_weights(self._rf, self.config.n_layers),
-                            float(snap["learning_rate"]), self._upper, self._history, self._trend)
+                            float(snap["learning_rate"]), self._upper, self._history,
+                            replace(self._trend, history=self._refresh.seen(self._trend.history)))
         loss = float("nan")
         for _ in range(calls):
             out = self.stepper.run(feed)
@@ -529,6 +540,19 @@ class BlockSynth:
             for state in (self._m, self._v, self._trend.m, self._trend.v):
                 state.fill(0.0)
         return loss
+
+    def _forget(self, optimising: bool) -> None:
+        """Count a played block; when :class:`HistoryRefresh` says so, refill the envelope history with new noise
+        frames and show the trend's statistics new trend noise for its history. Only while ``optimising`` (the
+        optimiser runs and the texture is not frozen): the bypass plays as before."""
+        envelope, trend = self._refresh.due()
+        if not optimising:
+            return
+        self._refresh.draw(self.config.block_frames, self._upper)
+        if trend:
+            self._refresh.forget_trend(self._trend_noise(self.config.coarse_history))
+        if envelope:
+            self._history = self._refresh.refill()
 
     def _calls(self, snap: ParamSnapshot) -> int:
         wanted = int(snap["iterations"])
@@ -583,6 +607,7 @@ class BlockSynth:
         mix, target = self._targets(styles, snap)
         committed = self._advance(styles, mix, snap)
         calls = self._calls(snap)
+        self._forget(calls > 0 and not bool(snap["freeze"]))
         # The phase runs in the worker while this thread waits in ONNX Runtime, which releases the GIL:
         # the other way round the optimiser's Python parts queued for the GIL behind the phase's
         # (measured: no overlap at all, 8.1 ms a block). The level map, the partial floor and the balance
