@@ -18,12 +18,14 @@ EMAP = np.full((3, 5), 0.2, np.float32)  # three bands over five bins
 
 
 def test_refreshes_come_at_their_periods_in_played_blocks():
-    refresh = HistoryRefresh(0.5, EMAP)  # envelope every 10 blocks, trend every 20
-    due = [refresh.due() for _ in range(40)]
-    assert [i + 1 for i, (envelope, _) in enumerate(due) if envelope] == [10, 20, 30, 40]
-    assert [i + 1 for i, (_, trend) in enumerate(due) if trend] == [20, 40]
+    refresh = HistoryRefresh(0.5, EMAP)  # blocks of half a second
+    envelope_blocks, trend_blocks = (round(2 * s) for s in (hr.ENVELOPE_REFRESH_SECONDS, hr.TREND_REFRESH_SECONDS))
+    due = [refresh.due() for _ in range(2 * trend_blocks)]
+    assert [i + 1 for i, (envelope, _) in enumerate(due) if envelope] == list(
+        range(envelope_blocks, 2 * trend_blocks + 1, envelope_blocks))
+    assert [i + 1 for i, (_, trend) in enumerate(due) if trend] == [trend_blocks, 2 * trend_blocks]
     refresh.start(3, np.zeros((3, 8), np.float32))
-    assert not any(any(refresh.due()) for _ in range(9))
+    assert not any(any(refresh.due()) for _ in range(min(envelope_blocks, trend_blocks) - 1))
 
 
 def test_the_trend_statistics_see_noise_pushed_out_by_what_is_committed_after_it():
