@@ -104,9 +104,9 @@ class WaveformView(pg.PlotWidget):
     def set_samples(self, y: np.ndarray) -> None:
         """Show ``y`` ``(n,)`` or ``(n, channels)`` (float, -1..1; non-finite samples are drawn as 0): the
         first two channels, together at most :data:`MAX_CURVE_POINTS` points (the drawing costs what one
-        curve did)."""
+        curve did). No samples yet (right after a start, before the first block) clears the curves."""
         y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        columns = y.reshape(len(y), -1).T[:len(self.curves)]
+        columns = y.reshape(len(y), -1).T[:len(self.curves)] if len(y) else ()
         x = np.arange(len(y), dtype=np.float64)
         for i, curve in enumerate(self.curves):
             if i < len(columns):
@@ -160,7 +160,7 @@ class StatsPanel(QtWidgets.QWidget):
             self._set("rtf", f"×{rtf:.1f}", theme.GOOD if rtf >= 2 else theme.WARN if rtf >= 1.2 else theme.BAD)
             self._set("load", f"{100 * load:.0f} %", theme.GOOD if load < 0.5 else theme.WARN if load < 0.8 else theme.BAD)
             self._set("iterations", f"{t.steps}  (cap {last.step_cap})")
-            self._set("loss", f"{last.loss:.4g}")
+            self._set("loss", f"{last.loss:.4g}" if math.isfinite(last.loss) else "–")  # no step ran: no loss
         self._set("underruns", str(t.underruns), theme.BAD if t.underruns else theme.GOOD)
         self._set("drops", str(t.quality_drops))
         self._set("provider", t.provider.replace("ExecutionProvider", ""))

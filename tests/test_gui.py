@@ -259,9 +259,11 @@ def test_bad_style_files_give_one_line_each_and_the_sound_keeps_playing(make_win
     window = make_window()
     inst = window.instrument
     blocks = inst.telemetry().blocks
+    before = len(window.messages)
     drop(window.slots, [sounds["corrupt"], sounds["short"], sounds["tone"].with_name("nope.wav")])
-    qtbot.waitUntil(lambda: len(window.messages) >= 3, timeout=10000)
-    lines = window.messages[-3:]
+    qtbot.waitUntil(lambda: len(window.messages) >= before + 3, timeout=10000)
+    lines = window.messages[before:]  # nothing else in between (a display error once was)
+    assert len(lines) == 3, lines
     assert "corrupt.wav" in lines[0] and "not a readable sound file" in lines[0]
     assert "short.wav" in lines[1] and "too short" in lines[1]
     assert "nope.wav" in lines[2] and "no such file" in lines[2]

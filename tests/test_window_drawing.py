@@ -3,6 +3,8 @@ curve is decimated to a bounded number of points that keep its extremes. Counted
 never in time (tests run on a loaded 2-core machine)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,31 @@ def test_history_and_scope_draw_the_same_points_for_a_second_a_minute_and_an_hou
     assert drawn[1][0] == 2 * len(_telemetry(int(1 / BLOCK_SECONDS)).loss_history)  # short curves as they are
     assert drawn[60] == drawn[3600]
     assert max(max(d) for d in drawn.values()) <= 2 * MAX_CURVE_POINTS
+
+
+@pytest.mark.parametrize("empty", [np.zeros(0, np.float32), np.zeros((0, 2), np.float32)])
+def test_the_scope_before_the_first_block_draws_nothing(qtbot, empty: np.ndarray) -> None:
+    """Right after a start the scope holds no samples yet: the view clears, it does not raise
+    (CI once showed 'display error: ValueError: cannot reshape array of size 0')."""
+    from gui.meters import WaveformView
+    scope = WaveformView()
+    qtbot.addWidget(scope)
+    scope.set_samples(np.ones((480, 2)))
+    assert scope.points_drawn > 0
+    scope.set_samples(empty)
+    scope.grab()
+    assert scope.points_drawn == 0
+
+
+def test_a_block_without_an_optimiser_step_shows_no_loss_rather_than_nan(qtbot) -> None:
+    from gui.meters import StatsPanel
+    panel = StatsPanel()
+    qtbot.addWidget(panel)
+    panel.update_from(_telemetry(10))
+    assert panel.values["loss"].text() == "1"
+    idle = _telemetry(11)
+    panel.update_from(dataclasses.replace(idle, steps=0, last=dataclasses.replace(idle.last, loss=float("nan"), steps=0)))
+    assert panel.values["loss"].text() == "–"
 
 
 def test_a_window_with_an_hour_of_history_draws_bounded_curves(qtbot, qapp) -> None:
