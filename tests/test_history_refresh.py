@@ -53,24 +53,6 @@ def test_the_new_envelope_history_starts_as_the_one_it_is_given():
     assert refresh.refill() is not refresh.refill()  # the caller's to keep
 
 
-def test_the_step_ramps_back_up_after_each_refill_and_not_at_the_start():
-    refresh = HistoryRefresh(0.1, EMAP)  # blocks of 0.1 s
-    ramp = round(hr.ENVELOPE_RAMP_SECONDS / 0.1)
-    assert ramp > 2
-    assert refresh.step_scale() == 1.0  # a start is not a refill
-    scales = []
-    refresh.refill()
-    for _ in range(ramp + 2):
-        scales.append(refresh.step_scale())
-        refresh.due()
-    np.testing.assert_allclose(scales[:ramp], np.arange(1, ramp + 1) / ramp)
-    assert scales[ramp:] == [1.0, 1.0]
-    refresh.refill()
-    assert refresh.step_scale() == 1 / ramp  # each refill starts it again
-    refresh.start(1, np.zeros((3, 8), np.float32))
-    assert refresh.step_scale() == 1.0
-
-
 def test_a_period_shorter_than_nothing_is_refused():
     with pytest.raises(ValueError, match="block_seconds"):
         HistoryRefresh(0.0, EMAP)
@@ -80,7 +62,8 @@ def test_the_step_feels_each_refresh_and_the_sound_does_not(monkeypatch):
     """In the engine (real ONNX Runtime step, 22.05 kHz): the step's loss jumps in the block of each envelope
     refresh, since the statistics suddenly span noise, while the played level around a refresh moves no more
     than it does elsewhere in the same steady noise. With the refresh pushed past the run, the same blocks' losses
-    do not jump."""
+    do not jump. The level statistic holds for this seed's noise, not for every seed's: the mean level movement does
+    rise for half a second after a refresh (docs/EXPERIMENTS.md section 51, docs/bench_refresh.py)."""
     monkeypatch.setattr(hr, "ENVELOPE_REFRESH_SECONDS", 1.0)
     monkeypatch.setattr(hr, "TREND_REFRESH_SECONDS", 2.0)
     config = live_config()

@@ -108,9 +108,8 @@ from engine.synthesis.styles import Style, StyleLibrary
 from engine.analysis.targets import StyleTarget, blend
 
 #: (style, spectral, temporal, autocorr, seam, envelope, trend) loss weights of the live graph (the trend
-#: has its own Adam, so its weight only scales the reported loss). The envelope's 2.5 against 5: the learned ear's
-#: median 0.150 -> 0.143 over both corpora, night_mediterran 0.378 -> 0.324 (``docs/EXPERIMENTS.md`` section 51).
-LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 2.5, 1.0], dtype=np.float32)
+#: has its own Adam, so its weight only scales the reported loss).
+LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0, 1.0], dtype=np.float32)
 SMOOTHING = 0.7
 #: How much wider than the blend's each bin's levels are played on their way to the phase (about each bin's mean
 #: level, :meth:`engine.synthesis.level_map.LevelMap.process`). The streaming phase makes a signal near frames that
@@ -521,7 +520,7 @@ class BlockSynth:
             return float("nan")
         feed = graph_inputs(self._inflight, self._context, self._m, self._v, self._step, self._target_feed,
                             receptive_field_weights(self._rf, self.config.n_layers),
-                            float(snap["learning_rate"]) * self._refresh.step_scale(), self._upper, self._history,
+                            float(snap["learning_rate"]), self._upper, self._history,
                             replace(self._trend, history=self._refresh.seen(self._trend.history)))
         loss = float("nan")
         for _ in range(calls):

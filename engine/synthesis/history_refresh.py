@@ -9,12 +9,10 @@ first 15 s (``docs/EXPERIMENTS.md`` section 47). A texture whose optimiser had r
 scored like one after 45 s, and forgetting one history or the other brought recordings back to their start (section
 48). So every :data:`ENVELOPE_REFRESH_SECONDS` of play the envelope history is refilled with new noise frames, and
 every :data:`TREND_REFRESH_SECONDS` the trend's statistics see new trend noise in place of its history, as at the start;
-committed values then take their places again one by one. The history only feeds the statistics: the played level
-does not step at a refresh (section 48). What a refresh moves is the step: the statistics suddenly span noise, the
-loss jumps, and the step at its full size moved the played frames twice as much for half a second, a flutter in
-steady noise (section 51). So after each envelope refill the step size ramps back up over
-:data:`ENVELOPE_RAMP_SECONDS` (:meth:`HistoryRefresh.step_scale`). Left open: a smaller second burst about 3.5 s after
-a refill, when the last noise frames leave the history.
+committed values then take their places again one by one. The history only feeds the statistics, so the played level
+does not step at a refresh (section 48); but the step's loss jumps, and for about half a second it moves the frames
+next to be played more: on a steady sound the level's 50-ms movement doubles then, and rises again 3-4 s later, when
+the frames made then leave the statistics' window (section 51; ``docs/bench_refresh.py`` measures it).
 
 The new envelope frames are the blend's frame noise (:class:`engine.synthesis.frame_noise.FrameNoise`, a second one
 with its own random stream, so the new frames' noise goes on undisturbed), drawn a block's worth at a time while
@@ -27,7 +25,7 @@ the engine refills it in place.
 Lifecycle as JUCE's: :meth:`HistoryRefresh.prepare` at a stream's start, :meth:`retarget` when the blend changes,
 :meth:`start` when the synthesiser fills its windows; each
 played block :meth:`due`, and while optimising :meth:`draw` and, when due, :meth:`refill` and :meth:`forget_trend`; each
-committed trend value :meth:`committed`; each step :meth:`seen` and :meth:`step_scale`.
+committed trend value :meth:`committed`; each step :meth:`seen`.
 """
 from __future__ import annotations
 
@@ -41,10 +39,6 @@ ENVELOPE_REFRESH_SECONDS = 5.0
 #: Seconds of play between two refreshes of what the trend's statistics see of its history (8.9 s long): 8 s kept
 #: the learned ear's median after 45 s of play at its first 15 s' (6 s and 10 s did not; section 49).
 TREND_REFRESH_SECONDS = 8.0
-#: Seconds over which the step size comes back after an envelope refresh, linearly from a ramp's first block's share:
-#: in steady noise the full step right after a refresh doubled the played level's movement for half a second (50-ms
-#: steps 0.84-0.95 dB against 0.3 elsewhere); this ramp halves that burst at the same learned-ear median (section 51).
-ENVELOPE_RAMP_SECONDS = 0.93
 
 
 class HistoryRefresh:
@@ -63,7 +57,6 @@ class HistoryRefresh:
             raise ValueError(f"block_seconds must be > 0. Found: {block_seconds}")
         self._envelope_blocks = max(1, round(ENVELOPE_REFRESH_SECONDS / block_seconds))
         self._trend_blocks = max(1, round(TREND_REFRESH_SECONDS / block_seconds))
-        self._ramp_blocks = max(1, round(ENVELOPE_RAMP_SECONDS / block_seconds))
         self._emap = np.asarray(envelope_map, dtype=np.float32)
         self._noise = FrameNoise()
         self.prepare()
@@ -79,7 +72,6 @@ class HistoryRefresh:
         self._rng = np.random.default_rng([int(seed), 1])  # a stream of its own beside the synthesiser's
         self._envelopes = np.array(history, dtype=np.float32)
         self._blocks = 0
-        self._since = self._ramp_blocks  # played blocks since the last refill: no ramp at the start
         self._trend_noise: np.ndarray | None = None  # (bands, Hc) what the trend's statistics saw at the last refresh
         self._kept = 0  # trend values committed since then
 
@@ -87,7 +79,6 @@ class HistoryRefresh:
         """Count one played block; returns whether the envelope history and the trend's history are to be
         forgotten now."""
         self._blocks += 1
-        self._since += 1
         return self._blocks % self._envelope_blocks == 0, self._blocks % self._trend_blocks == 0
 
     def retarget(self, target: StyleTarget, purity: float) -> None:
@@ -101,15 +92,8 @@ class HistoryRefresh:
         self._envelopes = np.concatenate([self._envelopes[:, n:], new], axis=1)
 
     def refill(self) -> np.ndarray:
-        """A new envelope history ``(bands, H)``: the band envelopes of the last ``H`` frames :meth:`draw` made.
-        The step's ramp (:meth:`step_scale`) starts again."""
-        self._since = 0
+        """A new envelope history ``(bands, H)``: the band envelopes of the last ``H`` frames :meth:`draw` made."""
         return self._envelopes.copy()
-
-    def step_scale(self) -> float:
-        """The share of the step size to take in this block, in ``(0, 1]``: ``1 / n`` in the block of a refill,
-        rising linearly to 1 over the ``n`` blocks of :data:`ENVELOPE_RAMP_SECONDS`; 1 when no refill ramps."""
-        return min(1.0, (self._since + 1) / self._ramp_blocks)
 
     def forget_trend(self, noise: np.ndarray) -> None:
         """From now on the trend's statistics see ``noise`` ``(bands, Hc)`` (normalised trend values) in place of
