@@ -418,6 +418,16 @@ def test_a_noise_plays_its_channels_level_spread(stepper, monkeypatch):
     assert as_made < 0.94 * own
 
 
+def test_the_envelope_weight_holds_at_the_start_then_eases_to_its_own():
+    """Over the first seconds the band-envelope statistics hold a stream harder (at the lighter weight, from the
+    start, the band noise above played 0.62 against its style's 0.525), then ease to the lighter weight."""
+    start, ease, own = block_synth.START_SECONDS, block_synth.EASE_SECONDS, float(block_synth.LIVE_LOSS_WEIGHTS[5])
+    assert own < block_synth.START_ENVELOPE_WEIGHT
+    assert block_synth.envelope_weight(0.0) == block_synth.envelope_weight(start) == block_synth.START_ENVELOPE_WEIGHT
+    assert block_synth.envelope_weight(start + ease / 2) == pytest.approx((block_synth.START_ENVELOPE_WEIGHT + own) / 2)
+    assert block_synth.envelope_weight(start + ease) == pytest.approx(own) == block_synth.envelope_weight(1e6)
+
+
 def _fine_spread(y: np.ndarray) -> float:
     """Median over the bins from 200 Hz to 9 kHz of the standard deviation, from frame to frame, of each bin's
     level (natural log of its power) about its half-octave band's mean level: how much the bins move against

@@ -108,8 +108,14 @@ from engine.synthesis.styles import Style, StyleLibrary
 from engine.analysis.targets import StyleTarget, blend
 
 #: (style, spectral, temporal, autocorr, seam, envelope, trend) loss weights of the live graph (the trend
-#: has its own Adam, so its weight only scales the reported loss).
-LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 5.0, 1.0], dtype=np.float32)
+#: has its own Adam, so its weight only scales the reported loss). The envelope's is the weight once the stream has
+#: a history of its own; it starts at :data:`START_ENVELOPE_WEIGHT` (:func:`envelope_weight`).
+LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 2.5, 1.0], dtype=np.float32)
+#: The band-envelope statistics' weight over a stream's first :data:`START_SECONDS` of play, easing to
+#: ``LIVE_LOSS_WEIGHTS[5]`` over the next :data:`EASE_SECONDS`. While the step's statistics span the start's noise
+#: the lighter weight played a steady noise 17 % livelier than its style; once they span the stream's own output it
+#: scores closer (``docs/EXPERIMENTS.md`` sections 51-52).
+START_ENVELOPE_WEIGHT, START_SECONDS, EASE_SECONDS = 5.0, 6.0, 5.0
 SMOOTHING = 0.7
 #: How much wider than the blend's each bin's levels are played on their way to the phase (about each bin's mean
 #: level, :meth:`engine.synthesis.level_map.LevelMap.process`). The streaming phase makes a signal near frames that
@@ -204,6 +210,14 @@ class BlockStats:
         return self.block_ms / max(self.compute_ms, 1e-6)
 
 
+def envelope_weight(seconds: float) -> float:
+    """The band-envelope statistics' loss weight after ``seconds`` of a stream's play (>= 0):
+    :data:`START_ENVELOPE_WEIGHT` up to :data:`START_SECONDS`, then linearly to ``LIVE_LOSS_WEIGHTS[5]`` over
+    :data:`EASE_SECONDS`, and that weight after."""
+    eased = min(1.0, max(0.0, (seconds - START_SECONDS) / EASE_SECONDS))
+    return START_ENVELOPE_WEIGHT + eased * (float(LIVE_LOSS_WEIGHTS[5]) - START_ENVELOPE_WEIGHT)
+
+
 class BlockSynth:
     """The streaming texture synthesiser (see module doc).
 
@@ -290,6 +304,7 @@ class BlockSynth:
         self._trend_ends = (np.zeros(self._emap.shape[0], np.float32),) * 2  # committed values laid out now
         self._trend_phase = 0
         self._step = 0.0
+        self._blocks_played = 0  # since the synthesiser filled its windows (:meth:`_start`)
         self._seed = int(seed)
         self._rng = np.random.default_rng(self._seed)
         self._weights: dict[int, float] = {}
@@ -348,7 +363,7 @@ class BlockSynth:
         if key != self._blend_key:
             old_quantiles = None if self._target is None else self._target.quantiles
             self._target = blend([s.target for s in styles], weights)
-            self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS)
+            self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS.copy())  # its envelope weight moves
             self._style_movement = style_movement(self._target)
             self._image = blend_images([s.image for s in styles], weights)
             self._channel_power = np.average([s.channel_power for s in styles], axis=0, weights=weights)
@@ -496,6 +511,7 @@ class BlockSynth:
         self._trend = TrendState(self._trend_noise(cfg.coarse_inflight), np.zeros(bands, np.float32),
                                  np.zeros(bands, np.float32), self._trend_noise(cfg.coarse_history))
         self._refresh.start(self._seed, self._history)
+        self._blocks_played = 0
         last = self._trend.history[:, -1].copy()
         self._trend_ends = (last, last)
 
@@ -518,6 +534,7 @@ class BlockSynth:
         """``calls`` graph calls on the in-flight frames and trend; returns the last loss (NaN if none)."""
         if calls == 0:
             return float("nan")
+        self._target_feed["loss_weights"][5] = envelope_weight(self._blocks_played * self.block_seconds)
         feed = graph_inputs(self._inflight, self._context, self._m, self._v, self._step, self._target_feed,
                             receptive_field_weights(self._rf, self.config.n_layers),
                             float(snap["learning_rate"]), self._upper, self._history,
@@ -607,6 +624,7 @@ class BlockSynth:
         mix, target = self._targets(styles, snap)
         committed = self._advance(styles, mix, snap)
         calls = self._calls(snap)
+        self._blocks_played += 1
         self._forget(calls > 0 and not bool(snap["freeze"]))
         # The phase runs in the worker while this thread waits in ONNX Runtime, which releases the GIL:
         # the other way round the optimiser's Python parts queued for the GIL behind the phase's
