@@ -17,6 +17,13 @@ the live settings) and scored with ``evaluate`` against the reference, scaled as
   random other frame: the spectral shape over time lost.
 * ``marginals`` — every bin of every frame drawn from that bin's own values at a random time: each
   bin's distribution kept, every dependence across bins and frames lost.
+* ``gaussian levels`` — each frame keeps its fine structure, but the channel levels over time are a new
+  stationary Gaussian process with the style's own cross-spectral density between channels (Welch, segments of
+  :data:`CSD_SEGMENT_FRAMES`, averaged in :data:`CSD_BANDS` log-spaced bands of modulation frequency): the
+  levels' second-order statistics kept, at every modulation rate and between every two channels; their
+  skewness, their events and their order lost.
+* ``gaussian, lag-0 coherence`` — the same, but every modulation rate shares one coherence between channels
+  (the levels' correlation matrix; each channel keeps its own modulation spectrum).
 
 Usage: ``python docs/oracles.py FILES... [--seed 0]``; prints a markdown table of the scaled
 embedding distance and the envelope statistics (raw). Needs aisfx for the embedding.
@@ -44,6 +51,41 @@ from engine.synthesis.phase import StreamingPhase  # noqa: E402
 RATE = 44100
 #: Frames per shuffled block (93 ms at 44.1 kHz, hop 512).
 BLOCK_FRAMES = 8
+#: Welch segment (frames; 1.5 s at 44.1 kHz, hop 512) and log-spaced modulation bands of the Gaussian levels.
+CSD_SEGMENT_FRAMES = 128
+CSD_BANDS = 16
+
+
+def gaussian_levels(levels: np.ndarray, rng: np.random.Generator, *, separable: bool = False) -> np.ndarray:
+    """A stationary Gaussian process ``(channels, frames)`` with the cross-spectral density of ``levels``.
+
+    The density is estimated by Welch (Hann segments of :data:`CSD_SEGMENT_FRAMES`, half overlap) and
+    averaged within :data:`CSD_BANDS` log-spaced bands of modulation frequency; each band's matrix is
+    factored (``A A^H``) and coloured complex white noise at the output's frequencies is transformed back.
+    ``separable``: each band's matrix becomes ``D^1/2 R D^1/2``, one correlation ``R`` at every rate.
+    Needs at least one segment of ``levels``.
+    """
+    seg = min(CSD_SEGMENT_FRAMES, levels.shape[1] // 2 * 2)
+    mean = levels.mean(axis=1, keepdims=True)
+    z, win = levels - mean, np.hanning(seg)
+    spectra = np.stack([np.fft.rfft(z[:, a:a + seg] * win, axis=1) for a in range(0, z.shape[1] - seg + 1, seg // 2)])
+    edges = np.unique(np.round(np.geomspace(1, spectra.shape[2], CSD_BANDS + 1)).astype(int))
+    corr_factor = np.linalg.cholesky(np.corrcoef(z) + 1e-6 * np.eye(len(z))) if separable else None
+    n = levels.shape[1]
+    position = np.arange(n // 2 + 1) / n * seg  # each output frequency on the segments' axis
+    out = np.zeros((len(z), n // 2 + 1), complex)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        x = spectra[:, :, lo:hi].transpose(1, 0, 2).reshape(len(z), -1)
+        density = x @ x.conj().T / x.shape[1] / np.sum(win ** 2)
+        if separable:
+            factor = np.sqrt(np.maximum(np.real(np.diag(density)), 0.0))[:, None] * corr_factor
+        else:
+            w, v = np.linalg.eigh(density)
+            factor = v * np.sqrt(np.maximum(w, 0.0))
+        at = np.flatnonzero((position >= lo - 0.5 if lo > 1 else position > 0) & (position < hi - 0.5))
+        white = (rng.standard_normal((factor.shape[1], len(at))) + 1j * rng.standard_normal((factor.shape[1], len(at))))
+        out[:, at] = factor @ white / np.sqrt(2.0)
+    return np.fft.irfft(out, n=n, axis=1) * np.sqrt(n) + mean
 
 
 def resynthesise(magnitude: np.ndarray, config: SpectralConfig) -> np.ndarray:
@@ -71,6 +113,8 @@ def edits(s: np.ndarray, fmap: np.ndarray, rng: np.random.Generator) -> dict[str
         "blocks shuffled": s[:, order],
         "channels shuffled": with_levels(s, fmap @ s[:, rng.integers(0, frames, frames)]),
         "marginals": np.take_along_axis(s, rng.integers(0, frames, s.shape), axis=1),
+        "gaussian levels": with_levels(s, gaussian_levels(fmap @ s, rng)),
+        "gaussian, lag-0 coherence": with_levels(s, gaussian_levels(fmap @ s, rng, separable=True)),
     }
 
 
@@ -81,7 +125,8 @@ def main() -> int:
     args = ap.parse_args()
     config = live_config(RATE).spectral
     fmap = config.feature_map()
-    names = list(edits(np.ones((config.n_bins, 4 * BLOCK_FRAMES)), fmap, np.random.default_rng(0)))
+    names = list(edits(np.random.default_rng(0).random((config.n_bins, 2 * CSD_SEGMENT_FRAMES)), fmap,
+                       np.random.default_rng(0)))
     print("| recording | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for path in args.files:

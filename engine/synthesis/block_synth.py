@@ -40,7 +40,7 @@ network makes the texture. Each block:
    blend's levels, :mod:`engine.synthesis.level_map`, so that each bin plays the style's distribution of
    levels and not frames clipped at 0 where the style never is, widened by :data:`PHASE_SPREAD_GAIN`
    since the phase plays a narrower spread than frames that no signal has, the bins' movement within their
-   bands more where the blend is a noise (:mod:`engine.synthesis.fine_spread`), and each band's level moved as
+   bands more where the blend is a noise (their fast movement: :mod:`engine.synthesis.fine_spread`), and each band's level moved as
    much as the style's, :mod:`engine.synthesis.band_movement`). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
    distribution in the blended style, carried from frame to frame with the style's persistence and
    shared across bins by its leading correlations (:mod:`engine.synthesis.frame_noise`). A held partial
@@ -100,7 +100,7 @@ from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.partial_floor import PartialFloor
 from engine.synthesis.spectral_balance import SpectralBalance
 from engine.synthesis.band_movement import BandMovement, style_movement
-from engine.synthesis.fine_spread import fine_gains, widened_within_bands
+from engine.synthesis.fine_spread import FineSpread, fine_gains
 from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix, wander_map
 from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import BlockConfig, TrendState, graph_inputs, receptive_field_weights, target_inputs
@@ -261,6 +261,7 @@ class BlockSynth:
         self._floor = PartialFloor(block_seconds=self.block_seconds)
         self._refresh = HistoryRefresh(self.block_seconds, self._emap)
         self._level_map = LevelMap(self.config.spectral.hop / self.config.spectral.sample_rate)
+        self._fine_spread = FineSpread(self.config.spectral.hop / self.config.spectral.sample_rate)
         self._clicks = ClickLayer(self.config.spectral.sample_rate, channels)
         self._freqs = np.fft.rfftfreq(self.config.spectral.n_fft, 1.0 / self.config.spectral.sample_rate)
         self._upmix = StereoUpmix(n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
@@ -287,6 +288,7 @@ class BlockSynth:
         self._level_map.prepare()
         self._levels: np.ndarray | None = None
         self._fine_gains: np.ndarray | None = None  # (bins, 1) each bin's widening of its movement within its band
+        self._fine_spread.prepare()
         self._clicks.prepare(seed)
         self._click_mix: tuple[list, np.ndarray] = ([], np.zeros(0))
         self._bed: np.ndarray | None = None
@@ -488,8 +490,8 @@ class BlockSynth:
         keep = (1.0 - partials) * (1.0 - material)
         frames = self._with_trend(residual, laid)
         gain = 1.0 + (PHASE_SPREAD_GAIN - 1.0) * keep
-        mapped = widened_within_bands(self._level_map.process(frames, gain), self._level_map.mean_levels,
-                                      (1.0 + (self._fine_gains - 1.0) * keep) / gain, self._emap, self._bin_map)
+        mapped = self._fine_spread.process(self._level_map.process(frames, gain), self._level_map.mean_levels,
+                                           (1.0 + (self._fine_gains - 1.0) * keep) / gain, self._emap, self._bin_map)
         if keep < 1.0:
             mapped = frames + keep * (mapped - frames)
         mapped = self._movement.process(mapped, self._style_movement, keep)
