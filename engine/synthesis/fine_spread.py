@@ -10,8 +10,8 @@ widens the fine part's fast movement alone, by :func:`fine_gains`: :data:`FINE_S
 spread in the style as a steady noise's do, and no more than the rest of the deviation where they spread wider (a
 bin carrying syllables, chirps or swells: widened there, speech and birdsong went further from their sources
 by the learned ear). The fine part's slow movement, its exponential mean over :data:`FINE_SLOW_SECONDS`, keeps the
-rest of the deviation's gain: widened too, it took neighbouring bins' slow movement apart, where a recording's move
-together (``docs/EXPERIMENTS.md`` section 54).
+rest of the deviation's gain: widened as well, it gave back most of what the wider fast part brings rain and
+night_mediterran by the learned ear (``docs/EXPERIMENTS.md`` section 54).
 
 Lifecycle of the streaming form: :meth:`FineSpread.prepare` forgets the carried mean, :meth:`FineSpread.process`
 widens the next frames; it equals :func:`widened_within_bands` over all the frames at once.
