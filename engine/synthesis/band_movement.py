@@ -53,6 +53,17 @@ def style_movement(target: StyleTarget) -> np.ndarray | None:
     return np.sqrt(fast * fast + slow * slow)
 
 
+def movement_gains(movement: np.ndarray, played_var: np.ndarray, keep: float, low: float,
+                   high: float) -> np.ndarray:
+    """Gains ``style / played`` of movement, clipped to [``low``, ``high``] and taken ``keep`` in [0, 1] of the way
+    from 1, for the styles' ``movement`` and the played ``played_var`` (its variance), any shape alike; 1 where either
+    is under :data:`STILL_MOVEMENT`."""
+    played = np.sqrt(played_var)
+    moving = (played > STILL_MOVEMENT) & (movement > STILL_MOVEMENT)
+    ratio = np.divide(movement, played, out=np.ones_like(played), where=moving)
+    return 1.0 + keep * (np.clip(ratio, low, high) - 1.0)
+
+
 class BandMovement(PlayedBands):
     """Widens the committed frames' band envelopes to the styles' movement (see module doc; parameters as
     :class:`engine.synthesis.spectral_balance.PlayedBands`, a band's envelope being its row of the map times a frame,
@@ -95,10 +106,7 @@ class BandMovement(PlayedBands):
         self._frames_mean = self._frames_mean + self._mean_rate * (bands.mean(axis=1) - self._frames_mean)
         widening = np.ones(len(bands))
         if movement is not None and self._played_var is not None and self._blocks > self._settle_blocks:
-            played = np.sqrt(self._played_var)
-            moving = (played > STILL_MOVEMENT) & (movement > STILL_MOVEMENT)
-            ratio = np.divide(movement, played, out=np.ones_like(played), where=moving)
-            widening = 1.0 + keep * (np.clip(ratio, 1.0, MAX_MOVEMENT_GAIN) - 1.0)
+            widening = movement_gains(movement, self._played_var, keep, 1.0, MAX_MOVEMENT_GAIN)
         self._widening = widening
         widened = frames + self._bin_map @ ((widening - 1.0)[:, None] * (bands - self._frames_mean[:, None]))
         power = np.stack([self._emap @ np.mean(np.expm1(np.maximum(x, 0.0)) ** 2, axis=1) for x in (frames, widened)])

@@ -41,6 +41,7 @@ from engine.analysis.stereo import StereoImage, independent_image, stereo_image
 from engine.analysis.partials import floor_quantiles, partial_bins
 from engine.analysis.clicks import ClickTarget, click_target
 from engine.analysis.levels import level_percentiles
+from engine.analysis.envelope_rates import rate_movement
 
 #: Longest style file accepted, in seconds (its spectrogram stays in memory: ~0.64 GB an hour).
 STYLE_MAX_SECONDS = 3600.0
@@ -89,6 +90,9 @@ class Style:
     levels : np.ndarray [shape=(bins, LEVELS)], float32
         Each bin's percentiles of :attr:`log_mag` (:func:`engine.analysis.levels.level_percentiles`), which
         :mod:`engine.synthesis.level_map` maps the committed frames to.
+    rate_movement : np.ndarray [shape=(rates, bands)], float64
+        Its band envelopes' movement per rate part (:func:`engine.analysis.envelope_rates.rate_movement`), which
+        :mod:`engine.synthesis.rate_narrowing` narrows the played movement to.
     """
 
     slot_id: int
@@ -104,6 +108,7 @@ class Style:
     floor_quantiles: np.ndarray | None
     clicks: ClickTarget | None
     levels: np.ndarray
+    rate_movement: np.ndarray
 
     def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
         """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
@@ -160,7 +165,8 @@ class StyleLibrary:
         clicks = click_target(source, sample_rate=spec.sample_rate)  # after the checks of the mid and its STFT
         with self._write_lock:
             style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image,
-                          power, partials, floor_quantiles(log_mag, partials), clicks, level_percentiles(log_mag))
+                          power, partials, floor_quantiles(log_mag, partials), clicks, level_percentiles(log_mag),
+                          rate_movement(bands, spec.hop / spec.sample_rate))
             self.slots = self.slots + (style,)
         return style
 
