@@ -60,10 +60,12 @@ def test_a_period_shorter_than_nothing_is_refused():
 
 def test_the_step_feels_each_refresh_and_the_sound_does_not(monkeypatch):
     """In the engine (real ONNX Runtime step, 22.05 kHz): the step's loss jumps in the block of each envelope
-    refresh, since the statistics suddenly span noise, while the played level around a refresh moves no more
-    than it does elsewhere in the same steady noise. With the refresh pushed past the run, the same blocks' losses
-    do not jump. The level statistic holds for this seed's noise, not for every seed's: the mean level movement does
-    rise for half a second after a refresh (docs/EXPERIMENTS.md section 51, docs/bench_refresh.py)."""
+    refresh, since the statistics suddenly span noise, while the played level around a refresh steps no more than
+    the same engine's level steps in the same steady noise with the refreshes pushed past the run (its largest step
+    anywhere, + 0.5 dB; measured 0.98 dB against 0.76; the largest step elsewhere in the refreshed run itself is
+    one window's luck, 0.34-0.85 dB, docs/EXPERIMENTS.md section 55). With the refresh pushed past the run, the same
+    blocks' losses do not jump. The level statistic holds for this seed's noise, not for every seed's: the mean level
+    movement does rise for half a second after a refresh (docs/EXPERIMENTS.md section 51, docs/bench_refresh.py)."""
     monkeypatch.setattr(hr, "ENVELOPE_REFRESH_SECONDS", 1.0)
     monkeypatch.setattr(hr, "TREND_REFRESH_SECONDS", 2.0)
     config = live_config()
@@ -91,20 +93,25 @@ def test_the_step_feels_each_refresh_and_the_sound_does_not(monkeypatch):
     jumps = loss[refreshed] / np.array([np.median(loss[max(0, i - 20):i]) for i in refreshed])
     print("loss at each refresh over the 20 blocks before:", np.round(jumps, 2).tolist())
     assert np.all(jumps > 1.5) and np.median(jumps) > 3.0
+    monkeypatch.setattr(hr, "ENVELOPE_REFRESH_SECONDS", 1e6)
+    monkeypatch.setattr(hr, "TREND_REFRESH_SECONDS", 1e6)
+    unrefreshed, steady, _ = run(len(loss))
     # the played level in 0.1 s windows: its largest step in the 0.6 s after a refresh (frames optimised after it
-    # are heard from about 0.3 s on) is no larger than elsewhere
+    # are heard from about 0.3 s on) is no larger than the run without refreshes steps anywhere
     window = SR // 10
-    level = 10 * np.log10(np.mean(audio[: len(audio) // window * window].reshape(-1, window) ** 2, axis=1) + 1e-12)
-    steps = np.abs(np.diff(level))
+
+    def level_steps(y: np.ndarray) -> np.ndarray:
+        level = 10 * np.log10(np.mean(y[: len(y) // window * window].reshape(-1, window) ** 2, axis=1) + 1e-12)
+        return np.abs(np.diff(level))
+
+    steps, calm_steps = level_steps(audio), level_steps(unrefreshed)
     block = len(audio) // len(loss)
     near = np.zeros(len(steps), bool)
     for i in refreshed:
         near[(i * block) // window:(i * block + int(0.6 * SR)) // window + 1] = True
-    print(f"level steps (dB): after refreshes up to {steps[near].max():.2f}, elsewhere up to {steps[~near].max():.2f}")
-    assert steps[near].max() <= steps[~near].max() + 0.5
-    monkeypatch.setattr(hr, "ENVELOPE_REFRESH_SECONDS", 1e6)
-    monkeypatch.setattr(hr, "TREND_REFRESH_SECONDS", 1e6)
-    _, steady, _ = run(len(loss))
+    print(f"level steps (dB): after refreshes up to {steps[near].max():.2f}, elsewhere up to {steps[~near].max():.2f}, "
+          f"without refreshes up to {calm_steps.max():.2f}")
+    assert steps[near].max() <= calm_steps.max() + 0.5
     calm = steady[refreshed] / np.array([np.median(steady[max(0, i - 20):i]) for i in refreshed])
     print("the same blocks without a refresh:", np.round(calm, 2).tolist())
     assert np.median(calm) < 1.5  # a step's loss jumps now and then on its own, not at every period
