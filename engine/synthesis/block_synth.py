@@ -505,7 +505,7 @@ class BlockSynth:
         if keep < 1.0:
             mapped = frames + keep * (mapped - frames)
         mapped = self._movement.process(mapped, self._style_movement, keep)
-        mapped = self._narrowing.process(mapped, self._rate_movement, keep)
+        mapped = self._narrowing.process(mapped, self._rate_movement, keep, self._spread_map)
         return np.clip(mapped, 0.0, self._upper[:, None]).astype(np.float32)
 
     def _with_trend(self, residual: np.ndarray, laid: np.ndarray) -> np.ndarray:

@@ -7,8 +7,9 @@ the phase made, before the click layer's clicks are added (clicks move fast, and
 took campfire's envelopes 0.06 further), at the frames' own level (the spectral balance's gains divided out), each
 divided by the gain it was played with, over :data:`ESTIMATE_SECONDS`. The next committed frames' parts are scaled
 by ``style / played`` within [:data:`MIN_RATE_GAIN`, 1] (a part still in either, under
-:data:`engine.synthesis.band_movement.STILL_MOVEMENT`, is left alone), each band's change spread over its bins
-(:func:`engine.synthesis.stereo.bins_from_bands`). Only ever narrower: a rate that moves too little is the band
+:data:`engine.synthesis.band_movement.STILL_MOVEMENT`, is left alone), each band's change spread over its bins in
+proportion to their levels (:func:`engine.analysis.trend.level_spread_map`; spread evenly, it lifted the bins a
+low-passed style leaves silent above 16.5 kHz from 61 to 47 dB under the total). Only ever narrower: a rate that moves too little is the band
 movement's to widen (:mod:`engine.synthesis.band_movement`, which widens a band's whole movement).
 
 Why: the frames move at 1.5-16 Hz (periods longer than the in-flight window, shorter than the trend's values) more
@@ -66,10 +67,14 @@ class RateNarrowing(PlayedBands):
         """Each rate part's gain of the last :meth:`process`, ``(rates, bands)``, in [:data:`MIN_RATE_GAIN`, 1]."""
         return self._gains.copy()
 
-    def process(self, frames: np.ndarray, movement: np.ndarray | None, keep: float = 1.0) -> np.ndarray:
+    def process(self, frames: np.ndarray, movement: np.ndarray | None, keep: float = 1.0,
+                spread_map: np.ndarray | None = None) -> np.ndarray:
         """``frames`` ``(bins, n)`` (log1p magnitudes) with each band's rate parts narrowed towards the styles'
         ``movement`` ``(rates, bands)`` (:func:`engine.analysis.envelope_rates.rate_movement`; None: as they are),
-        ``keep`` in [0, 1] of the way (the share of frames the engine makes); float32."""
+        ``keep`` in [0, 1] of the way (the share of frames the engine makes); float32. Each band's change reaches
+        its bins through ``spread_map`` ``(bins, bands)`` (:func:`engine.analysis.trend.level_spread_map`: a bin
+        moves in proportion to its level, so the bins a band shares with a style's silence stay silent; None:
+        :func:`engine.synthesis.stereo.bins_from_bands`, every bin alike)."""
         parts = self._frames_split.process(self._emap @ frames)
         gains = np.ones_like(self._gains)
         if movement is not None and self._played_var is not None and self._blocks > self._settle_blocks:
@@ -78,7 +83,7 @@ class RateNarrowing(PlayedBands):
         if np.all(gains == 1.0):
             return np.asarray(frames, dtype=np.float32)
         change = np.einsum("kb,kbn->bn", gains - 1.0, parts)
-        return (frames + self._bin_map @ change).astype(np.float32)
+        return (frames + (self._bin_map if spread_map is None else spread_map) @ change).astype(np.float32)
 
     def observe(self, samples: np.ndarray, gains: np.ndarray) -> None:
         """Take in a block of the phase's samples, ``(n,)`` or ``(n, channels)`` (their mid is analysed), made from
