@@ -518,7 +518,8 @@ def test_stopping_while_a_source_floods_neither_hangs_nor_crashes(jack_server: s
         done.set()
         print(received)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-X", "faulthandler", "-c", script], capture_output=True, text=True,
+                         timeout=120)  # a crash prints each thread's stack
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > 0  # the flood did reach the controllers it stopped
 

@@ -60,6 +60,16 @@ pending``:
 - ``pending``: waiting for the applier (a gauge, not a counter).
 
 Timing clock, MIDI time code and active sensing are filtered by rtmidi itself and never counted.
+Closing. jack2 (1.9.21, and its master today) walks a client's list of ports on the client's notification
+thread (the latency callback the server sends every client after each change of the graph) while
+``jack_port_unregister``, called by ``close_port()`` on the closing thread, erases from the same list
+(jackaudio/jack2 issue 216): closing a port while that notification ran crashed the process now and then (a
+segmentation fault inside ``close_port()``, ``docs/EXPERIMENTS.md`` section 56). Each of the controller's
+own changes (an input opened, its port opened or closed) sends that notification, so before it closes a port it
+waits until :data:`GRAPH_SETTLE_SECONDS` have passed since its last change (a stop right after a start, and
+the second of the two inputs a stop closes). A change another JACK client makes at that very moment remains a
+risk only jack2 can remove.
+
 rtmidi's JACK input appends every message that follows an unterminated sysex (``F0`` without
 ``F7``) to that sysex until a message ends with ``F7``, and drops the glued whole, so a device
 that never terminates its sysex silences itself until it does.
@@ -72,6 +82,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Callable
 
@@ -96,6 +107,9 @@ JOIN_TIMEOUT_SECONDS = 2.0
 READ_INTERVAL_SECONDS = 0.005
 #: Messages rtmidi queues per input between two reads (a burst beyond it is dropped by rtmidi).
 QUEUE_MESSAGES = 4096
+#: Seconds the controller lets pass after each change it made to the ports (one opened, connected or closed)
+#: before it closes a port (module doc, "Closing").
+GRAPH_SETTLE_SECONDS = 0.2
 
 _CHANNEL_MESSAGE_LENGTH = {0x8: 3, 0x9: 3, 0xA: 3, 0xB: 3, 0xC: 2, 0xD: 2, 0xE: 3}
 _SYSTEM_MESSAGE_LENGTH = {0xF1: 2, 0xF2: 3, 0xF3: 2, 0xF6: 1, 0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1, 0xFE: 1, 0xFF: 1}
@@ -183,12 +197,6 @@ def _new_input(api: int, client: str) -> rtmidi.MidiIn:
     return midi_in
 
 
-def _close_input(midi_in: rtmidi.MidiIn) -> None:
-    """Close the port and free the backend client at once (JACK/ALSA names are released)."""
-    midi_in.close_port()
-    midi_in.delete()
-
-
 class MidiController:
     """MIDI input that drives a :class:`ParamStore` (ports, mappings, learn, hot-plug; module doc).
 
@@ -259,6 +267,7 @@ class MidiController:
         self._source: rtmidi.MidiIn | None = None
         self._source_name: str | None = None
         self._ever_connected = False
+        self._changed_at = -GRAPH_SETTLE_SECONDS  # time.monotonic() of this controller's last change of the ports
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._applier: threading.Thread | None = None
@@ -290,6 +299,7 @@ class MidiController:
         try:
             self._main.open_virtual_port(VIRTUAL_PORT_NAME)
             self._virtual = True
+            self._changed_at = time.monotonic()
         except (rtmidi.RtMidiError, NotImplementedError) as exc:
             self._log(f"warning: MIDI API {self.api_name} offers no virtual port ({exc}); use --midi PORT")
         try:
@@ -567,7 +577,7 @@ class MidiController:
                 if self._source_name in ports:
                     return
                 self._log(f"MIDI port {self._source_name!r} disappeared; waiting for it to come back")
-                _close_input(self._source)
+                self._close_input(self._source)
                 self._source, self._source_name = None, None
             index = match_port(self._wanted, ports)
             if index is None or not self._open_source(ports[index]):
@@ -582,17 +592,31 @@ class MidiController:
         source = _new_input(self._api, f"{self._client_name} source")
         ports = source.get_ports()
         if name not in ports:  # vanished between the scan and now: try again at the next scan
-            _close_input(source)
+            self._close_input(source)
             return False
-        source.open_port(ports.index(name), "source in")
+        try:
+            source.open_port(ports.index(name), "source in")
+        except rtmidi.InvalidPortError:  # the list changed between the two reads (a client closing): next scan
+            self._close_input(source)
+            return False
+        self._changed_at = time.monotonic()
         self._source, self._source_name = source, name
         return True
+
+    def _close_input(self, midi_in: rtmidi.MidiIn) -> None:
+        """Close the port and free the backend client (JACK/ALSA names are released), once
+        :data:`GRAPH_SETTLE_SECONDS` have passed since this controller's last change of the ports (module doc,
+        "Closing"); waits at most that long."""
+        time.sleep(max(0.0, self._changed_at + GRAPH_SETTLE_SECONDS - time.monotonic()))
+        midi_in.close_port()
+        midi_in.delete()
+        self._changed_at = time.monotonic()
 
     def _close_all(self) -> None:
         with self._port_lock:
             for midi_in in (self._source, self._main):
                 if midi_in is not None:
-                    _close_input(midi_in)
+                    self._close_input(midi_in)
             self._source = self._source_name = self._main = None
             self._virtual = False
 
