@@ -416,11 +416,17 @@ class MidiController:
         while not self._stop.wait(READ_INTERVAL_SECONDS):
             with self._port_lock:  # the watcher and stop() close inputs under it: none is read once freed
                 for midi_in in (self._main, self._source):
-                    for _ in range(QUEUE_MESSAGES if midi_in is not None else 0):
-                        event = midi_in.get_message()
-                        if event is None:
-                            break
-                        self._on_message(event)
+                    if midi_in is not None:
+                        self._drain(midi_in)
+
+    def _drain(self, midi_in: rtmidi.MidiIn) -> None:
+        """Hand what ``midi_in`` queued to :meth:`_on_message`, at most :data:`QUEUE_MESSAGES` (so a flood cannot
+        hold the caller); called under ``_port_lock``."""
+        for _ in range(QUEUE_MESSAGES):
+            event = midi_in.get_message()
+            if event is None:
+                break
+            self._on_message(event)
 
     def _on_message(self, event: tuple[list[int], float]) -> None:
         """One message as rtmidi gives it: count, then keep the latest of its kind or count its outcome
@@ -606,19 +612,23 @@ class MidiController:
     def _close_input(self, midi_in: rtmidi.MidiIn) -> None:
         """Close the port and free the backend client (JACK/ALSA names are released), once
         :data:`GRAPH_SETTLE_SECONDS` have passed since this controller's last change of the ports (module doc,
-        "Closing"); waits at most that long."""
-        time.sleep(max(0.0, self._changed_at + GRAPH_SETTLE_SECONDS - time.monotonic()))
+        "Closing"); waits at most that long, taking in what the input receives meanwhile (a flood would
+        otherwise fill rtmidi's queue, which then prints a line per message dropped)."""
+        while (left := self._changed_at + GRAPH_SETTLE_SECONDS - time.monotonic()) > 0:
+            time.sleep(min(left, READ_INTERVAL_SECONDS))
+            self._drain(midi_in)
         midi_in.close_port()
         midi_in.delete()
         self._changed_at = time.monotonic()
 
     def _close_all(self) -> None:
         with self._port_lock:
-            for midi_in in (self._source, self._main):
+            source, main = self._source, self._main
+            self._source = self._source_name = self._main = None  # nothing reads them once they are freed
+            self._virtual = False
+            for midi_in in (source, main):
                 if midi_in is not None:
                     self._close_input(midi_in)
-            self._source = self._source_name = self._main = None
-            self._virtual = False
 
     def _watch(self) -> None:
         last_error = ""
