@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from engine.errors import ParameterError
 from engine.synthesis.graph_cache import GRAPH_FILE, MANIFEST_FILE, cache_root, cached_graph, check_cached, config_key, export_graph
@@ -28,6 +29,17 @@ CONFIGS = {"random1d": CFG, "trained1d": BlockConfig(network="trained1d", steps_
 def steppers(request):
     cfg = CONFIGS[request.param]
     return BlockStepper(cfg, backend="ort"), BlockStepper(cfg, backend="torch")
+
+
+def test_a_stepper_keeps_the_blas_of_numpy_and_scipy_to_one_thread():
+    """OpenBLAS's idle workers spin and took the graph's core (``docs/EXPERIMENTS.md`` section 59): once a stepper
+    is built, every BLAS the process has loaded runs one thread, whatever it ran before."""
+    threadpool_limits(limits=2, user_api="blas")
+    assert all(d["num_threads"] == 2 for d in threadpool_info() if d["user_api"] == "blas")
+    BlockStepper(CFG)
+    blas = [d for d in threadpool_info() if d["user_api"] == "blas"]
+    assert blas and all(d["num_threads"] == 1 for d in blas)
+    assert any("scipy.libs" in d["filepath"] for d in blas)  # scipy's own copy, not only numpy's
 
 
 def _rel(a, b):

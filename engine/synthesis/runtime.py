@@ -4,6 +4,9 @@ Providers are tried in the order CUDA, CPU; the provider that really runs is rea
 session (``session.get_providers()[0]``), not from the list of available ones. On a machine without a
 GPU, onnxruntime-gpu's failed CUDA load is silenced (logger severity 4, fatal only) and the CPU provider runs.
 
+Threads: the graph gets all cores but one (:func:`default_threads`); the BLAS that numpy and scipy load gets one
+(:func:`limit_blas_threads`, for the whole process, once a stepper is built).
+
 Two backends share one interface, :class:`BlockStepper`: ``"ort"`` (the live path) and ``"torch"``
 (the autograd reference, :func:`engine.synthesis.step_graph.autograd_step`).
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from engine.errors import ParameterError, TextureError
 from engine.synthesis.graph_cache import cached_graph
@@ -25,6 +29,18 @@ BACKENDS = ("ort", "torch")
 def default_threads() -> int:
     """Intra-op threads: all cores but one for the audio/phase side, at least one."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def limit_blas_threads() -> None:
+    """Keeps every BLAS loaded so far (numpy's and scipy's OpenBLAS) to one thread, for the whole process.
+
+    The engine's matrices are small (a blend change's level spread, ``(bins, bands)``), so a second BLAS thread
+    saves little, but OpenBLAS's idle workers spin for a while after each call and took the core the graph and
+    torch's blend were about to use: a soak of blend changes every block on this 2-core machine rendered 30 s in
+    66 s with the twelfth-octave spread and 20 s without it, 22 s and 16 s at one BLAS thread
+    (``docs/EXPERIMENTS.md`` section 59). scipy's own OpenBLAS is loaded here first, so that it is limited too."""
+    import scipy.linalg  # noqa: F401 - loads scipy's BLAS before the limit
+    threadpool_limits(limits=1, user_api="blas")
 
 
 class BlockStepper:
@@ -54,6 +70,7 @@ class BlockStepper:
         self.config = config
         self.backend = backend
         self.threads = threads or default_threads()
+        limit_blas_threads()
         self.input_names = graph_input_names(config.n_layers)
         if backend == "torch":
             import torch
