@@ -1,19 +1,36 @@
 """Rate narrowing: a band envelope's movement split by rate, and each rate narrowed to the style's in what is
-played, through the real phase; the split streams as at once."""
+played, through the real phase, on the half-octave bands and on the twelfth-octave ones (only their slow parts over
+2 kHz); the split streams as at once."""
 import numpy as np
 
+from engine.analysis import trend as tr
 from engine.analysis.envelope_rates import RATE_SECONDS, RateSplit, rate_movement
 from engine.analysis.spectral import SpectralConfig, _spectra
 from engine.synthesis.phase import StreamingPhase
-from engine.synthesis.rate_narrowing import MIN_RATE_GAIN, RateNarrowing
+from engine.synthesis.rate_narrowing import FINE_FAST_PARTS, MIN_RATE_GAIN, RateNarrowing, fine_parts
 
 SPEC = SpectralConfig()
+EMAP, FINE = SPEC.envelope_map().astype(np.float64), SPEC.fine_envelope_map().astype(np.float64)
 FRAME = SPEC.hop / SPEC.sample_rate
 #: Frames a block in these streams, and the block's duration in seconds.
 FRAMES = 4
 BLOCK = FRAMES * FRAME
 #: The band whose level flickers, and by how much from frame to frame (log1p units, standard deviation).
 BAND, MOVE = 5, 1.0
+#: Each bin's share of the flicker: band ``BAND``'s bins all of it.
+LIFT = (EMAP[BAND] > 0).astype(np.float64)
+#: Two pairs of neighbouring twelfth-octave bands, at 1.0 and 1.06 kHz and at 2.26 and 2.40 kHz.
+LOW_PAIR, HIGH_PAIR = [52, 53], [66, 67]
+
+
+def _opposed(pair: list[int]) -> tuple[np.ndarray, int]:
+    """Each bin's share of a flicker in which ``pair``'s bins (those each band weighs most) move in opposition, scaled
+    so that the half-octave band holding them does not move; and that band."""
+    owner = np.argmax(FINE, axis=0)
+    lift = (owner == pair[0]) - (owner == pair[1]) * 1.0
+    half = int(np.argmax(EMAP @ np.abs(lift)))
+    lift[lift < 0] *= EMAP[half] @ (lift > 0) / (EMAP[half] @ (lift < 0))
+    return lift, half
 
 
 def test_the_parts_add_up_to_the_envelope_less_its_slowest_mean_and_stream_as_at_once():
@@ -49,31 +66,31 @@ def test_a_flicker_moves_the_fast_parts_and_a_drift_the_slow_ones():
     np.testing.assert_array_equal(movement[:, 2], 0.0)
 
 
-def _stream(movement: np.ndarray | None, blocks: int = 1000) -> tuple[np.ndarray, RateNarrowing]:
-    """Frames of log1p magnitude 3 in every bin, band ``BAND``'s bins lifted or lowered together by an independent
-    N(0, MOVE) each frame, through :class:`RateNarrowing` towards ``movement`` and the real streaming phase."""
-    emap = SPEC.envelope_map().astype(np.float64)
+def _stream(movement: np.ndarray | None, blocks: int = 1000, bands: np.ndarray = EMAP, lift: np.ndarray = LIFT,
+            spread_map: np.ndarray | None = None, parts: np.ndarray | None = None) -> tuple[np.ndarray, RateNarrowing]:
+    """Frames of log1p magnitude 3 in every bin, each bin lifted or lowered by its ``lift`` times an independent
+    N(0, MOVE) each frame, through :class:`RateNarrowing` on ``bands`` (narrowing ``parts``) towards ``movement``
+    (spread by ``spread_map``) and the real streaming phase."""
     rng = np.random.default_rng(1)
     phase = StreamingPhase(n_fft=SPEC.n_fft, hop=SPEC.hop, look_ahead=1, iterations=4)
     phase.prepare()
-    narrowing = RateNarrowing(emap, n_fft=SPEC.n_fft, hop=SPEC.hop, block_seconds=BLOCK, frame_seconds=FRAME)
-    in_band = emap[BAND] > 0
+    narrowing = RateNarrowing(bands, n_fft=SPEC.n_fft, hop=SPEC.hop, block_seconds=BLOCK, frame_seconds=FRAME,
+                              parts=parts)
     out = []
     for _ in range(blocks):
         frames = np.full((SPEC.n_bins, FRAMES), 3.0) + 0.05 * rng.standard_normal((SPEC.n_bins, FRAMES))
-        frames[in_band] += MOVE * rng.standard_normal(FRAMES)
-        samples = phase.process(np.expm1(np.maximum(narrowing.process(frames, movement), 0.0)))
+        frames += lift[:, None] * MOVE * rng.standard_normal(FRAMES)
+        samples = phase.process(np.expm1(np.maximum(narrowing.process(frames, movement, 1.0, spread_map), 0.0)))
         narrowing.observe(samples, np.ones(SPEC.n_bins))
         out.append(samples)
     return np.concatenate(out), narrowing
 
 
-def _played(y: np.ndarray) -> np.ndarray:
-    """Each band's movement per rate part in ``y`` after its first 20 s, ``(rates, bands)``."""
-    emap = SPEC.envelope_map().astype(np.float64)
+def _played(y: np.ndarray, bands: np.ndarray = EMAP) -> np.ndarray:
+    """Each of ``bands``' movement per rate part in ``y`` after its first 20 s, ``(rates, bands)``."""
     y = y[20 * SPEC.sample_rate:]
     count = (len(y) - SPEC.n_fft) // SPEC.hop + 1
-    return rate_movement(emap @ np.log1p(np.abs(_spectra(y, count, n_fft=SPEC.n_fft, hop=SPEC.hop))), FRAME)
+    return rate_movement(bands @ np.log1p(np.abs(_spectra(y, count, n_fft=SPEC.n_fft, hop=SPEC.hop))), FRAME)
 
 
 def test_a_band_that_flickers_more_than_its_style_is_narrowed_to_it_rate_by_rate():
@@ -118,3 +135,30 @@ def test_nothing_is_narrowed_where_the_engine_keeps_none_of_the_frames():
     assert np.all(narrowing.gains == 1.0)
     assert not np.allclose(narrowing.process(frames, wanted, 1.0), frames, rtol=1e-3)
     assert narrowing.gains[0, BAND] == MIN_RATE_GAIN
+
+
+def test_twelfth_octave_bands_that_flicker_in_opposition_are_narrowed_where_their_half_octave_band_is_still():
+    """Two pairs of neighbouring twelfth-octave bands that flicker in opposition leave their half-octave bands still
+    (what the half-octave stage measures hardly moves). Asked for half their fast movement, the fine stage brings the
+    pair under 2 kHz to 0.4-0.7 of it through the fine map's level spread (not of full rank; neighbouring bands share
+    bins); the pair over it keeps its fast parts (their gains stay 1), and no other band is narrowed."""
+    (low, low_half), (high, high_half) = _opposed(LOW_PAIR), _opposed(HIGH_PAIR)
+    spread = tr.level_spread_map(FINE, np.full(SPEC.n_bins, 3.0), rcond=tr.RANK_DEFICIENT_RCOND)
+    plain, _ = _stream(None, blocks=800, bands=FINE, lift=low + high)
+    before, halves = _played(plain, FINE), _played(plain)
+    for pair, half in ((LOW_PAIR, low_half), (HIGH_PAIR, high_half)):
+        assert np.all(halves[:2, half] < 0.3 * before[:2, pair].min(axis=1))
+    wanted = np.full_like(before, 10.0)
+    both = LOW_PAIR + HIGH_PAIR
+    wanted[:, both] = before[:, both] * np.array([0.5, 0.5, 1.0, 1.0])[:, None]
+    narrowed, narrowing = _stream(wanted, blocks=800, bands=FINE, lift=low + high, spread_map=spread,
+                                  parts=fine_parts(SPEC.fine_centres_hz()))
+    after = _played(narrowed, FINE)
+    print("pairs played", before[:2, both].round(3), "narrowed", after[:2, both].round(3),
+          "gains", narrowing.gains[:, both].round(2))
+    assert np.all(after[:2, LOW_PAIR] < 0.7 * before[:2, LOW_PAIR])  # asked for 0.5: the bands share bins
+    assert np.all(after[:2, LOW_PAIR] > 0.4 * before[:2, LOW_PAIR])
+    assert np.all(narrowing.gains[:2, LOW_PAIR] < 0.8)
+    assert np.all(narrowing.gains[:FINE_FAST_PARTS, HIGH_PAIR] == 1.0)
+    assert np.all(after[:2, HIGH_PAIR] > 0.8 * before[:2, HIGH_PAIR])
+    assert np.all(np.delete(narrowing.gains, both, axis=1) == 1.0)

@@ -18,6 +18,9 @@ from scipy.signal import lfilter
 
 #: Time constants of the cascade's exponential means, seconds, fastest first.
 RATE_SECONDS = (0.0145, 0.039, 0.106, 0.313)
+#: Bands :func:`rate_movement` splits at a time: a five-minute style's fine bands at once took its analysis
+#: over three times its spectrogram's memory (``tests/test_styles.py``).
+CHUNK_BANDS = 16
 
 
 class RateSplit:
@@ -48,7 +51,8 @@ class RateSplit:
 def rate_movement(envelopes: np.ndarray, frame_seconds: float) -> np.ndarray:
     """Each band's movement per rate part over a whole sound, ``(rates, bands)`` float64, log1p units: the
     standard deviation of each part of ``envelopes`` ``(bands, n)``, leaving out the first three slowest time
-    constants' frames (the means' start) while at least half the frames remain."""
-    parts = RateSplit(frame_seconds).process(envelopes)
-    skip = min(parts.shape[2] // 2, int(3 * RATE_SECONDS[-1] / frame_seconds))
-    return parts[:, :, skip:].std(axis=2)
+    constants' frames (the means' start) while at least half the frames remain. :data:`CHUNK_BANDS` bands are
+    split at a time (bounded memory)."""
+    skip = min(envelopes.shape[1] // 2, int(3 * RATE_SECONDS[-1] / frame_seconds))
+    return np.concatenate([RateSplit(frame_seconds).process(envelopes[i:i + CHUNK_BANDS])[:, :, skip:].std(axis=2)
+                           for i in range(0, envelopes.shape[0], CHUNK_BANDS)], axis=1)

@@ -42,6 +42,8 @@ def stft_sizes(sample_rate: int) -> tuple[int, int]:
 DEFAULT_N_FFT, DEFAULT_HOP = stft_sizes(DEFAULT_SAMPLE_RATE)
 #: Lowest band centre of the texture envelopes (:meth:`SpectralConfig.envelope_map`), Hz.
 ENVELOPE_FMIN_HZ = 50.0
+#: Bands per octave of the fine envelopes (:meth:`SpectralConfig.fine_envelope_map`): the live network's channels'.
+FINE_BANDS_PER_OCTAVE = 12
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,21 @@ class SpectralConfig:
         """
         return pseudo_cqt_matrix(sample_rate=self.sample_rate, n_fft=self.n_fft, bins_per_octave=2,
                                  fmin=ENVELOPE_FMIN_HZ).copy()
+
+    def fine_envelope_map(self) -> np.ndarray:
+        """The ``(fine_bands, n_bins)`` float32 matrix averaging linear bins into twelfth-octave bands (a
+        :func:`pseudo_cqt_matrix` at :data:`FINE_BANDS_PER_OCTAVE`) from :data:`ENVELOPE_FMIN_HZ` to Nyquist: 106 bands
+        at 44.1 kHz, their centres :meth:`fine_centres_hz`. Below about 360 Hz at 44.1 kHz (180 Hz at 22.05 kHz) a
+        twelfth of an octave is narrower than a bin, so neighbouring bands read the same bins: the map is not of
+        full rank (:func:`engine.analysis.trend.level_spread_map` takes its ``rcond`` for it).
+        """
+        return pseudo_cqt_matrix(sample_rate=self.sample_rate, n_fft=self.n_fft, bins_per_octave=FINE_BANDS_PER_OCTAVE,
+                                 fmin=ENVELOPE_FMIN_HZ).copy()
+
+    def fine_centres_hz(self) -> np.ndarray:
+        """Centre of each row of :meth:`fine_envelope_map`, Hz, ``(fine_bands,)`` float64."""
+        count = self.fine_envelope_map().shape[0]
+        return ENVELOPE_FMIN_HZ * 2.0 ** (np.arange(count) / FINE_BANDS_PER_OCTAVE)
 
 
 

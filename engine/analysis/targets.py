@@ -104,7 +104,7 @@ def compute_target(log_mag: np.ndarray | torch.Tensor, network: torch.nn.Module,
             raise ParameterError("trend_factor needs envelope_map")
         bands = emap @ raw if band_envelopes is None else np.asarray(band_envelopes, dtype=np.float32)
         coarse = tr.coarse_envelopes(bands, trend_factor)
-        spread_map = tr.level_spread_map(tr.band_spread_map(emap), emap, raw.mean(axis=1))
+        spread_map = tr.level_spread_map(emap, raw.mean(axis=1))
         coarse_stats = list(st.masked_envelope_statistics(torch.from_numpy(coarse), st.COARSE_LAGS))
         mask = st.lag_mask(coarse.shape[1], st.COARSE_LAGS)
         bands = bands - (tr.trend(coarse, trend_factor, 0, n) - coarse.mean(axis=1, keepdims=True))

@@ -10,19 +10,26 @@ bins by their level, :func:`level_spread_map`), so the per-window statistics no 
 pull each 0.5 s window of a swell back to the recording's global level (measured in
 ``docs/EXPERIMENTS.md`` section 9).
 
-All functions are pure numpy. Units: log1p magnitude; ``bands`` are the rows of
+All functions are pure (numpy, scipy). Units: log1p magnitude; ``bands`` are the rows of
 :meth:`engine.analysis.spectral.SpectralConfig.envelope_map` (16 half-octave bands at 22050 Hz),
 ``factor`` in frames (8 frames = 93 ms at hop 256).
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from engine.errors import ParameterError
 
 #: Smallest per-bin level (log1p units) by which :func:`level_spread_map` weights a bin: a bin the style
 #: never sounds in still keeps its band's moves invertible.
 SPREAD_LEVEL_FLOOR = 1e-4
+#: ``rcond`` of :func:`level_spread_map` for a map not of full rank. The fine envelope map's null space lies at 2e-10
+#: of ``E W Eᵀ``'s largest eigenvalue or less (measured at 8-96 kHz, levels in [0, 3]); at this ``rcond`` no bin moves
+#: more than 6.6 times its band's change, and the values it drops besides belong to bands whose bins a style leaves
+#: silent, which then do not move. (The network's channels, from 40 Hz, have a value at 8e-5 that let a bin move 31
+#: times: ``docs/EXPERIMENTS.md`` section 57.)
+RANK_DEFICIENT_RCOND = 1e-6
 #: Largest measured ``|γ|`` of :func:`spread_coupling` (at ``γ = 0.5`` and a trend 3 standard deviations up, a
 #: shared factor's part of a bin spreads 3.5 times wider).
 MAX_SPREAD_COUPLING = 0.5
@@ -37,11 +44,14 @@ def band_spread_map(envelope_map: np.ndarray) -> np.ndarray:
     return np.linalg.pinv(np.asarray(envelope_map, dtype=np.float64)).astype(np.float32)
 
 
-def level_spread_map(spread_map: np.ndarray, envelope_map: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """The even ``spread_map`` ``P₀`` (:func:`band_spread_map` of ``envelope_map`` ``E``) reweighted by
-    ``level`` ``(bins,)``, the mean log1p magnitude of each bin: ``P = W P₀ (E W P₀)⁻¹`` ``(bins, bands)``
-    float32, ``W = diag(max(level, SPREAD_LEVEL_FLOOR))``. Still ``E P = I``, but a bin moves in proportion
-    to its level.
+def level_spread_map(envelope_map: np.ndarray, level: np.ndarray, *, rcond: float | None = None) -> np.ndarray:
+    """The even spread (:func:`band_spread_map` of ``envelope_map`` ``E``) reweighted by ``level`` ``(bins,)``, the
+    mean log1p magnitude of each bin: ``P = W Eᵀ (E W Eᵀ)⁻¹`` ``(bins, bands)`` float32, ``W = diag(max(level,
+    SPREAD_LEVEL_FLOOR))``, the smallest move in ``W⁻¹`` norm that moves the bands by ``d``. Still ``E P = I``, but
+    a bin moves in proportion to its level. A map not of full rank (:meth:`engine.analysis.spectral.SpectralConfig.
+    fine_envelope_map`, whose low bands read the same bins) needs ``rcond``: ``(E W Eᵀ)`` is pseudo-inverted, its
+    eigenvalues under ``rcond`` times the largest dropped (:data:`RANK_DEFICIENT_RCOND`), and ``E P d = d``
+    holds for the moves the bands can make apart.
 
     In log1p units a move is a gain on a loud bin but an added magnitude on a near-silent one, so the
     even spread filled the bins a band shares with silence: the campfire recording is empty above
@@ -58,8 +68,9 @@ def level_spread_map(spread_map: np.ndarray, envelope_map: np.ndarray, level: np
     w = np.maximum(np.asarray(level, dtype=np.float64), SPREAD_LEVEL_FLOOR)
     if w.shape != (e.shape[1],):
         raise ParameterError(f"level must be ({e.shape[1]},), one per bin. Found shape {w.shape}")
-    p = w[:, None] * np.asarray(spread_map, dtype=np.float64)
-    return (p @ np.linalg.inv(e @ p)).astype(np.float32)
+    p = w[:, None] * e.T
+    inverse = np.linalg.inv(e @ p) if rcond is None else scipy.linalg.pinvh(e @ p, rtol=rcond)
+    return (p @ inverse).astype(np.float32)
 
 
 def coarse_envelopes(band_envelopes: np.ndarray, factor: int) -> np.ndarray:

@@ -42,7 +42,7 @@ network makes the texture. Each block:
    since the phase plays a narrower spread than frames that no signal has, the bins' movement within their
    bands more where the blend is a noise (their fast movement: :mod:`engine.synthesis.fine_spread`), and each band's level moved as
    much as the style's, :mod:`engine.synthesis.band_movement`, and at each rate of its movement no more than the
-   style's, :mod:`engine.synthesis.rate_narrowing`). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
+   style's, in half octaves and then in twelfths of an octave, :mod:`engine.synthesis.rate_narrowing`). ``B`` new frames enter the in-flight window: noise with each bin's mean, spread and
    distribution in the blended style, carried from frame to frame with the style's persistence and
    shared across bins by its leading correlations (:mod:`engine.synthesis.frame_noise`). A held partial
    enters held, a noise bin enters as noise, a crackle lifts the bins it lifts in the style (the
@@ -101,7 +101,7 @@ from engine.synthesis.phase import StreamingPhase
 from engine.synthesis.partial_floor import PartialFloor
 from engine.synthesis.spectral_balance import SpectralBalance
 from engine.synthesis.band_movement import BandMovement, style_movement
-from engine.synthesis.rate_narrowing import RateNarrowing
+from engine.synthesis.rate_narrowing import RateNarrowing, fine_parts
 from engine.synthesis.fine_spread import FineSpread, fine_gains
 from engine.synthesis.stereo import STEREO, StereoUpmix, bins_from_bands, channel_mix, wander_map
 from engine.synthesis.runtime import BlockStepper
@@ -252,17 +252,21 @@ class BlockSynth:
         self.block_samples = self.config.block_frames * self.config.spectral.hop
         self.block_seconds = self.block_samples / self.config.spectral.sample_rate
         self._emap = self.config.spectral.envelope_map()
-        self._even_spread = tr.band_spread_map(self._emap)
-        self._spread_map = self._even_spread  # level-weighted for the blend in _blended
+        self._spread_map = tr.band_spread_map(self._emap)  # level-weighted for the blend in _blended
+        self._fine_map = self.config.spectral.fine_envelope_map()
+        self._fine_spread_map = tr.band_spread_map(self._fine_map)  # likewise
         self._layout = tr.layout_weights(self.config.coarse_factor)
         self._bin_map = bins_from_bands(self._emap)
         self._balance = SpectralBalance(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
                                         block_seconds=self.block_seconds)
         self._movement = BandMovement(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
                                       block_seconds=self.block_seconds)
-        self._narrowing = RateNarrowing(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
-                                        block_seconds=self.block_seconds,
-                                        frame_seconds=self.config.spectral.hop / self.config.spectral.sample_rate)
+        self._narrowing, self._fine_narrowing = (
+            RateNarrowing(bands, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
+                          block_seconds=self.block_seconds,
+                          frame_seconds=self.config.spectral.hop / self.config.spectral.sample_rate, parts=parts)
+            for bands, parts in ((self._emap, None),
+                                 (self._fine_map, fine_parts(self.config.spectral.fine_centres_hz()))))
         self._floor = PartialFloor(block_seconds=self.block_seconds)
         self._refresh = HistoryRefresh(self.block_seconds, self._emap)
         self._level_map = LevelMap(self.config.spectral.hop / self.config.spectral.sample_rate)
@@ -289,7 +293,9 @@ class BlockSynth:
         self._movement.prepare()
         self._style_movement: np.ndarray | None = None
         self._narrowing.prepare()
+        self._fine_narrowing.prepare()
         self._rate_movement: np.ndarray | None = None
+        self._fine_rate_movement: np.ndarray | None = None
         self._floor.prepare()
         self._floor_target: FloorTarget | None = None
         self._level_map.prepare()
@@ -341,6 +347,7 @@ class BlockSynth:
         self._balance.release()
         self._movement.release()
         self._narrowing.release()
+        self._fine_narrowing.release()
         self._floor.release()
         self._level_map.release()
         self._clicks.release()
@@ -376,6 +383,7 @@ class BlockSynth:
             self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS.copy())  # its envelope weight moves
             self._style_movement = style_movement(self._target)
             self._rate_movement = np.average([s.rate_movement for s in styles], axis=0, weights=weights)
+            self._fine_rate_movement = np.average([s.fine_rate_movement for s in styles], axis=0, weights=weights)
             self._image = blend_images([s.image for s in styles], weights)
             self._channel_power = np.average([s.channel_power for s in styles], axis=0, weights=weights)
             self._floor_target = blend_floors([s.partials for s in styles], [s.floor_quantiles for s in styles], weights)
@@ -388,7 +396,8 @@ class BlockSynth:
             active = [s.upper for s, w in zip(styles, weights) if w > 0]
             self._upper = np.max(active, axis=0).astype(np.float32)
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
-            self._spread_map = tr.level_spread_map(self._even_spread, self._emap, moments[0])
+            self._spread_map = tr.level_spread_map(self._emap, moments[0])
+            self._fine_spread_map = tr.level_spread_map(self._fine_map, moments[0], rcond=tr.RANK_DEFICIENT_RCOND)
             if self._moments is not None and self._inflight is not None:
                 quantiles = (None if old_quantiles is None else old_quantiles.numpy(),
                              None if self._target.quantiles is None else self._target.quantiles.numpy())
@@ -492,8 +501,8 @@ class BlockSynth:
         each bin mapped to the blend's levels (:mod:`engine.synthesis.level_map`) widened by
         :data:`PHASE_SPREAD_GAIN`, the bins' movement within their bands more where the blend is a noise
         (:func:`engine.synthesis.fine_spread.fine_gains`), then each band's envelope widened to the blend's movement
-        (:mod:`engine.synthesis.band_movement`) and its rate parts narrowed to the blend's
-        (:mod:`engine.synthesis.rate_narrowing`), all less the share of the blend's partials and of ``material``
+        (:mod:`engine.synthesis.band_movement`) and its rate parts narrowed to the blend's, then those of the
+        twelfth-octave bands (:mod:`engine.synthesis.rate_narrowing`), all less the share of the blend's partials and of ``material``
         (frames read from the recordings keep their own style's levels: mapped to a blend's, a collage became a
         hybrid)."""
         partials = 0.0 if self._floor_target is None else self._floor_target.strength
@@ -506,6 +515,7 @@ class BlockSynth:
             mapped = frames + keep * (mapped - frames)
         mapped = self._movement.process(mapped, self._style_movement, keep)
         mapped = self._narrowing.process(mapped, self._rate_movement, keep, self._spread_map)
+        mapped = self._fine_narrowing.process(mapped, self._fine_rate_movement, keep, self._fine_spread_map)
         return np.clip(mapped, 0.0, self._upper[:, None]).astype(np.float32)
 
     def _with_trend(self, residual: np.ndarray, laid: np.ndarray) -> np.ndarray:
@@ -655,6 +665,7 @@ class BlockSynth:
             raise TextureError(f"the phase took more than {PHASE_TIMEOUT_SECONDS:g} s for one block") from None
         self._balance.observe(samples)
         self._narrowing.observe(samples, self._balance.applied)
+        self._fine_narrowing.observe(samples, self._balance.applied)
         targets, weights = self._click_mix
         clicks = self._clicks.process(len(samples), targets, (1.0 - material) * weights, float(snap["width"]))
         samples = samples + (clicks[:, 0] if samples.ndim == 1 else clicks)

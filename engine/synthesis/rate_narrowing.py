@@ -12,6 +12,14 @@ proportion to their levels (:func:`engine.analysis.trend.level_spread_map`; spre
 low-passed style leaves silent above 16.5 kHz from 61 to 47 dB under the total). Only ever narrower: a rate that moves too little is the band
 movement's to widen (:mod:`engine.synthesis.band_movement`, which widens a band's whole movement).
 
+The engine narrows twice: on the half-octave envelope bands, then on the twelfth-octave bands
+(:meth:`engine.analysis.spectral.SpectralConfig.fine_envelope_map`; its change spread by level through a
+pseudo-inverse, :data:`engine.analysis.trend.RANK_DEFICIENT_RCOND`, as low bands share bins). Neighbouring
+twelfths of an octave can flicker against each other while their half-octave band stays still: jungle's did, 0.05
+closer by the learned ear when narrowed. Over :data:`FINE_FAST_MAX_HZ` only the slow parts of a twelfth are
+narrowed (:func:`fine_parts`): its fast parts narrowed took night_mediterran 0.05 further, and without its slow
+parts birds went 0.02 further (``docs/EXPERIMENTS.md`` sections 57-58).
+
 Why: the frames move at 1.5-16 Hz (periods longer than the in-flight window, shorter than the trend's values) more
 than their styles do (night_mediterran's mid by 15 %), and the learned ear hears that movement most of all
 (``docs/EXPERIMENTS.md`` sections 54-55: night_mediterran 0.30 → 0.20, birds 0.22 → 0.18).
@@ -33,16 +41,30 @@ MIN_RATE_GAIN = 0.25
 ESTIMATE_SECONDS = 10.0
 #: Played seconds before the first narrowing (the estimate of a fraction of a second is noise).
 SETTLE_SECONDS = 0.9
+#: Twelfth-octave bands centred at or over this, Hz, narrow only their slow parts (:func:`fine_parts`).
+FINE_FAST_MAX_HZ = 2000.0
+#: Rate parts (fastest first) those bands leave alone.
+FINE_FAST_PARTS = 2
+
+
+def fine_parts(centres_hz: np.ndarray) -> np.ndarray:
+    """Which rate parts of the twelfth-octave bands centred at ``centres_hz`` (Hz) the fine stage narrows,
+    ``(rates, bands)`` bool: all under :data:`FINE_FAST_MAX_HZ`, all but the :data:`FINE_FAST_PARTS` fastest over it."""
+    parts = np.ones((len(RATE_SECONDS), len(centres_hz)), dtype=bool)
+    parts[:FINE_FAST_PARTS, np.asarray(centres_hz) >= FINE_FAST_MAX_HZ] = False
+    return parts
 
 
 class RateNarrowing(PlayedBands):
     """Narrows the committed frames' band envelopes, rate by rate, to the styles' movement (see module doc;
-    parameters as :class:`engine.synthesis.spectral_balance.PlayedBands`, and ``block_seconds`` and
-    ``frame_seconds`` > 0, a block's and a frame hop's duration in seconds)."""
+    parameters as :class:`engine.synthesis.spectral_balance.PlayedBands`, ``block_seconds`` and ``frame_seconds`` > 0,
+    a block's and a frame hop's duration in seconds, and ``parts`` ``(rates, bands)`` bool, the rate parts it narrows,
+    e.g. :func:`fine_parts`; None: all)."""
 
     def __init__(self, envelope_map: np.ndarray, *, n_fft: int, hop: int, block_seconds: float,
-                 frame_seconds: float) -> None:
+                 frame_seconds: float, parts: np.ndarray | None = None) -> None:
         super().__init__(envelope_map, n_fft=n_fft, hop=hop)
+        self._parts = np.ones((len(RATE_SECONDS), self._emap.shape[0]), dtype=bool) if parts is None else parts
         self._rate = block_seconds / ESTIMATE_SECONDS
         self._settle_blocks = int(np.ceil(SETTLE_SECONDS / block_seconds))
         self._frames_split = RateSplit(frame_seconds)
@@ -78,7 +100,7 @@ class RateNarrowing(PlayedBands):
         parts = self._frames_split.process(self._emap @ frames)
         gains = np.ones_like(self._gains)
         if movement is not None and self._played_var is not None and self._blocks > self._settle_blocks:
-            gains = movement_gains(movement, self._played_var, keep, MIN_RATE_GAIN, 1.0)
+            gains = np.where(self._parts, movement_gains(movement, self._played_var, keep, MIN_RATE_GAIN, 1.0), 1.0)
         self._gains = gains
         if np.all(gains == 1.0):
             return np.asarray(frames, dtype=np.float32)

@@ -93,6 +93,9 @@ class Style:
     rate_movement : np.ndarray [shape=(rates, bands)], float64
         Its band envelopes' movement per rate part (:func:`engine.analysis.envelope_rates.rate_movement`), which
         :mod:`engine.synthesis.rate_narrowing` narrows the played movement to.
+    fine_rate_movement : np.ndarray [shape=(rates, fine_bands)], float64
+        The same of its twelfth-octave bands (:meth:`engine.analysis.spectral.SpectralConfig.
+        fine_envelope_map`), for the narrowing's second, finer stage.
     """
 
     slot_id: int
@@ -109,6 +112,7 @@ class Style:
     clicks: ClickTarget | None
     levels: np.ndarray
     rate_movement: np.ndarray
+    fine_rate_movement: np.ndarray
 
     def detrended(self, start: int, stop: int, factor: int, spread_map: np.ndarray) -> np.ndarray:
         """Frames ``start:stop`` of :attr:`log_mag` without their trend (the live engine's residual
@@ -129,6 +133,7 @@ class StyleLibrary:
         self._network = config.build_network()
         self._fmap = config.spectral.feature_map()
         self._emap = config.spectral.envelope_map()
+        self._fine_map = config.spectral.fine_envelope_map()
         self._ids = itertools.count()
         self._write_lock = threading.Lock()
         self.slots: tuple[Style, ...] = ()
@@ -166,7 +171,8 @@ class StyleLibrary:
         with self._write_lock:
             style = Style(next(self._ids), name, path, log_mag, target, 10 * np.log10(power + 1e-10), coarse, image,
                           power, partials, floor_quantiles(log_mag, partials), clicks, level_percentiles(log_mag),
-                          rate_movement(bands, spec.hop / spec.sample_rate))
+                          rate_movement(bands, spec.hop / spec.sample_rate),
+                          rate_movement(self._fine_map @ log_mag, spec.hop / spec.sample_rate))
             self.slots = self.slots + (style,)
         return style
 
