@@ -50,7 +50,7 @@ def test_spread_coupling_measures_how_the_residual_widens_with_its_trend():
 def test_a_level_spread_of_the_fine_bands_moves_each_band_and_stays_bounded_where_bands_share_bins():
     """The twelfth-octave bands share bins below a few hundred Hz (the map is not of full rank): with
     ``rcond`` every move the bands can make comes back exactly, and no bin moves more than a few times its band's
-    change, even where a style is silent."""
+    change, even where a style is silent; the sparse map gives the same spread."""
     fine = live_config(44100).spectral.fine_envelope_map().astype(np.float64)
     assert np.linalg.matrix_rank(fine) < fine.shape[0]
     level = np.full(fine.shape[1], 2.0)
@@ -59,3 +59,6 @@ def test_a_level_spread_of_the_fine_bands_moves_each_band_and_stays_bounded_wher
     moves = fine @ np.random.default_rng(4).standard_normal((fine.shape[1], 5))  # what bins moving can do to bands
     np.testing.assert_allclose(fine @ spread @ moves, moves, atol=1e-4)
     assert np.abs(spread).max() < 10.0
+    # the engine passes the map sparse (each band reads a few bins): the same spread
+    np.testing.assert_allclose(tr.level_spread_map(tr.sparse_map(fine), level, rcond=tr.RANK_DEFICIENT_RCOND), spread,
+                               rtol=1e-5, atol=1e-5)

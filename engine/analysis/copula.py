@@ -20,6 +20,7 @@ per-bin noise ``ε`` have each bin's mean, spread and distribution, and the bins
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
@@ -71,23 +72,40 @@ def from_gaussian(g: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return (1.0 - frac) * quantiles[rows, lo] + frac * quantiles[rows, lo + 1]
 
 
+@njit("void(float64[:, ::1], float64[:, ::1], float64[:, ::1], float32[:, ::1])", nogil=True, cache=True)
+def _requantile_rows(x: np.ndarray, source: np.ndarray, target: np.ndarray,
+                     out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """:func:`requantile` row by row into ``out``: each value's cell among its row's ``source`` knots (strictly
+    increasing) by bisection, and the same place between the row's ``target`` knots."""
+    rows, n = x.shape
+    levels = source.shape[1]
+    for r in range(rows):
+        for j in range(n):
+            v = min(max(x[r, j], source[r, 0]), source[r, levels - 1])
+            lo, hi = 0, levels
+            while lo < hi:  # the first knot not under v
+                mid = (lo + hi) >> 1
+                if source[r, mid] < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            i = min(max(lo, 1), levels - 1)
+            frac = min(max((v - source[r, i - 1]) / (source[r, i] - source[r, i - 1]), 0.0), 1.0)
+            out[r, j] = (1.0 - frac) * target[r, i - 1] + frac * target[r, i]
+
+
 def requantile(z: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Standardised values ``z`` ``(rows, n)`` of the distributions with quantiles ``source`` ``(rows, levels)``
     moved to the distributions with quantiles ``target`` (same shape): each value keeps its probability
-    (linear between quantiles, held at the outermost ones), float32. Vectorised over rows: each row's
-    knots are offset by a span wider than every row's range, so one sorted search serves them all."""
-    rows, levels = source.shape
-    src = source.astype(np.float64) + np.arange(levels) * 1e-9  # repeated quantiles: knots must increase
-    x = np.clip(np.asarray(z, dtype=np.float64), src[:, :1], src[:, -1:])
-    low = float(src.min())
-    offsets = np.arange(rows)[:, None] * (float(src.max()) - low + 1.0)
-    knots = (src - low + offsets).ravel()
-    at = x - low + offsets
-    idx = np.clip(np.searchsorted(knots, at.ravel()).reshape(x.shape) - np.arange(rows)[:, None] * levels, 1, levels - 1)
-    r = np.arange(rows)[:, None]
-    left, right = src[r, idx - 1], src[r, idx]
-    frac = np.clip((x - left) / (right - left), 0.0, 1.0)
-    return ((1.0 - frac) * target[r, idx - 1] + frac * target[r, idx]).astype(np.float32)
+    (linear between quantiles, held at the outermost ones), float32. Compiled (numba, at import): a morph runs it
+    over the in-flight frames on every block, and numpy's one sorted search over all rows' knots took 2 ms of such
+    a block (``docs/EXPERIMENTS.md`` section 60)."""
+    levels = source.shape[1]
+    knots = np.ascontiguousarray(source, dtype=np.float64) + np.arange(levels) * 1e-9  # repeated quantiles: knots must increase
+    out = np.empty(np.shape(z), dtype=np.float32)
+    _requantile_rows(np.ascontiguousarray(z, dtype=np.float64), knots,
+                     np.ascontiguousarray(target, dtype=np.float64), out)
+    return out
 
 
 def gaussian_scores(z: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ All functions are pure (numpy, scipy). Units: log1p magnitude; ``bands`` are the
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
+from scipy import sparse
 
 from engine.errors import ParameterError
 
@@ -44,7 +44,8 @@ def band_spread_map(envelope_map: np.ndarray) -> np.ndarray:
     return np.linalg.pinv(np.asarray(envelope_map, dtype=np.float64)).astype(np.float32)
 
 
-def level_spread_map(envelope_map: np.ndarray, level: np.ndarray, *, rcond: float | None = None) -> np.ndarray:
+def level_spread_map(envelope_map: np.ndarray | sparse.sparray, level: np.ndarray, *,
+                     rcond: float | None = None) -> np.ndarray:
     """The even spread (:func:`band_spread_map` of ``envelope_map`` ``E``) reweighted by ``level`` ``(bins,)``, the
     mean log1p magnitude of each bin: ``P = W Eᵀ (E W Eᵀ)⁻¹`` ``(bins, bands)`` float32, ``W = diag(max(level,
     SPREAD_LEVEL_FLOOR))``, the smallest move in ``W⁻¹`` norm that moves the bands by ``d``. Still ``E P = I``, but
@@ -56,21 +57,36 @@ def level_spread_map(envelope_map: np.ndarray, level: np.ndarray, *, rcond: floa
     In log1p units a move is a gain on a loud bin but an added magnitude on a near-silent one, so the
     even spread filled the bins a band shares with silence: the campfire recording is empty above
     17 kHz, and its texture's trend lifted those bins from 96 to 76 dB under the total, the top octave
-    4 dB too loud (``docs/EXPERIMENTS.md`` section 16). About 0.1 ms at 44.1 kHz (the pseudo-inverse is
-    the caller's, computed once).
+    4 dB too loud (``docs/EXPERIMENTS.md`` section 16).
+
+    ``E`` is a numpy array or, for many bands, a ``scipy.sparse`` one (:func:`sparse_map`; each band reads a few
+    bins): the 106 twelfth-octave bands at 44.1 kHz take about 1.2 ms so against 1.7 ms dense, the 16 half-octave
+    ones 0.06 ms dense against 0.3 ms sparse (``docs/EXPERIMENTS.md`` section 60). A morph rebuilds both on
+    every block.
 
     Raises
     ------
     ParameterError
         If ``level`` is not one value per bin.
     """
-    e = np.asarray(envelope_map, dtype=np.float64)
+    e = envelope_map if sparse.issparse(envelope_map) else np.asarray(envelope_map, dtype=np.float64)
     w = np.maximum(np.asarray(level, dtype=np.float64), SPREAD_LEVEL_FLOOR)
     if w.shape != (e.shape[1],):
         raise ParameterError(f"level must be ({e.shape[1]},), one per bin. Found shape {w.shape}")
-    p = w[:, None] * e.T
-    inverse = np.linalg.inv(e @ p) if rcond is None else scipy.linalg.pinvh(e @ p, rtol=rcond)
-    return (p @ inverse).astype(np.float32)
+    gram = (e * w) @ e.T
+    gram = gram.toarray() if sparse.issparse(gram) else gram
+    if rcond is None:
+        inverse = np.linalg.inv(gram)
+    else:
+        values, vectors = np.linalg.eigh(gram)
+        kept = values > rcond * values[-1]
+        inverse = (vectors[:, kept] / values[kept]) @ vectors[:, kept].T
+    return (w[:, None] * (e.T @ inverse)).astype(np.float32)
+
+
+def sparse_map(envelope_map: np.ndarray) -> sparse.csr_array:
+    """``envelope_map`` ``(bands, bins)`` as the float64 sparse array :func:`level_spread_map` works on."""
+    return sparse.csr_array(np.asarray(envelope_map, dtype=np.float64))
 
 
 def coarse_envelopes(band_envelopes: np.ndarray, factor: int) -> np.ndarray:

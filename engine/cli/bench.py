@@ -14,6 +14,9 @@ Figures (medians over ``blocks`` blocks, default settings, the embedded default 
   ``STREAM_SECONDS`` of audio to a null sink, audio seconds per compute second;
   ``mono_22050_stream_realtime_factor`` — the same for the mono engine at 22050 Hz (what the engine was
   before full band and stereo), measured in the same run so the two compare.
+* ``morph_stream_realtime_factor`` — the full band engine again while the morph sweeps between two slots of
+  the default style (set every block, 0 → 1 → 0 every :data:`MORPH_SWEEP_SECONDS`), so every block rebuilds the
+  blend: what a performer moving a morph fader leaves of the headroom.
 * ``network``, ``phase_ms_per_block``, ``provider``, ``iterations_per_block``, ``block_frames``, ``hop``,
   ``sample_rate``, ``channels``, ``cpu`` (the processor's model name: speed figures mean nothing without it).
 """
@@ -39,6 +42,8 @@ from engine.synthesis.styles import StyleLibrary
 
 #: Audio rendered for ``stream_realtime_factor`` (long enough to average out the machine's noise).
 STREAM_SECONDS = 20.0
+#: Period of the morph's sweep for ``morph_stream_realtime_factor``, seconds.
+MORPH_SWEEP_SECONDS = 4.0
 
 
 def cpu_model() -> str:
@@ -62,14 +67,22 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return float(np.median(times) * 1000.0)
 
 
-def stream_realtime_factor(config: BlockConfig, stepper: BlockStepper, channels: int) -> float:
+def stream_realtime_factor(config: BlockConfig, stepper: BlockStepper, channels: int, *, morph: bool = False) -> float:
     """The whole streaming engine's real-time factor rendering :data:`STREAM_SECONDS` of the default
-    style to a null sink at ``config``'s rate (fixed work: no adaptive quality)."""
+    style to a null sink at ``config``'s rate (fixed work: no adaptive quality); with ``morph``, two slots
+    of it and the morph swept between them every block (:data:`MORPH_SWEEP_SECONDS`)."""
     library = StyleLibrary(config)
-    library.add_default()
-    engine = Engine(library, ParamStore(), stepper, NullSink(config.spectral.sample_rate), adaptive=False,
+    for _ in range(2 if morph else 1):
+        library.add_default()
+    params = ParamStore()
+    engine = Engine(library, params, stepper, NullSink(config.spectral.sample_rate), adaptive=False,
                     channels=channels)
-    return engine.render(STREAM_SECONDS).realtime_factor
+
+    def sweep(written: int) -> None:
+        seconds = written / config.spectral.sample_rate
+        params.set("morph", 0.5 - 0.5 * np.cos(2 * np.pi * seconds / MORPH_SWEEP_SECONDS))
+
+    return engine.render(STREAM_SECONDS, progress=sweep if morph else None).realtime_factor
 
 
 def run_bench(config: BlockConfig, *, channels: int = STEREO, blocks: int = 30,
@@ -99,6 +112,8 @@ def run_bench(config: BlockConfig, *, channels: int = STEREO, blocks: int = 30,
 
     log(f"rendering through the whole streaming engine ({config.spectral.sample_rate} Hz, {channels} channels)")
     stream = stream_realtime_factor(config, ort_stepper, channels)
+    log("again while the morph sweeps between two styles")
+    morph = stream_realtime_factor(config, ort_stepper, channels, morph=True)
     mono = live_config(DEFAULT_SAMPLE_RATE, network=config.network)
     log(f"rendering through the mono engine at {DEFAULT_SAMPLE_RATE} Hz")
     mono_stream = stream_realtime_factor(mono, BlockStepper(mono, backend="ort", log=log), 1)
@@ -123,5 +138,6 @@ def run_bench(config: BlockConfig, *, channels: int = STEREO, blocks: int = 30,
         "phase_ms_per_block": phase_ms,
         "channels": channels,
         "stream_realtime_factor": stream,
+        "morph_stream_realtime_factor": morph,
         f"mono_{DEFAULT_SAMPLE_RATE}_stream_realtime_factor": mono_stream,
     }

@@ -255,6 +255,7 @@ class BlockSynth:
         self._spread_map = tr.band_spread_map(self._emap)  # level-weighted for the blend in _blended
         self._fine_map = self.config.spectral.fine_envelope_map()
         self._fine_spread_map = tr.band_spread_map(self._fine_map)  # likewise
+        self._fine_sparse = tr.sparse_map(self._fine_map)  # what the blend's fine spread is built from
         self._layout = tr.layout_weights(self.config.coarse_factor)
         self._bin_map = bins_from_bands(self._emap)
         self._balance = SpectralBalance(self._emap, n_fft=self.config.spectral.n_fft, hop=self.config.spectral.hop,
@@ -397,7 +398,7 @@ class BlockSynth:
             self._upper = np.max(active, axis=0).astype(np.float32)
             moments = (self._target.mean_spectrum.numpy(), self._target.spread.numpy())
             self._spread_map = tr.level_spread_map(self._emap, moments[0])
-            self._fine_spread_map = tr.level_spread_map(self._fine_map, moments[0], rcond=tr.RANK_DEFICIENT_RCOND)
+            self._fine_spread_map = tr.level_spread_map(self._fine_sparse, moments[0], rcond=tr.RANK_DEFICIENT_RCOND)
             if self._moments is not None and self._inflight is not None:
                 quantiles = (None if old_quantiles is None else old_quantiles.numpy(),
                              None if self._target.quantiles is None else self._target.quantiles.numpy())

@@ -20,6 +20,7 @@ for its stereo image (:mod:`engine.analysis.stereo`), so both parts about double
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -119,9 +120,10 @@ class Style:
         domain, :func:`engine.analysis.trend.detrended`), ``(bins, stop − start)`` float32."""
         return tr.detrended(self.log_mag, self.coarse, factor, spread_map, start, stop)
 
-    @property
+    @functools.cached_property
     def upper(self) -> np.ndarray:
-        """Per-bin ceiling for optimised frames (log1p units): the style's per-bin maximum + 3 dB."""
+        """Per-bin ceiling for optimised frames (log1p units): the style's per-bin maximum + 3 dB (computed once:
+        every blend change of a morph reads it)."""
         return np.log1p(np.sqrt(2.0) * np.expm1(self.log_mag.max(axis=1).astype(np.float64))).astype(np.float32)
 
 
