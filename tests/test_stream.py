@@ -489,6 +489,44 @@ def test_the_trend_makes_slow_swells_that_frames_alone_cannot(stepper):
     assert depth[1] > 0.5 * _swell_depth_db(style)
 
 
+def test_a_moving_morph_rebuilds_the_blend_every_second_block_and_at_once_when_it_starts_and_rests(
+        monkeypatch, stepper):
+    """A rebuild of the blend costs about as much as the rest of a block (docs/EXPERIMENTS.md section 60), so while
+    the weights move it is rebuilt every second block (``BLEND_REBUILD_BLOCKS``). The first block of a move rebuilds at once
+    (no added latency), and so does the block the smoothed weights come to rest in (the final blend is the exact
+    one). The real ``blend`` runs; the spy only records the weights it is given."""
+    library = StyleLibrary(CONFIG)
+    library.add_audio(_noise((200, 2000), 3.0), "low")
+    library.add_audio(_noise((3000, 8000), 3.0, seed=2), "high")
+    built: list[float] = []
+    real_blend = block_synth.blend
+
+    def spy(targets, weights):
+        built.append(float(np.asarray(weights)[1]))
+        return real_blend(targets, weights)
+
+    monkeypatch.setattr(block_synth, "blend", spy)
+    synth = BlockSynth(library, stepper, adaptive=False)
+    synth.prepare(0)
+    params = ParamStore()
+    params.set("morph", 0.0)
+    synth.warm_up(params.snapshot())
+    rebuilt = []
+    for block in range(40):
+        if 5 <= block < 17:  # a fader moved over 12 blocks (0.14 s), then held
+            params.set("morph", (block - 4) / 12)
+        count = len(built)
+        synth.process_block(params.snapshot())
+        rebuilt.append(len(built) > count)
+    synth.release()
+    moving = np.nonzero(rebuilt[5:17])[0]  # blocks of the move that rebuilt, from its first
+    print("rebuilt in blocks", np.nonzero(rebuilt)[0].tolist(), "weights", np.round(built, 4).tolist())
+    assert not any(rebuilt[1:5])  # still: nothing to rebuild
+    assert rebuilt[5] and moving.tolist() == [0, 2, 4, 6, 8, 10]  # every second block of the twelve
+    assert 1 <= sum(rebuilt[17:]) <= 4 and not any(rebuilt[30:])  # the smoothing's tail, then rest
+    assert built[-1] == pytest.approx(1.0, abs=1e-4)
+
+
 def test_a_half_half_blend_is_one_hybrid_not_alternating_pieces(tmp_path, stepper):
     low, high = _noise((100, 800), 4.0), _noise((3000, 8000), 4.0, seed=1)
     library = StyleLibrary(CONFIG)

@@ -27,7 +27,8 @@ Nothing is read from the style recordings at the default ``material`` 0: new fra
 network makes the texture. Each block:
 
 1. The blend weights and receptive field are smoothed towards the snapshot (one-pole, 70 % of the way
-   per block); the styles' targets are blended and cached while the weights hold still.
+   per block); the styles' targets are blended and cached while the weights hold still, and rebuilt every
+   :data:`BLEND_REBUILD_BLOCKS` blocks while they move (at once when a move starts or comes to rest).
 2. When the blended per-bin mean ``μ`` and spread ``σ`` of the log-magnitude move, every in-flight frame
    is re-standardised, ``s ← μ' + σ' R((s − μ) / σ)`` (``R`` moves each value from the old per-bin
    distributions to the new ones, keeping its probability), so a timbre move reaches the next committed frames
@@ -119,6 +120,9 @@ LIVE_LOSS_WEIGHTS = np.array([1.0, 0.1, 0.1, 0.3, 0.3, 2.5, 1.0], dtype=np.float
 #: scores closer (``docs/EXPERIMENTS.md`` sections 51-52).
 START_ENVELOPE_WEIGHT, START_SECONDS, EASE_SECONDS = 5.0, 6.0, 5.0
 SMOOTHING = 0.7
+#: While the blend weights move, the blend is rebuilt every this many blocks (at once when the styles change or
+#: the weights come to rest): a rebuild costs about as much as the rest of a block (``docs/EXPERIMENTS.md`` section 60).
+BLEND_REBUILD_BLOCKS = 2
 #: How much wider than the blend's each bin's levels are played on their way to the phase (about each bin's mean
 #: level, :meth:`engine.synthesis.level_map.LevelMap.process`). The streaming phase makes a signal near frames that
 #: no signal has, and plays a narrower spread of levels than they hold (rain's 1/12-octave channels: 0.213 in the
@@ -327,6 +331,7 @@ class BlockSynth:
         self._rf: float | None = None
         self._cursor: tuple[int, int] | None = None
         self._blend_key: tuple | None = None
+        self._blocks_since_blend = 0  # blocks since the blend was last rebuilt
         self._target: StyleTarget | None = None
         self._target_feed: dict[str, np.ndarray] = {}
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
@@ -375,10 +380,16 @@ class BlockSynth:
         self._weights = dict(zip(ids, cur))
         return cur
 
-    def _blended(self, styles: tuple[Style, ...], weights: np.ndarray) -> StyleTarget:
-        """The blended target; on a change, re-standardises the in-flight frames to its first-order statistics."""
+    def _blended(self, styles: tuple[Style, ...], weights: np.ndarray, *, resting: bool = True) -> StyleTarget:
+        """The blended target; on a change, re-standardises the in-flight frames to its first-order statistics.
+        While the weights move (not ``resting``) it is rebuilt every :data:`BLEND_REBUILD_BLOCKS` blocks; the first
+        block of a move, a change of styles and the weights' coming to rest rebuild it at once."""
         key = tuple((s.slot_id, round(float(w), 4)) for s, w in zip(styles, weights))
-        if key != self._blend_key:
+        same_styles = self._blend_key is not None and [k[0] for k in key] == [k[0] for k in self._blend_key]
+        self._blocks_since_blend += 1
+        if key != self._blend_key and not (same_styles and not resting
+                                           and self._blocks_since_blend < BLEND_REBUILD_BLOCKS):
+            self._blocks_since_blend = 0
             old_quantiles = None if self._target is None else self._target.quantiles
             self._target = blend([s.target for s in styles], weights)
             self._target_feed = target_inputs(self._target, LIVE_LOSS_WEIGHTS.copy())  # its envelope weight moves
@@ -604,7 +615,7 @@ class BlockSynth:
         mix = snap.blend_weights([s.slot_id for s in styles])
         mix = mix / mix.sum()
         weights = self._smoothed_weights(styles, mix)
-        target = self._blended(styles, weights)
+        target = self._blended(styles, weights, resting=bool(np.allclose(weights, mix, rtol=0.0, atol=1e-4)))
         rf = float(snap["receptive_field"])
         self._rf = rf if self._rf is None else self._rf + SMOOTHING * (rf - self._rf)
         if self._inflight is None:
