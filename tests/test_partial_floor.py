@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from engine.analysis.partials import (FLOOR_PROBABILITIES, FloorTarget, blend_floors, floor_levels, floor_quantiles,
-                                      lobe_shapes, lobe_starts, partial_bins, peak_offsets)
+from engine.analysis.partials import (FLOOR_PROBABILITIES, FloorTarget, blend_floors, floor_bins, floor_levels,
+                                      floor_quantiles, lobe_shapes, lobe_starts, partial_bins, peak_offsets)
 from engine.analysis.spectral import log_magnitude, stft
 from engine.evaluation.spectrum_shape import frame_flatness_db
 from engine.params import ParamStore
@@ -50,6 +50,21 @@ def test_a_weak_peak_over_noise_is_not_a_style_of_partials():
     assert bins[98:103].all() and bins[198:203].all() and bins.sum() == 10
     power[200] = 1.0  # one peak alone has no floor between partials
     assert not partial_bins(power).any()
+
+
+def _melody() -> np.ndarray:
+    """The violin's case: two notes a whole tone apart (G4 and A4, 2.3 bins), one after the other, twice."""
+    return np.concatenate([harmonic_tone(1.5, 392.0), harmonic_tone(1.5, 440.0)] * 2)
+
+
+def test_each_note_of_a_melody_is_a_partial_and_not_the_floor():
+    """A peak need only be louder than the bins next to it: when it had to be the loudest of its 17-bin
+    neighbourhood, A4's partials, as loud as G4's and 2.3 bins above them, were the floor (28 % of the power)."""
+    power = _mean_power(_melody())
+    bins = partial_bins(power)
+    for f0 in (392.0, 440.0):
+        assert bins[round(f0 * 1024 / SR)] and bins[round(2 * f0 * 1024 / SR)]
+    assert power[floor_bins(bins)].sum() < 0.05 * power.sum()
 
 
 def test_the_floor_between_a_tones_partials_is_far_under_them():
@@ -184,3 +199,20 @@ def test_struck_notes_keep_their_floor_and_are_less_noisy_between_partials(stepp
           f"{floor[True]:.2f}, without {floor[False]:.2f}; frame flatness {flatness[True]:.1f} dB against "
           f"{flatness[False]:.1f} dB")
     assert abs(floor[True] - own) < abs(floor[False] - own) - 0.4
+
+
+def test_a_melodys_notes_are_all_played(stepper):
+    """Each note's partials come out of the engine at the same level against the style's: the fundamentals and
+    octaves of G4 and A4 within 6 dB of each other (with A4's bins left to the floor they were played 3.4, 7.6, 17.0
+    and 4.3 dB under the style)."""
+    melody = _melody()
+    library = StyleLibrary(CONFIG)
+    library.add_audio(melody, "melody")
+    audio = played(library, ParamStore(), stepper, 8.0)[0][SR:].astype(np.float64)
+    style, texture = _mean_power(melody), _mean_power(audio)
+    ratios_db = []
+    for f in (392.0, 440.0, 784.0, 880.0):
+        k = round(f * 1024 / SR)
+        ratios_db.append(10 * np.log10(texture[k - 1:k + 2].sum() / style[k - 1:k + 2].sum()))
+    print("played over the style's power, G4, A4 and their octaves, dB:", np.round(ratios_db, 1))
+    assert max(ratios_db) - min(ratios_db) < 6.0

@@ -7,9 +7,9 @@ recording's between the partials most of the time, and the partials are heard in
 (``docs/EXPERIMENTS.md`` section 24). Two statistics describe it; nothing of the recording's frames is kept:
 
 * :func:`partial_bins` — the bins of the steady partials: the main lobes of the peaks of the mean power
-  spectrum that stand :data:`PEAK_PROMINENCE_DB` over their neighbourhood; none unless they hold
-  :data:`MIN_PARTIAL_SHARE` of the power (noise, rain, speech, field recordings and an arpeggio over many
-  notes have none);
+  spectrum that stand :data:`PEAK_PROMINENCE_DB` over their neighbourhood, every note's (a melody's notes a
+  whole tone apart are two peaks, not one and a floor); none unless they hold :data:`MIN_PARTIAL_SHARE` of
+  the power (noise, rain, speech, field recordings and an arpeggio over many notes have none);
 * :func:`floor_bins`, :func:`floor_levels` and :func:`floor_quantiles` — each frame's floor (the mean
   power of the other bins between the lowest partial and the highest) relative to the same frame's
   partials, natural log, and its distribution over the style's frames at :data:`FLOOR_PROBABILITIES`;
@@ -29,15 +29,18 @@ from scipy.special import ndtr
 
 #: A peak of the mean power spectrum stands at least this far over the median of its neighbourhood, dB.
 PEAK_PROMINENCE_DB = 10.0
-#: Bins each side of a candidate peak that form its neighbourhood.
+#: Bins each side of a candidate peak whose median it stands over (a peak need only be louder than the bins
+#: next to it: the violin's A4 lies 2.3 bins over its G4 and is as loud, and when a peak had to be the loudest
+#: of these bins it was left to the floor and played 16 dB under the style, docs/EXPERIMENTS.md section 61).
 PEAK_NEIGHBOURS = 8
 #: Peaks more than this far under the loudest bin are not partials of interest, dB.
 PEAK_RANGE_DB = 60.0
 #: Bins each side of a peak that belong to it: a periodic Hann window's main lobe is 4 bins wide.
 LOBE_HALF_WIDTH = 2
 #: Least share of the style's power the partials' lobes hold for a style to count as having partials
-#: (the celesta 0.99, the violin 0.76; the harp's arpeggio 0.22, where the floor is mostly other notes'
-#: partials and mapping it made the texture flatter; the dark forest's one frog 0.006; every noise 0).
+#: (the celesta 0.99, the violin's four notes 0.98; the harp's arpeggio 0.40, whose notes decay into each
+#: other, and a floor mapped for it at 0.35 took its envelope statistics 0.06 further, section 61; the dark
+#: forest's one frog 0.01; every noise 0).
 MIN_PARTIAL_SHARE = 0.5
 #: Probabilities at which the floor's distribution is kept: even in Gaussian score over ±3, so the rare
 #: loud floors of onsets have levels of their own.
@@ -56,10 +59,11 @@ def partial_bins(mean_power: np.ndarray) -> np.ndarray:
     mean_power : np.ndarray [shape=(bins,)], finite, >= 0
         Mean |STFT|² per bin over a style's frames.
 
-    A peak is a bin that is the loudest of its ±:data:`PEAK_NEIGHBOURS` neighbourhood (cut at the spectrum's
-    edges), at least :data:`PEAK_PROMINENCE_DB` over the neighbourhood's median and within
-    :data:`PEAK_RANGE_DB` of the loudest bin; its lobe is ±:data:`LOBE_HALF_WIDTH` bins. The lobes count
-    only when together they hold :data:`MIN_PARTIAL_SHARE` of the power.
+    A peak is a bin at least as loud as the bins on either side of it, at least :data:`PEAK_PROMINENCE_DB`
+    over the median of its ±:data:`PEAK_NEIGHBOURS` neighbourhood (cut at the spectrum's edges) and within
+    :data:`PEAK_RANGE_DB` of the loudest bin; its lobe is ±:data:`LOBE_HALF_WIDTH` bins (two peaks closer
+    than a lobe make one run of bins). The lobes count only when together they hold
+    :data:`MIN_PARTIAL_SHARE` of the power.
     """
     power = np.asarray(mean_power, dtype=np.float64)
     mask = np.zeros(power.shape, dtype=bool)
@@ -69,7 +73,7 @@ def partial_bins(mean_power: np.ndarray) -> np.ndarray:
     loudest = level.max()
     for k in range(len(level)):
         near = level[max(0, k - PEAK_NEIGHBOURS):k + PEAK_NEIGHBOURS + 1]
-        if (level[k] == near.max() and level[k] - np.median(near) >= PEAK_PROMINENCE_DB
+        if (level[k] == level[max(0, k - 1):k + 2].max() and level[k] - np.median(near) >= PEAK_PROMINENCE_DB
                 and level[k] >= loudest - PEAK_RANGE_DB):
             mask[max(0, k - LOBE_HALF_WIDTH):k + LOBE_HALF_WIDTH + 1] = True
     if power[mask].sum() < MIN_PARTIAL_SHARE * power.sum() or not floor_bins(mask).any():
