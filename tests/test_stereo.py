@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from engine.analysis.spectral import SpectralConfig, stft
-from engine.analysis.stereo import StereoImage, blend_images, independent_image, stereo_image
+from engine.analysis.stereo import StereoImage, aligned_mid, blend_images, independent_image, stereo_image
 from engine.live.sinks import FileSink
 from engine.live.stream import Engine
 from engine.params import ParamStore
@@ -241,7 +241,7 @@ def test_a_style_with_a_silent_channel_has_a_finite_image_and_mix():
     rng = np.random.default_rng(6)
     left = 0.1 * rng.standard_normal(2 * RATE)
     emap = CONFIG.spectral.envelope_map()
-    image, power = stereo_image(np.stack([left, np.zeros_like(left)], axis=1), CONFIG.spectral, emap)
+    image, power, _ = stereo_image(np.stack([left, np.zeros_like(left)], axis=1), CONFIG.spectral, emap)
     assert np.all(image.level_difference_db == 40.0) and np.allclose(image.mid_ratio, 2.0)
     assert np.all(np.isfinite(image.coherence)) and np.all(power > 0)
     mix = channel_mix(image, 1.0, bins_from_bands(emap))
@@ -271,7 +271,7 @@ def test_a_bands_coherence_is_the_mean_over_its_bins_not_its_loudest_bin():
     sine = 0.1 * np.sin(2 * np.pi * 1000.0 * t)
     y = np.stack([sine + 0.05 * rng.standard_normal(len(t)), sine + 0.05 * rng.standard_normal(len(t))], axis=1)
     emap = CONFIG.spectral.envelope_map()
-    image, _ = stereo_image(y, CONFIG.spectral, emap)
+    image, _, _ = stereo_image(y, CONFIG.spectral, emap)
     band = int(np.argmax(emap[:, int(round(1000.0 * CONFIG.spectral.n_fft / RATE))]))
     spec = [stft(y[:, c], n_fft=CONFIG.spectral.n_fft, hop=CONFIG.spectral.hop) for c in range(2)]
     cross = np.abs(np.sum(spec[0] * np.conj(spec[1]), axis=1))
@@ -291,3 +291,43 @@ def test_a_stereo_styles_spectrum_is_its_channels_not_its_mid():
     freqs = np.arange(CONFIG.spectral.n_bins) * RATE / CONFIG.spectral.n_fft
     above, below = (freqs > 4000) & (freqs < 16000), (freqs > 200) & (freqs < 1000)
     assert abs(np.median(style.spectrum_db[above]) - np.median(style.spectrum_db[below])) < 1.0  # white noise
+
+
+def test_a_style_in_antiphase_plays_as_its_twin_in_phase(tmp_path, stepper):
+    """Right = −left: the channels' plain mean is silent, the aligned mid is not, and the texture plays as the
+    same noise on both channels in phase does (it played 110 dB under it with the plain mean; the magnitude
+    coherence of the two is the same, 1)."""
+    rng = np.random.default_rng(10)
+    left = (0.1 * rng.standard_normal(6 * RATE)).astype(np.float32)
+    played = []
+    for sign in (1, -1):
+        library = StyleLibrary(CONFIG)
+        library.add_audio(np.stack([left, sign * left], axis=1), f"sign {sign}")
+        played.append(_render(tmp_path, library, ParamStore(), 3.0, stepper, name=f"{sign}.wav")[0])
+    emap = CONFIG.spectral.envelope_map()
+    bands = [10 * np.log10(emap @ np.mean(np.abs(stft(y[RATE:, 0].astype(np.float64), n_fft=CONFIG.spectral.n_fft,
+                                                      hop=CONFIG.spectral.hop)) ** 2, axis=1)) for y in played]
+    level = [10 * np.log10(np.mean(y[RATE:].astype(np.float64) ** 2, axis=0)) for y in played]
+    print("channel levels, in phase / antiphase:", level, "\nbands, antiphase over in phase:", np.round(bands[1] - bands[0], 1))
+    assert np.all(np.abs(level[1] - level[0]) < 1.0)
+    assert np.abs(bands[1] - bands[0])[_centres() > 100].max() < 2.0
+
+
+def test_the_mid_inverts_the_right_channel_only_where_the_two_are_in_antiphase():
+    """Right = −left above 2 kHz, the same below: the mid keeps the channels' power in every band (the plain
+    mean had nothing above 2 kHz); two independent channels keep the plain mean (no bin inverted)."""
+    rng = np.random.default_rng(11)
+    left = 0.1 * rng.standard_normal(6 * RATE)
+    emap, spectral = CONFIG.spectral.envelope_map(), CONFIG.spectral
+    freqs = np.arange(spectral.n_bins) * RATE / spectral.n_fft
+    for pair, inverted in ((np.stack([left, left - 2.0 * _band(left, 2000.0, RATE)], axis=1), True),
+                           (0.1 * rng.standard_normal((6 * RATE, 2)), False)):
+        image, channel_power, sign = stereo_image(pair, spectral, emap)
+        spectra = [stft(pair[:, c], n_fft=spectral.n_fft, hop=spectral.hop) for c in (0, 1)]
+        mid_db = 10 * np.log10(emap @ np.mean(np.abs(aligned_mid(*spectra, sign)) ** 2, axis=1))
+        if inverted:
+            assert np.all(sign[freqs > 2200] == -1) and np.all(sign[freqs < 1800] == 1)
+            assert np.abs(mid_db - 10 * np.log10(emap @ channel_power)).max() < 0.5  # the mid is each channel
+            assert np.allclose(image.mid_ratio, 1.0, atol=0.15)
+        else:
+            assert np.all(sign == 1)

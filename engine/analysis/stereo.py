@@ -1,7 +1,8 @@
 """A sound's stereo image per band: left/right coherence, level difference, and the level of its mid.
 
-The engine synthesises one magnitude texture, the *mid* (the channels' mean, what every other
-statistic is taken on), and derives the two channels from it per band (parametric stereo, Breebaart
+The engine synthesises one magnitude texture, the *mid* (the channels' mean, the right channel's bins inverted
+where the two are in antiphase, :func:`aligned_mid`; what every other statistic is taken on), and derives the two
+channels from it per band (parametric stereo, Breebaart
 et al. 2005: :mod:`engine.synthesis.stereo`). What it needs of a stereo style, per band ``b`` of the
 envelope map (:meth:`engine.analysis.spectral.SpectralConfig.envelope_map`, half-octave bands), from
 the STFTs ``L`` and ``R`` of its channels summed over frames ``t``:
@@ -43,6 +44,12 @@ from engine.errors import ParameterError
 
 #: Largest mid ratio (6 dB) a style's channels may be scaled by over the mid texture.
 MAX_MID_RATIO = 4.0
+#: Correlation of a bin's channels under which the right one is inverted in the mid (:func:`aligned_mid`): only
+#: where the plain mean nearly cancels. Turning every bin of the right channel to the left's mean phase instead took
+#: the birds 0.03-0.08 further from their recording by the learned ear, each channel's as well as the mix's
+#: (docs/EXPERIMENTS.md section 63); no bin of the corpus' recordings correlates under −0.70, so they keep the plain
+#: mean.
+ANTIPHASE_CORRELATION = 0.8
 #: Largest level difference between the channels in a band, dB.
 MAX_LEVEL_DIFFERENCE_DB = 40.0
 #: The two means (s) over which the level difference's movement is split into a still image's and a wander.
@@ -80,9 +87,11 @@ def independent_image(bands: int) -> StereoImage:
     return StereoImage(np.zeros(bands), np.zeros(bands), np.ones(bands), np.zeros(bands), np.zeros(bands))
 
 
-def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.ndarray) -> tuple[StereoImage, np.ndarray]:
-    """The stereo image of ``audio`` ``(samples, 2)`` (float, finite) at ``spectral``'s rate and STFT, and
-    the channels' mean power per bin ``(bins,)`` (mean over frames of ``(|L|² + |R|²) / 2``).
+def stereo_image(audio: np.ndarray, spectral: SpectralConfig,
+                 envelope_map: np.ndarray) -> tuple[StereoImage, np.ndarray, np.ndarray]:
+    """The stereo image of ``audio`` ``(samples, 2)`` (float, finite) at ``spectral``'s rate and STFT, the
+    channels' mean power per bin ``(bins,)`` (mean over frames of ``(|L|² + |R|²) / 2``), and the sign per bin
+    ``(bins,)`` (±1) the right channel takes in the mid (:func:`aligned_mid`).
 
     Computed :data:`CHUNK_FRAMES` frames at a time. Raises ParameterError for audio that is not two channels.
     """
@@ -105,6 +114,8 @@ def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.n
         band_left.append(e @ np.abs(lft) ** 2)
         band_right.append(e @ np.abs(rgt) ** 2)
     tiny = POWER_FLOOR
+    alignment = np.where(cross.real < -ANTIPHASE_CORRELATION * np.sqrt(p_left * p_right), -1.0, 1.0)
+    p_mid -= np.where(alignment < 0, cross.real, 0.0)  # Σ |L − R|² / 4 where inverted
     per_bin = np.abs(cross) ** 2 / ((p_left + tiny) * (p_right + tiny))
     coherence = np.clip(np.sqrt((e @ per_bin) / np.maximum(e.sum(axis=1), tiny)), 0.0, 1.0)
     bl, br, bm = e @ p_left + tiny, e @ p_right + tiny, e @ p_mid + tiny
@@ -112,7 +123,15 @@ def stereo_image(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.n
     wander, shared = level_wander(np.concatenate(band_left, axis=1), np.concatenate(band_right, axis=1),
                                   frame_rate=spectral.sample_rate / spectral.hop)
     image = StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO), wander, shared)
-    return image, 0.5 * (p_left + p_right) / n_frames
+    return image, 0.5 * (p_left + p_right) / n_frames, alignment
+
+
+def aligned_mid(left: np.ndarray, right: np.ndarray, alignment: np.ndarray) -> np.ndarray:
+    """The mid ``(L + u R) / 2`` of two channels' STFTs ``(bins, frames)``, ``u`` the sign ``(bins,)`` that
+    :func:`stereo_image` returns: −1 in a bin where the channels' correlation ``Re Σ_t L R* / sqrt(P_L P_R)`` is
+    under −:data:`ANTIPHASE_CORRELATION`, else 1. There the plain mean cancels, to silence for a channel whose
+    polarity was swapped (the texture played 110 dB under its style); elsewhere this is the plain mean."""
+    return 0.5 * (left + alignment[:, None] * right)
 
 
 def level_wander(left: np.ndarray, right: np.ndarray, *, frame_rate: float) -> tuple[np.ndarray, np.ndarray]:

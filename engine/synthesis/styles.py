@@ -38,7 +38,7 @@ from engine.analysis.spectral import _check_audio, log_magnitude, stft_frames
 from engine.synthesis.step_graph import BlockConfig
 from engine.analysis.targets import StyleTarget, compute_target
 from engine.analysis import trend as tr
-from engine.analysis.stereo import StereoImage, independent_image, stereo_image
+from engine.analysis.stereo import StereoImage, aligned_mid, independent_image, stereo_image
 from engine.analysis.partials import floor_quantiles, partial_bins
 from engine.analysis.clicks import ClickTarget, click_target
 from engine.analysis.levels import level_percentiles
@@ -153,15 +153,16 @@ class StyleLibrary:
         y = np.asarray(y)
         if len(y) < self.min_samples:
             raise AudioFileError(path or name, f"is too short: needs at least {self.min_samples / spec.sample_rate:.2f} s")
-        channel_power = None
+        channel_power = alignment = None
         source = y
         if y.ndim == 2 and y.shape[1] == 2:
             mid = _check_audio(y.mean(axis=1))  # ParameterError for audio that is not float and finite
-            image, channel_power = stereo_image(y, spec, self._emap)
-            y = mid
+            image, channel_power, alignment = stereo_image(y, spec, self._emap)
+            if np.all(alignment > 0):  # the plain mean, taken in time (one STFT, not two)
+                y, alignment = mid, None
         else:
             image = independent_image(self._emap.shape[0])
-        log_mag, mid_power = self._spectrogram(y)
+        log_mag, mid_power = self._spectrogram(y, alignment)
         power = mid_power if channel_power is None else channel_power  # each channel's, averaged
         factor = self.config.coarse_factor
         bands = self._emap @ log_mag
@@ -178,16 +179,21 @@ class StyleLibrary:
             self.slots = self.slots + (style,)
         return style
 
-    def _spectrogram(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _spectrogram(self, y: np.ndarray, alignment: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """log1p |STFT| ``(bins, frames)`` float32 (frame-major, as :func:`engine.analysis.spectral.stft` lays it
-        out) and the mean power per bin, computed :data:`STFT_CHUNK_FRAMES` frames at a time."""
+        out) and the mean power per bin, computed :data:`STFT_CHUNK_FRAMES` frames at a time: of ``y`` mono
+        ``(samples,)``, or of the aligned mid (:func:`engine.analysis.stereo.aligned_mid`) of ``y`` ``(samples, 2)``
+        by ``alignment``."""
         spec = self.config.spectral
-        y = _check_audio(y)  # ParameterError, as stft() gives, for audio that is not mono, float, finite
+        channels = [y] if alignment is None else [y[:, 0], y[:, 1]]
+        # ParameterError, as stft() gives, for audio that is not mono, float, finite
+        channels = [_check_audio(c) for c in channels]
         n_frames = 1 + len(y) // spec.hop
         log_mag = np.empty((n_frames, spec.n_bins), dtype=np.float32).T
         power = np.zeros(spec.n_bins)
         for start in range(0, n_frames, STFT_CHUNK_FRAMES):
-            piece = log_magnitude(stft_frames(y, start, start + STFT_CHUNK_FRAMES, n_fft=spec.n_fft, hop=spec.hop))
+            spectra = [stft_frames(c, start, start + STFT_CHUNK_FRAMES, n_fft=spec.n_fft, hop=spec.hop) for c in channels]
+            piece = log_magnitude(spectra[0] if alignment is None else aligned_mid(*spectra, alignment))
             log_mag[:, start:start + piece.shape[1]] = piece
             power += np.sum(np.expm1(piece.astype(np.float64)) ** 2, axis=1)
         return log_mag, power / n_frames
