@@ -227,6 +227,37 @@ def test_the_upmix_at_width_0_is_the_phase_output_bit_for_bit():
     assert np.array_equal(stereo[:, 0], mono) and np.array_equal(stereo[:, 1], mono)
 
 
+def test_a_mono_sine_at_width_1_keeps_its_level_in_both_channels_and_their_mean_is_the_phase_output():
+    """The decorrelated part of a steady partial is the partial turned by a slow walk; added to and taken from
+    it, it moved the partial's power from one channel to the other over seconds (the channels' difference over
+    0.5 s swung by 6.9 dB, standard deviation, up to 13 dB). Its part in quadrature keeps both channels level
+    and their mean the phase's output at width 0."""
+    spectral = SpectralConfig(sample_rate=RATE)
+    t = np.arange(12 * RATE) / RATE
+    mags = np.abs(stft(0.3 * np.sin(2 * np.pi * 440.0 * t), n_fft=spectral.n_fft, hop=spectral.hop))
+    emap = spectral.envelope_map()
+    out = {}
+    for width in (0.0, 1.0):
+        phase = StreamingPhase(n_fft=spectral.n_fft, hop=spectral.hop, look_ahead=1, iterations=2)
+        upmix = StereoUpmix(n_fft=spectral.n_fft, hop=spectral.hop, sample_rate=RATE)
+        phase.prepare()
+        upmix.prepare()
+        mix = channel_mix(independent_image(emap.shape[0]), width, bins_from_bands(emap))
+        chunks = []
+        for j in range(0, mags.shape[1], 3):
+            phase.process(mags[:, j:j + 3])
+            chunks.append(upmix.process(phase.last_committed, mix))
+        out[width] = np.concatenate(chunks)[RATE:]
+    wide = out[1.0]
+    w = RATE // 2
+    windows = [10 * np.log10(np.mean(wide[i:i + w] ** 2, axis=0)) for i in range(0, len(wide) - w + 1, w)]
+    difference = np.array([left - right for left, right in windows])
+    print("left over right per 0.5 s, dB:", np.round(difference, 1))
+    assert np.std(difference) < 2.5 and np.abs(difference).max() < 5.0
+    assert not np.allclose(wide[:, 0], wide[:, 1], atol=1e-3)  # still two channels
+    assert np.allclose(wide.mean(axis=1), out[0.0][:, 0] * np.sqrt(0.5), atol=1e-6)  # a = sqrt(1/2) at width 1
+
+
 def test_a_blend_moves_the_stereo_image():
     wide, narrow = independent_image(3), StereoImage(np.ones(3), np.full(3, 6.0), np.ones(3), np.zeros(3), np.zeros(3))
     half = blend_images([wide, narrow], np.array([0.5, 0.5]))

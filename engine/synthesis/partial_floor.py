@@ -28,8 +28,8 @@ Lifecycle as JUCE's: :meth:`prepare`; :meth:`process` on each block's committed 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
+from engine.analysis.one_pole import one_pole
 from engine.analysis.partials import (FLOOR_PROBABILITIES, LOBE_HALF_WIDTH, POWER_FLOOR, FloorTarget, floor_bins,
                                       floor_levels, lobe_shapes, peak_offsets)
 
@@ -48,14 +48,6 @@ LOBE_SMOOTHING = 0.8
 #: to 1.8 dB and the violin's from 5.5 to -1.9; 0.9 left the celesta 3.2 dB off, 0.95 made its envelope
 #: statistics 0.011 worse and the violin peakier than the recording (-2.5 dB) (docs/EXPERIMENTS.md section 26).
 FLOOR_SMOOTHING = 0.93
-
-
-def _smoothed(track: np.ndarray, state: np.ndarray | None, pole: float) -> tuple[np.ndarray, np.ndarray]:
-    """``track`` ``(rows, frames)`` through a one-pole low-pass of ``pole`` along frames, and its state to
-    carry into the next block; a first block (``state`` None) starts at its first frame's values."""
-    if state is None:
-        state = pole * track[:, :1]
-    return lfilter([1.0 - pole], [1.0, -pole], track, axis=1, zi=state)
 
 
 class PartialFloor:
@@ -102,14 +94,14 @@ class PartialFloor:
         out = magnitudes.copy()
         out[self._floor] *= self._floor_gains(magnitudes, target)[None, :]
         level = np.log(out[self._floor] ** 2 + POWER_FLOOR)
-        smooth, self._floor_state = _smoothed(level, self._floor_state, FLOOR_SMOOTHING)
+        smooth, self._floor_state = one_pole(level, self._floor_state, FLOOR_SMOOTHING)
         out[self._floor] = np.exp(0.5 * (level + target.strength * (smooth - level)))
         lobes = target.starts[:, None] + np.arange(2 * LOBE_HALF_WIDTH + 1)[None, :]
         if len(lobes):
             power = out[lobes] ** 2  # (peaks, bins of a lobe, frames)
             db = 10.0 * np.log10(power[:, LOBE_HALF_WIDTH - 1:LOBE_HALF_WIDTH + 2] + POWER_FLOOR)
             track = np.concatenate([np.log(power.sum(axis=1) + POWER_FLOOR), peak_offsets(db[:, 0], db[:, 1], db[:, 2])])
-            track, self._lobe_state = _smoothed(track, self._lobe_state, LOBE_SMOOTHING)
+            track, self._lobe_state = one_pole(track, self._lobe_state, LOBE_SMOOTHING)
             level, offset = np.split(track, 2)
             shaped = np.exp(0.5 * level)[:, None, :] * np.moveaxis(lobe_shapes(offset), -1, 1)
             out[lobes] += target.strength * (shaped - out[lobes])

@@ -15,7 +15,10 @@ shape but no fixed relation to it at any moment, so ``X`` and ``D`` are incohere
 power (Breebaart et al. 2005, "Parametric coding of stereo audio", EURASIP J. Appl. Signal Process.
 9, 1305-1322, with a decorrelator of our own). A fixed all-pass (a constant ``θ``) would not do: per bin it is a linear filter, coherent at any length of
 measurement. The walk's cost is frequency jitter of the decorrelated part, about
-``PHASE_STEP_RADIANS / (2 π hop)`` (4 Hz rms at 11.6 ms frames), heard on steady partials, not in noise.
+``PHASE_STEP_RADIANS / (2 π hop)`` (4 Hz rms at 11.6 ms frames), heard on steady partials, not in noise. On a
+steady partial ``D`` is ``X`` turned, and ``a X ± b D`` moved its power from one channel to the other as the walk
+turned: ``D``'s part in phase with ``X`` over the last :data:`QUADRATURE_SECONDS` is taken out, the rest brought
+back to ``D``'s power (:meth:`StereoUpmix._quadrature`), so a partial keeps its level in both channels.
 The delays do the work where the texture is noise-like: ``D`` is ``X`` of 4-10 frames before
 (:data:`DELAY_FRAMES`, constant over each third of an octave so the overlap-add stays consistent and
 keeps the power; a random phase per bin and frame lost 3 dB there and left a coherence of 0.4). Where
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.analysis.one_pole import one_pole
 from engine.analysis.overlap_add import OverlapAdd
 from engine.analysis.spectral import hann_window
 from engine.analysis.stereo import StereoImage, wander_pole
@@ -50,6 +54,14 @@ DELAY_FRAMES = (4, 10)
 DELAY_GROUPS_PER_OCTAVE = 3
 #: Channels of the stereo engine.
 STEREO = 2
+#: Time constant of the running means that find the decorrelated part's share in phase with the mid, s (see
+#: :meth:`StereoUpmix.process`): longer than the few frames over which that share of a noise-like bin changes
+#: sign, shorter than the decorrelator's walk turns a steady partial's. A mono 440-Hz sine at width 1 swung
+#: 6.9 dB (standard deviation of the channels' difference over 0.5 s) without; 0.1 s leaves 1.3 dB, 0.05 s
+#: 0.7 dB but pink noise's coherence 0.08 where it is 0.07 (docs/EXPERIMENTS.md section 63).
+QUADRATURE_SECONDS = 0.1
+#: Largest gain that brings the decorrelated part back to its power (+12 dB).
+MAX_QUADRATURE_GAIN = 4.0
 #: Largest gain :meth:`StereoUpmix.relevel` gives the delay line (a bin the old blend left near silent
 #: stays near silent rather than its residue being raised to the new level).
 MAX_RELEVEL_GAIN = 4.0
@@ -110,6 +122,7 @@ class StereoUpmix:
     def __init__(self, *, n_fft: int, hop: int, sample_rate: int, seed: int = 0) -> None:
         self.n_fft, self.hop, self.seed = int(n_fft), int(hop), int(seed)
         self._pole = wander_pole(sample_rate / self.hop)
+        self._quadrature_pole = float(np.exp(-self.hop / (QUADRATURE_SECONDS * sample_rate)))
         self.n_bins = self.n_fft // 2 + 1
         self._window = np.array(hann_window(self.n_fft))
 
@@ -126,6 +139,8 @@ class StereoUpmix:
         self._emitted = 0
         self._wander_rng = np.random.default_rng([self.seed, 1])  # its own: a still image plays as before
         self._walk = np.zeros(0)  # the unit walks (the shared one, then each band's), drawn on first use
+        self._in_phase_state: np.ndarray | None = None  # (3 bins, 1): running means of Re(X* D), |X|², |D|²
+        self._turned_state: np.ndarray | None = None  # (bins, 1): running mean of the turned part's power
 
     def release(self) -> None:
         """Drop the stream state; :meth:`prepare` starts a new stream."""
@@ -175,12 +190,33 @@ class StereoUpmix:
         out = []
         if wander is not None and k and wander.any():
             g_left, g_right = self._wandered(g_left, g_right, wander, k)
+        if k:
+            side = self._quadrature(mid, side)
         for ola, spec in zip(self._ola, (g_left * (mid + side), g_right * (mid - side))):
             out.append(ola.push(np.fft.irfft(spec, n=self.n_fft, axis=1) * self._window))
         y = np.stack(out, axis=1) if k else np.zeros((0, STEREO))
         start = self._emitted
         self._emitted += len(y)
         return y[max(0, self.n_fft // 2 - start):]
+
+    def _quadrature(self, mid: np.ndarray, side: np.ndarray) -> np.ndarray:
+        """The decorrelated part ``(k, n_bins)`` less its share in phase with the mid that persists over
+        :data:`QUADRATURE_SECONDS`, scaled back to its power over the same means (at most
+        :data:`MAX_QUADRATURE_GAIN`).
+
+        ``|X ± D|² = |X|² + |D|² ± 2 Re(X* D)``: the channels get the same power but for the cross term. In noise
+        it changes sign every few frames and averages out; on a steady partial ``D`` is ``X`` turned by the walk,
+        and the term moved the partial's power from one channel to the other and back over seconds (a mono sine
+        at width 1 swung by up to 13 dB between them). A part in quadrature with ``X`` adds the same power to both
+        channels and moves only the phase between them; the channels' mean stays ``X``."""
+        track = np.concatenate([np.real(np.conj(mid) * side), np.abs(mid) ** 2, np.abs(side) ** 2], axis=1).T
+        means, self._in_phase_state = one_pole(track, self._in_phase_state, self._quadrature_pole)
+        cross, power, side_power = np.split(means.T, 3, axis=1)
+        turned = side - mid * (cross / np.maximum(power, 1e-30))
+        track = (np.abs(turned) ** 2).T
+        turned_power, self._turned_state = one_pole(track, self._turned_state, self._quadrature_pole)
+        gain = np.sqrt(side_power / np.maximum(turned_power.T, 1e-30))
+        return turned * np.minimum(gain, MAX_QUADRATURE_GAIN)
 
     def _wandered(self, g_left: np.ndarray, g_right: np.ndarray, wander: np.ndarray,
                   k: int) -> tuple[np.ndarray, np.ndarray]:
