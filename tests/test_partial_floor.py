@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy.signal import lfilter
 
+from engine.analysis.one_pole import one_pole
 from engine.analysis.partials import (FLOOR_PROBABILITIES, FloorTarget, blend_floors, floor_bins, floor_levels,
                                       floor_quantiles, lobe_shapes, lobe_starts, partial_bins, peak_offsets)
 from engine.analysis.spectral import log_magnitude, stft
@@ -216,3 +218,16 @@ def test_a_melodys_notes_are_all_played(stepper):
         ratios_db.append(10 * np.log10(texture[k - 1:k + 2].sum() / style[k - 1:k + 2].sum()))
     print("played over the style's power, G4, A4 and their octaves, dB:", np.round(ratios_db, 1))
     assert max(ratios_db) - min(ratios_db) < 6.0
+
+
+def test_the_floors_smoothing_in_blocks_is_the_whole_track_smoothed_at_once():
+    """one_pole, a block at a time with its state carried, gives lfilter's numbers over the whole track bit for bit."""
+    track = np.random.default_rng(12).standard_normal((50, 23))
+    pole = 0.93
+    whole = lfilter([1.0 - pole], [1.0, -pole], track, axis=1, zi=pole * track[:, :1])[0]
+    state, blocks = None, []
+    for start, stop in ((0, 1), (1, 4), (4, 11), (11, 23)):
+        smoothed, state = one_pole(track[:, start:stop], state, pole)
+        blocks.append(smoothed)
+    assert np.array_equal(np.concatenate(blocks, axis=1), whole)
+    assert np.array_equal(state[:, 0], pole * whole[:, -1])
