@@ -1,4 +1,4 @@
-"""Output stage after the phase: DC blocker, gain ramp, resampling to the device rate, limiter, fades.
+"""Output stage after the phase: DC blocker, gain ramp, resampling to the device rate, limiter, fades, clip.
 
 Mono blocks ``(n,)`` or channels last ``(n, channels)`` (the same for a whole stream); every stage
 works on each channel alike.
@@ -10,29 +10,22 @@ Lifecycle: :meth:`OutputChain.prepare` → :meth:`process` per block → (:meth:
 * Gain: linear 0..1, ramped over the first 10 ms of a block from the previous value, so moves
   never click and land quickly.
 * Resampling: :class:`engine.live.resample.StreamResampler` (1.5 ms delay), engine rate → device rate.
-* Limiter: identity below ``threshold`` (−1.9 dBFS); above it a tanh knee that approaches but never
-  reaches full scale, then a hard clip at ±1 as the last guarantee: ``|sample| ≤ 1`` always.
-* Fades: a raised-cosine fade-in of ``fade_ms`` at start; :meth:`start_fade_out` fades to silence.
+* Limiter: :class:`engine.live.limiter.Limiter`, a look-ahead gain that keeps peaks under -1 dBFS (2 ms
+  delay).
+* Fades: a raised-cosine fade-in of ``fade_ms`` at start; :meth:`start_fade_out` fades to silence (after the
+  limiter, so a stream that has faded out has played its fade).
+* A hard clip at ±1 as the last guarantee: ``|sample| ≤ 1`` always, as float32.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from engine.live.limiter import Limiter
 from engine.live.resample import StreamResampler
 
 
 #: Length of a gain change's ramp.
 GAIN_RAMP_SECONDS = 0.01
-
-
-def soft_limit(x: np.ndarray, *, threshold: float = 0.8) -> np.ndarray:
-    """Bounded soft limiter (see module doc); returns float32 with ``|y| <= 1``. Pure."""
-    a = np.abs(x)
-    over = a > threshold
-    y = np.array(x, dtype=np.float32)
-    knee = 1.0 - threshold
-    y[over] = np.sign(x[over]) * (threshold + knee * np.tanh((a[over] - threshold) / knee))
-    return np.clip(y, -1.0, 1.0)
 
 
 def _column(v: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -59,6 +52,7 @@ class OutputChain:
         self._resampler.prepare()
         self._fade_in_pos = 0
         self._fade_out_pos: int | None = None
+        self._limiter: Limiter | None = None  # made for the first block's channels
 
     @property
     def fade_samples(self) -> int:
@@ -112,10 +106,13 @@ class OutputChain:
         y = y * _column(ramp, y)
         self._gain = gain
         y = self._resampler.process(y)
+        if self._limiter is None:
+            self._limiter = Limiter(self.device_rate, 0 if y.ndim == 1 else y.shape[1])
+        y = self._limiter.process(y)
         if self._fade_in_pos < self._fade_len:
             ramp, self._fade_in_pos = self._ramp(len(y), self._fade_in_pos, True)
             y = y * _column(ramp, y)
         if self._fade_out_pos is not None:
             ramp, self._fade_out_pos = self._ramp(len(y), self._fade_out_pos, False)
             y = y * _column(ramp, y)
-        return soft_limit(y)
+        return np.clip(y, -1.0, 1.0).astype(np.float32)

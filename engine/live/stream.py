@@ -28,6 +28,7 @@ import numpy as np
 
 from engine.synthesis.block_synth import PHASE_LOOK_AHEAD_FRAMES, PHASE_ITERATIONS, BlockStats, BlockSynth
 from engine.errors import DeviceLost
+from engine.live.limiter import lookahead_samples
 from engine.live.output_chain import OutputChain
 from engine.live.priority import raise_thread_priority
 from engine.params import ParamStore
@@ -177,14 +178,15 @@ class Engine:
         including the frames it commits, and re-levels the stereo decorrelator's delayed frames, so the
         timbre moves with the frames heard next (one more block when 70 % is not yet enough); the network's finer statistics follow while they are in flight. The
         first new frame's centre is heard after the sink's queue (lead + device) plus the streaming
-        phase's latency and one hop. Gain is the exception: a sound device applies it itself, after
-        only the device's latency.
+        phase's latency and one hop, and the output limiter's look-ahead (2 ms). Gain is the exception: a sound device
+        applies it itself, after only the device's latency.
         """
         cfg = self.library.config
         rate = cfg.spectral.sample_rate
         block = cfg.block_frames * cfg.spectral.hop / rate
         phase = (self.synth.latency_samples + cfg.spectral.hop) / rate
-        return 2 * block + phase + self.sink.queue_seconds
+        limiter = lookahead_samples(self.sink.rate) / self.sink.rate
+        return 2 * block + phase + limiter + self.sink.queue_seconds
 
     @property
     def output_lost_seconds(self) -> float:
