@@ -17,15 +17,25 @@ from tests.signals import SR
 EMAP = np.full((3, 5), 0.2, np.float32)  # three bands over five bins
 
 
-def test_refreshes_come_at_their_periods_in_played_blocks():
+def test_refreshes_come_at_their_periods_in_played_blocks_the_trends_at_no_fixed_one():
     refresh = HistoryRefresh(0.5, EMAP)  # blocks of half a second
     envelope_blocks, trend_blocks = (round(2 * s) for s in (hr.ENVELOPE_REFRESH_SECONDS, hr.TREND_REFRESH_SECONDS))
-    due = [refresh.due() for _ in range(2 * trend_blocks)]
+    due = [refresh.due() for _ in range(40 * trend_blocks)]
     assert [i + 1 for i, (envelope, _) in enumerate(due) if envelope] == list(
-        range(envelope_blocks, 2 * trend_blocks + 1, envelope_blocks))
-    assert [i + 1 for i, (_, trend) in enumerate(due) if trend] == [trend_blocks, 2 * trend_blocks]
+        range(envelope_blocks, 40 * trend_blocks + 1, envelope_blocks))
+    intervals = np.diff([0] + [i + 1 for i, (_, trend) in enumerate(due) if trend])
+    shortest, longest = (round(trend_blocks * (1 + s * hr.TREND_REFRESH_SPREAD)) for s in (-1, 1))
+    print("trend refresh intervals, blocks:", intervals.tolist())
+    assert intervals.min() >= shortest and intervals.max() <= longest
+    assert len(set(intervals.tolist())) > 5  # no period a listener could hear as a pulse
+    assert abs(intervals.mean() - trend_blocks) < 0.15 * trend_blocks  # as often as before on average
+
+    def trend_times(seed: int) -> list[int]:
+        refresh.start(seed, np.zeros((3, 8), np.float32))
+        return [i for i in range(10 * trend_blocks) if refresh.due()[1]]
+    assert trend_times(3) == trend_times(3) != trend_times(4)  # a variation's own times, the same each time
     refresh.start(3, np.zeros((3, 8), np.float32))
-    assert not any(any(refresh.due()) for _ in range(min(envelope_blocks, trend_blocks) - 1))
+    assert not any(any(refresh.due()) for _ in range(min(envelope_blocks, shortest) - 1))
 
 
 def test_the_trend_statistics_see_noise_pushed_out_by_what_is_committed_after_it():

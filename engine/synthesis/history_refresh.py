@@ -8,7 +8,8 @@ the texture drifts towards its bypass: the learned ear put every recording furth
 first 15 s (``docs/EXPERIMENTS.md`` section 47). A texture whose optimiser had run 28 s before the first sample
 scored like one after 45 s, and forgetting one history or the other brought recordings back to their start (section
 48). So every :data:`ENVELOPE_REFRESH_SECONDS` of play the envelope history is refilled with new noise frames, and
-every :data:`TREND_REFRESH_SECONDS` the trend's statistics see new trend noise in place of its history, as at the start;
+every :data:`TREND_REFRESH_SECONDS` or so (an interval drawn anew each time, :data:`TREND_REFRESH_SPREAD`) the
+trend's statistics see new trend noise in place of its history, as at the start;
 committed values then take their places again one by one. The history only feeds the statistics, so the played level
 does not step at a refresh (section 48); but the step's loss jumps, and for about half a second it moves the frames
 next to be played more: on a steady sound the level's 50-ms movement doubles then, and rises again 3-4 s later, when
@@ -36,9 +37,14 @@ from engine.synthesis.frame_noise import FrameNoise
 
 #: Seconds of play between two refreshes of the band-envelope history the step's statistics span (3 s long).
 ENVELOPE_REFRESH_SECONDS = 5.0
-#: Seconds of play between two refreshes of what the trend's statistics see of its history (8.9 s long): 8 s kept
-#: the learned ear's median after 45 s of play at its first 15 s' (6 s and 10 s did not; section 49).
+#: Mean seconds of play between two refreshes of what the trend's statistics see of its history (8.9 s long): 8 s
+#: kept the learned ear's median after 45 s of play at its first 15 s' (6 s and 10 s did not; section 49).
 TREND_REFRESH_SECONDS = 8.0
+#: Each interval between two trend refreshes is drawn uniformly within ± this share of :data:`TREND_REFRESH_SECONDS`:
+#: a texture swells after a trend refresh and sags some seconds later, and at a fixed 8 s that was a pulse (the
+#: celesta's mean 0.5-s level over the 8-s cycle ranged over 20 dB, speech's 12, seashore's 16;
+#: docs/EXPERIMENTS.md section 64).
+TREND_REFRESH_SPREAD = 0.5
 
 
 class HistoryRefresh:
@@ -70,6 +76,8 @@ class HistoryRefresh:
         """The synthesiser (re)starts from variation ``seed`` with the envelope history ``history`` ``(bands, H)``
         (noise): nothing forgotten, the count of played blocks at 0, the new envelope frames going on from it."""
         self._rng = np.random.default_rng([int(seed), 1])  # a stream of its own beside the synthesiser's
+        self._timing = np.random.default_rng([int(seed), 2])  # the trend refreshes' intervals
+        self._next_trend = self._trend_interval()
         self._envelopes = np.array(history, dtype=np.float32)
         self._blocks = 0
         self._trend_noise: np.ndarray | None = None  # (bands, Hc) what the trend's statistics saw at the last refresh
@@ -79,7 +87,15 @@ class HistoryRefresh:
         """Count one played block; returns whether the envelope history and the trend's history are to be
         forgotten now."""
         self._blocks += 1
-        return self._blocks % self._envelope_blocks == 0, self._blocks % self._trend_blocks == 0
+        trend = self._blocks >= self._next_trend
+        if trend:
+            self._next_trend += self._trend_interval()
+        return self._blocks % self._envelope_blocks == 0, trend
+
+    def _trend_interval(self) -> int:
+        """Played blocks until the next trend refresh: :data:`TREND_REFRESH_SECONDS` ± :data:`TREND_REFRESH_SPREAD`."""
+        shortest = max(1, round(self._trend_blocks * (1.0 - TREND_REFRESH_SPREAD)))
+        return int(self._timing.integers(shortest, max(shortest, round(self._trend_blocks * (1.0 + TREND_REFRESH_SPREAD))) + 1))
 
     def retarget(self, target: StyleTarget, purity: float) -> None:
         """Draw the new envelope frames from ``target`` (as :meth:`engine.synthesis.frame_noise.FrameNoise.retarget`)."""
