@@ -1,4 +1,5 @@
-"""Benchmark the history refresh's flutter: how much the played level moves after each envelope refresh.
+"""Benchmark the history refresh: how much the played level moves after each envelope refresh, and swells after each
+trend refresh.
 
 Usage: ``python docs/bench_refresh.py [--seconds 40] [--seeds 0,1] [--style FILE] [--json OUT]``.
 
@@ -11,6 +12,13 @@ the first half of ``--style``, mono), cuts the output into 50-ms windows and pri
 level step between windows (dB) in three parts of each refresh period: the 0.6 s after the refresh (the burst), 3-4 s
 after it (the echo, when the frames made in the burst leave the statistics' 3-s window) and the rest. A steady sound
 with no flutter has the three equal; the noise itself moves about 0.4 dB a window.
+
+It also prints the swell after each *trend* refresh (every
+:data:`engine.synthesis.history_refresh.TREND_REFRESH_SECONDS` or so, at random): the mean 0.25-s level over the 4 s
+after each trend refresh but the first, against the median 0.25-s level of the whole play (dB), at its peak and when.
+What chance gives, measured as the same 120-s renders against another seed's schedule: 3-8 dB on the celesta, whose
+notes stand far over its median, 2-4 dB on speech, 1-2 dB on seashore (``docs/EXPERIMENTS.md`` section 65). 120 s or
+more of play give it a dozen refreshes to average.
 """
 from __future__ import annotations
 
@@ -38,6 +46,9 @@ SAMPLE_RATE = 22050
 WINDOW_SECONDS = 0.05
 #: Parts of a refresh period, seconds after the refresh: the burst, the echo.
 BURST, ECHO = (0.0, 0.6), (3.0, 4.0)
+#: The trend refresh's swell: level windows, and how long after each trend refresh they are averaged (seconds; no
+#: interval between two trend refreshes is shorter).
+SWELL_WINDOW_SECONDS, SWELL_SECONDS = 0.25, 4.0
 
 
 def steady_noise(seed: int, seconds: float = 6.0) -> np.ndarray:
@@ -48,16 +59,43 @@ def steady_noise(seed: int, seconds: float = 6.0) -> np.ndarray:
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
+def levels(audio: np.ndarray, seconds: float) -> np.ndarray:
+    """Mean power (dB) of consecutive ``seconds``-long windows of ``audio`` (a trailing partial one dropped)."""
+    window = int(seconds * SAMPLE_RATE)
+    frames = audio[: len(audio) // window * window].reshape(-1, window)
+    return 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+
+
 def level_steps(audio: np.ndarray) -> np.ndarray:
     """Absolute level steps (dB) between consecutive 50-ms windows of ``audio``, ``(windows - 1,)``."""
-    window = int(WINDOW_SECONDS * SAMPLE_RATE)
-    frames = audio[: len(audio) // window * window].reshape(-1, window)
-    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
-    return np.abs(np.diff(level))
+    return np.abs(np.diff(levels(audio, WINDOW_SECONDS)))
+
+
+def trend_refresh_blocks(seed: int, block_seconds: float, blocks: int) -> np.ndarray:
+    """Indices of the played blocks (0-based) after which the trend's statistics are refreshed, for variation
+    ``seed``: :class:`engine.synthesis.history_refresh.HistoryRefresh`'s own schedule, counted as the engine counts."""
+    schedule = history_refresh.HistoryRefresh(block_seconds, np.zeros((1, 1), np.float32))
+    schedule.start(seed, np.zeros((1, 1), np.float32))
+    return np.array([i for i in range(blocks) if schedule.due()[1]], dtype=int)
+
+
+def trend_swell(audio: np.ndarray, refreshes: np.ndarray, block_samples: float) -> tuple[float, float]:
+    """The swell after a trend refresh: the peak (dB) of the mean 0.25-s level over the :data:`SWELL_SECONDS` after
+    each refresh in ``refreshes`` (block indices) but the first, against the median level, and when it comes (s).
+    NaN, NaN when no refresh has that much play after it."""
+    level = levels(audio, SWELL_WINDOW_SECONDS)
+    n = round(SWELL_SECONDS / SWELL_WINDOW_SECONDS)
+    starts = [round((k + 1) * block_samples / (SWELL_WINDOW_SECONDS * SAMPLE_RATE)) for k in refreshes[1:]]
+    after = [level[i:i + n] for i in starts if i + n <= len(level)]
+    if not after:
+        return float("nan"), float("nan")
+    mean = np.mean(after, axis=0) - np.median(level)
+    return float(mean.max()), float(mean.argmax() * SWELL_WINDOW_SECONDS)
 
 
 def flutter(style: np.ndarray, seed: int, seconds: float) -> dict[str, float]:
-    """Mean level step (dB) in the burst, the echo and the rest of each envelope refresh period, one seed."""
+    """Mean level step (dB) in the burst, the echo and the rest of each envelope refresh period, and the trend
+    refresh's swell (dB, and seconds after the refresh), one seed."""
     config = live_config()
     library = StyleLibrary(config)
     library.add_audio(style, "style")
@@ -76,8 +114,9 @@ def flutter(style: np.ndarray, seed: int, seconds: float) -> dict[str, float]:
     since = ((start - (period - 1) * block_samples) % (period * block_samples)) / SAMPLE_RATE  # s after a refresh
     burst = (since >= BURST[0]) & (since < BURST[1])
     echo = (since >= ECHO[0]) & (since < ECHO[1])
+    swell, when = trend_swell(audio, trend_refresh_blocks(seed, synth.block_seconds, blocks), block_samples)
     return {"burst_db": float(steps[burst].mean()), "echo_db": float(steps[echo].mean()),
-            "rest_db": float(steps[~burst & ~echo].mean())}
+            "rest_db": float(steps[~burst & ~echo].mean()), "trend_swell_db": swell, "trend_swell_s": when}
 
 
 def main() -> int:
@@ -105,12 +144,15 @@ def main() -> int:
             return 2
         style = y[: len(y) // 2].astype(np.float32)
     rows = []
-    print(f"envelope refresh every {history_refresh.ENVELOPE_REFRESH_SECONDS:g} s; mean 50-ms level step, dB")
-    print("| seed | 0-0.6 s after (burst) | 3-4 s after (echo) | the rest |\n|---|---|---|---|")
+    print(f"envelope refresh every {history_refresh.ENVELOPE_REFRESH_SECONDS:g} s: mean 50-ms level step, dB; "
+          f"trend refresh every {history_refresh.TREND_REFRESH_SECONDS:g} s or so: the swell after it, dB over the "
+          "median level (when)")
+    print("| seed | 0-0.6 s after (burst) | 3-4 s after (echo) | the rest | trend refresh's swell |\n|---|---|---|---|---|")
     for seed in seeds:
         row = {"seed": seed, **flutter(steady_noise(seed) if style is None else style, seed, args.seconds)}
         rows.append(row)
-        print(f"| {seed} | {row['burst_db']:.2f} | {row['echo_db']:.2f} | {row['rest_db']:.2f} |", flush=True)
+        print(f"| {seed} | {row['burst_db']:.2f} | {row['echo_db']:.2f} | {row['rest_db']:.2f} | "
+              f"{row['trend_swell_db']:+.1f} ({row['trend_swell_s']:.2f} s) |", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"style": str(args.style or "steady noise"), "seconds": args.seconds,
                                          "rows": rows}, indent=1))
