@@ -131,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_network_arg(p)
     p.add_argument("--frequency-axis", choices=("linear", "cqt"), default="linear")
-    p.add_argument("--sample-rate", type=int, default=22050)
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="engine sample rate, 8000..48000 Hz (default: full band at the higher of the two sounds' "
+                        "rates, 44100..48000; 22050 with --network trained1d)")
 
     p = sub.add_parser("evaluate", help="texture-quality metrics of candidates against a reference")
     p.add_argument("reference")

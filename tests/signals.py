@@ -22,6 +22,29 @@ def bursts_and_drone(seconds: float = 4.0, *, seed: int = 0, sample_rate: int = 
     return (0.5 * y / np.abs(y).max()).astype(np.float32)
 
 
+def brick_band(x: np.ndarray, lo: float, hi: float, *, sample_rate: int = SR) -> np.ndarray:
+    """``x`` with everything outside ``lo`` .. ``hi`` Hz removed (FFT brick wall)."""
+    spec = np.fft.rfft(x)
+    f = np.fft.rfftfreq(len(x), 1 / sample_rate)
+    spec[(f < lo) | (f >= hi)] = 0
+    return np.fft.irfft(spec, len(x))
+
+
+def band_split_stereo_noise(seconds: float, coherence_below: float, coherence_above: float, split_hz: float, *,
+                            seed: int = 0, sample_rate: int = SR) -> np.ndarray:
+    """White noise ``(n, 2)`` whose L/R coherence is ``coherence_below`` below ``split_hz``, ``coherence_above``
+    above; peak 0.3, float32."""
+    rng = np.random.default_rng(seed)
+    common, own = rng.standard_normal((2, int(seconds * sample_rate)))
+
+    def mixed(c: float) -> np.ndarray:
+        return c * common + np.sqrt(1 - c * c) * own
+    right = brick_band(mixed(coherence_below), 0, split_hz, sample_rate=sample_rate) + \
+        brick_band(mixed(coherence_above), split_hz, sample_rate, sample_rate=sample_rate)
+    y = np.stack([common, right], axis=1)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
 def tone(seconds: float = 2.0, freq: float = 440.0, *, sample_rate: int = SR) -> np.ndarray:
     """A sine at ``freq`` Hz, amplitude 0.5, float32."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate

@@ -14,6 +14,7 @@ from engine.synthesis.runtime import BlockStepper
 from engine.synthesis.step_graph import live_config
 from engine.synthesis.stereo import StereoUpmix, bins_from_bands, channel_mix, wander_map
 from engine.synthesis.styles import StyleLibrary
+from tests.signals import band_split_stereo_noise, brick_band
 
 RATE = 44100
 CONFIG = live_config(RATE)
@@ -22,27 +23,6 @@ CONFIG = live_config(RATE)
 @pytest.fixture(scope="module")
 def stepper():
     return BlockStepper(CONFIG)
-
-
-def _band(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``x`` with everything outside ``lo`` .. ``hi`` Hz removed (FFT brick wall)."""
-    spec = np.fft.rfft(x)
-    f = np.fft.rfftfreq(len(x), 1 / RATE)
-    spec[(f < lo) | (f >= hi)] = 0
-    return np.fft.irfft(spec, len(x))
-
-
-def _stereo_noise(seconds: float, coherence_below: float, coherence_above: float, split_hz: float,
-                  seed: int = 0) -> np.ndarray:
-    """White noise ``(n, 2)`` whose L/R coherence is ``coherence_below`` below ``split_hz``, ``coherence_above`` above."""
-    rng = np.random.default_rng(seed)
-    common, own = rng.standard_normal((2, int(seconds * RATE)))
-
-    def mixed(c: float) -> np.ndarray:
-        return c * common + np.sqrt(1 - c * c) * own
-    right = _band(mixed(coherence_below), 0, split_hz) + _band(mixed(coherence_above), split_hz, RATE)
-    y = np.stack([common, right], axis=1)
-    return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
 def _render(tmp_path, library, params, seconds, stepper, *, channels=2, name="out.wav"):
@@ -64,7 +44,7 @@ def _image(audio: np.ndarray):
 
 def test_the_texture_follows_a_styles_coherence_per_band(tmp_path, stepper):
     library = StyleLibrary(CONFIG)
-    style = library.add_audio(_stereo_noise(8.0, 0.9, 0.1, 2000.0), "half wide")
+    style = library.add_audio(band_split_stereo_noise(8.0, 0.9, 0.1, 2000.0, sample_rate=RATE), "half wide")
     audio, rate = _render(tmp_path, library, ParamStore(), 10.0, stepper)
     assert rate == RATE and audio.shape[1] == 2
     coherence, centres = _image(audio).coherence, _centres()
@@ -189,7 +169,7 @@ def test_a_style_silent_above_15_khz_gives_a_texture_silent_there(tmp_path, step
     rng = np.random.default_rng(5)
     t = np.arange(8 * RATE) / RATE
     slow = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in (0.23, 0.37, 0.61))
-    style = _band(rng.standard_normal(len(t)) * np.exp(0.5 * slow), 0, 15000)
+    style = brick_band(rng.standard_normal(len(t)) * np.exp(0.5 * slow), 0, 15000, sample_rate=RATE)
     style = (0.5 * style / np.abs(style).max()).astype(np.float32)
     library = StyleLibrary(CONFIG)
     library.add_audio(style, "low-passed swells")
@@ -316,7 +296,7 @@ def test_a_stereo_styles_spectrum_is_its_channels_not_its_mid():
     """Right = −left above 2 kHz: the mid has nothing there, the channels do (what is heard)."""
     rng = np.random.default_rng(9)
     left = 0.1 * rng.standard_normal(6 * RATE)
-    high = _band(left, 2000.0, RATE)
+    high = brick_band(left, 2000.0, RATE, sample_rate=RATE)
     right = left - 2.0 * high  # the same below 2 kHz, inverted above
     style = StyleLibrary(CONFIG).add_audio(np.stack([left, right], axis=1).astype(np.float32), "inverted top")
     freqs = np.arange(CONFIG.spectral.n_bins) * RATE / CONFIG.spectral.n_fft
@@ -351,7 +331,7 @@ def test_the_mid_inverts_the_right_channel_only_where_the_two_are_in_antiphase()
     left = 0.1 * rng.standard_normal(6 * RATE)
     emap, spectral = CONFIG.spectral.envelope_map(), CONFIG.spectral
     freqs = np.arange(spectral.n_bins) * RATE / spectral.n_fft
-    for pair, inverted in ((np.stack([left, left - 2.0 * _band(left, 2000.0, RATE)], axis=1), True),
+    for pair, inverted in ((np.stack([left, left - 2.0 * brick_band(left, 2000.0, RATE, sample_rate=RATE)], axis=1), True),
                            (0.1 * rng.standard_normal((6 * RATE, 2)), False)):
         image, channel_power, sign = stereo_image(pair, spectral, emap)
         spectra = [stft(pair[:, c], n_fft=spectral.n_fft, hop=spectral.hop) for c in (0, 1)]

@@ -82,7 +82,7 @@ def test_trained_network_in_offline_synthesis(kind):
     assert kind in NETWORKS
     settings = OfflineSettings(network=kind, lbfgs_iterations=10, griffin_lim_iterations=8)
     style = bursts_and_drone(2.0, seed=1)
-    result = synthesize([style], seconds=1.0, settings=settings)
+    result = synthesize([style], seconds=1.0, settings=settings, channels=1)
     assert result.audio.shape == (22050,)
     assert np.all(np.isfinite(result.audio)) and np.abs(result.audio).max() > 1e-3
     assert np.isfinite(result.final_loss) and "style" in result.loss_terms

@@ -44,8 +44,8 @@ from engine.analysis.audio_io import check_space, file_rate, load_audio, save_au
 from engine.errors import AudioFileError, TextureError
 from engine.cli.options import OFFLINE_MAX_SECONDS, parse_weights
 from engine.log import log
-from engine.params import ParamStore, parse_blend
-from engine.analysis.spectral import DEFAULT_SAMPLE_RATE, SpectralConfig
+from engine.params import PARAM_SPECS, ParamStore, parse_blend
+from engine.analysis.spectral import SpectralConfig
 from engine.synthesis.step_graph import BlockConfig, check_live_network, full_band_rate, live_config
 from engine.synthesis.styles import StyleLibrary, load_library
 
@@ -219,11 +219,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _offline_settings(args: argparse.Namespace, **extra) -> "OfflineSettings":
+def _offline_settings(args: argparse.Namespace, sounds: list[str], **extra) -> "OfflineSettings":
+    """Settings of an offline render or transfer of ``sounds`` (the files it reads): full band at the highest
+    of their rates, as a streaming render (:func:`render_rate`), unless ``--sample-rate`` says otherwise."""
     from engine.synthesis.offline import OfflineSettings
-    # Offline work stays at 22050 Hz unless --sample-rate says otherwise: L-BFGS holds the whole
-    # spectrogram, twice as large at full band.
-    rate = args.sample_rate or DEFAULT_SAMPLE_RATE
+    rate = args.sample_rate or render_rate(sounds, args.network)
     kwargs = dict(network=args.network, seed=args.seed,
                   spectral=SpectralConfig(sample_rate=rate, frequency_axis=args.frequency_axis or "linear"))
     if getattr(args, "iterations", None) is not None:
@@ -261,15 +261,17 @@ def _run_offline(settings, run) -> "OfflineResult":
 
 def _render_offline(args: argparse.Namespace) -> int:
     from engine.synthesis.offline import synthesize
-    settings = _offline_settings(args)
+    settings = _offline_settings(args, args.style)
     parse_blend(args.blend, len(args.style))
     need = int(settings.spectral.sample_rate * 0.5)
-    check_space(args.out, int(round(args.seconds * settings.spectral.sample_rate)))  # before any compute
-    styles = [load_audio(p, sample_rate=settings.spectral.sample_rate, min_samples=need) for p in args.style]
+    check_space(args.out, int(round(args.seconds * settings.spectral.sample_rate)), args.channels)  # before any compute
+    styles = [load_audio(p, sample_rate=settings.spectral.sample_rate, min_samples=need, channels=None)
+              for p in args.style]
     log(f"rendering {args.seconds:g} s offline ({settings.lbfgs_iterations} L-BFGS iterations); Ctrl-C stops")
     t0 = time.perf_counter()
     result = _run_offline(settings, lambda prog, phase: synthesize(
         styles, seconds=args.seconds, blend_weights=parse_blend(args.blend, len(styles)), settings=settings,
+        channels=args.channels, width=PARAM_SPECS["width"].default if args.width is None else args.width,
         progress=prog, phase_progress=phase))
     wall = time.perf_counter() - t0
     gain = RENDER_GAIN if args.gain is None else args.gain  # the offline result peaks at 0.99 at most
@@ -316,13 +318,13 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     given = parse_weights(args.weights)  # content, style, spectral, temporal; the others stay the transfer's
     weights = TRANSFER_WEIGHTS if given is None else dataclasses.replace(
         TRANSFER_WEIGHTS, **dict(zip(("content", "style", "spectral", "temporal"), given)))
-    settings = _offline_settings(args, weights=weights, receptive_field=0.5)
+    settings = _offline_settings(args, [args.content, args.style], weights=weights, receptive_field=0.5)
     need = int(settings.spectral.sample_rate * 0.5)
     # transfer makes as much audio as the content: the offline limit applies to it (engine.cli.options)
     content = load_audio(args.content, sample_rate=settings.spectral.sample_rate, min_samples=need,
-                         max_seconds=OFFLINE_MAX_SECONDS)
-    check_space(args.out, len(content))  # the transfer is as long as its content
-    style = load_audio(args.style, sample_rate=settings.spectral.sample_rate, min_samples=need)
+                         max_seconds=OFFLINE_MAX_SECONDS, channels=None)
+    check_space(args.out, len(content), content.ndim)  # the transfer is as long as its content, with its channels
+    style = load_audio(args.style, sample_rate=settings.spectral.sample_rate, min_samples=need, channels=None)
     t0 = time.perf_counter()
     try:
         result = _run_offline(settings, lambda prog, phase: transfer(content, style, settings=settings, progress=prog,

@@ -10,7 +10,8 @@ The ranges (:data:`RANGES`) and why each bound is where it is:
 * ``--seconds``: ``play`` up to a week; a streaming ``render`` up to 6 h (a 32-bit float WAV at
   48 kHz reaches the 4 GiB RIFF limit after 6.2 h; a 6 h file at 22050 Hz is 1.9 GB); an offline
   render up to :data:`OFFLINE_MAX_SECONDS` (L-BFGS keeps 40 copies of the whole spectrogram, about
-  9 MB of memory per second of output, and computes 8-26 s per second of output on a 2-core CPU).
+  9 MB of memory per second of output at 22050 Hz and twice that at full band, and computes 8-26 s per
+  second of output on a 2-core CPU at 22050 Hz, about twice that at full band).
 * ``--iterations``: live steps per block 0..32 (0 bypasses the optimiser); offline L-BFGS 1..5000.
 * ``--gain`` 0..1 linear, ``--receptive-field`` and ``--width`` 0..1, ``--lead-ms`` 1..1000 ms, ``--seed``
   0..2³¹−1, ``--sample-rate`` 8000..48000 Hz (the STFT is about 46 ms at any rate, 512 samples at
@@ -92,7 +93,7 @@ RANGES: dict[str, tuple[Range, ...]] = {
     "render": (Range("--seconds", 0, 6 * 3600, open_lo=True, unit=" s", applies=_streaming,
                      why="a 6 h float WAV at 48 kHz is near the 4 GiB WAV limit"),
                Range("--seconds", 0, OFFLINE_MAX_SECONDS, open_lo=True, unit=" s with --offline", applies=_offline,
-                     why="the offline optimiser holds the whole spectrogram 40 times, about 9 MB per second; "
+                     why="the offline optimiser holds the whole spectrogram 40 times, about 18 MB per second at full band; "
                          "render longer textures without --offline"),
                Range("--iterations", 0, MAX_STEPS_PER_BLOCK, unit=" steps per block", applies=_streaming),
                Range("--iterations", 1, 5000, unit=" L-BFGS iterations with --offline", applies=_offline),

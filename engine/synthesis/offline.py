@@ -7,6 +7,11 @@ L-BFGS so that its statistics under the chosen network match the blended target.
 ``α Lc + β Ls + γ Le + δ Lt`` (:mod:`engine.synthesis.losses`). Phase comes from fast Griffin-Lim
 (momentum 0.99). The optimised variable is ``u`` with ``s = |u|``, so magnitudes stay non-negative.
 
+Stereo as in the stream (:mod:`engine.synthesis.stereo`): one texture is synthesised of the styles' mids (a stereo
+style's aligned channel mean, :func:`engine.analysis.stereo.aligned_mid`), and its two channels are made after the
+phase with the blended styles' stereo image at a ``width`` (:func:`engine.synthesis.stereo.upmix`). A transfer keeps
+its content's channels: a stereo content gives two with the content's image, a mono content one.
+
 Networks: ``random1d`` (separate random 1D banks, :data:`OFFLINE_BANKS`), ``random2d`` (image-style
 3x3 CNN), ``trained2d`` / ``trained1d`` (classifiers trained on General MIDI notes, models/trained.py). Frequency axis: linear bins or pseudo-CQT (``SpectralConfig.frequency_axis``).
 """
@@ -22,6 +27,8 @@ from engine.synthesis import losses
 from engine.errors import ParameterError
 from engine.synthesis.phase import fast_griffin_lim
 from engine.analysis.spectral import SpectralConfig, log_magnitude, spectral_convergence_db, stft
+from engine.analysis.stereo import StereoImage, aligned_mid, blend_images, independent_image, stereo_image
+from engine.synthesis.stereo import STEREO, upmix
 from engine.synthesis.step_graph import receptive_field_weights
 from engine.analysis.targets import StyleTarget, blend, compute_target, feature_input
 from models import NETWORKS
@@ -89,7 +96,8 @@ class OfflineSettings:
 
 @dataclass(frozen=True)
 class OfflineResult:
-    """Audio (float32, engine rate), the optimised magnitude, and what the run measured."""
+    """Audio (float32, engine rate; ``(n,)`` mono or ``(n, 2)`` stereo), the optimised magnitude (of the mid), and
+    what the run measured."""
 
     audio: np.ndarray
     magnitude: np.ndarray
@@ -98,8 +106,26 @@ class OfflineResult:
     spectral_convergence_db: float
 
 
-def _analyse(audio: np.ndarray, spectral: SpectralConfig) -> np.ndarray:
-    return log_magnitude(stft(np.asarray(audio, dtype=np.float64), n_fft=spectral.n_fft, hop=spectral.hop))
+def _analyse(audio: np.ndarray, spectral: SpectralConfig) -> tuple[np.ndarray, StereoImage | None]:
+    """log1p |STFT| ``(bins, frames)`` of ``audio``'s mid and its stereo image: ``audio`` mono ``(n,)`` (image
+    None) or stereo ``(n, 2)`` (its aligned mid, as the stream analyses a style)."""
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim == 2 and audio.shape[1] == STEREO:
+        image, _, alignment = stereo_image(audio, spectral, spectral.envelope_map())
+        left, right = (stft(audio[:, c], n_fft=spectral.n_fft, hop=spectral.hop) for c in range(STEREO))
+        return log_magnitude(aligned_mid(left, right, alignment)), image
+    return log_magnitude(stft(audio, n_fft=spectral.n_fft, hop=spectral.hop)), None
+
+
+def _channels(audio: np.ndarray, image: StereoImage | None, width: float, settings: OfflineSettings) -> np.ndarray:
+    """The mono phase output ``audio`` as it is (``image`` None) or its two channels with ``image`` at ``width``,
+    scaled to peak at 0.99 at most."""
+    if image is not None:
+        spec = settings.spectral
+        audio = upmix(audio, image, width, n_fft=spec.n_fft, hop=spec.hop, sample_rate=spec.sample_rate,
+                      envelope_map=spec.envelope_map(), seed=settings.seed)
+    peak = float(np.max(np.abs(audio)))
+    return (audio * (0.99 / peak) if peak > 0.99 else audio).astype(np.float32)
 
 
 def _optimise(init: np.ndarray, target: StyleTarget, network: torch.nn.Module, settings: OfflineSettings,
@@ -137,18 +163,16 @@ def _reconstruct(log_mag: np.ndarray, settings: OfflineSettings, n_samples: int,
     mag = np.expm1(log_mag.astype(np.float64))
     y = fast_griffin_lim(mag, hop=settings.spectral.hop, n_iter=settings.griffin_lim_iterations, momentum=0.99,
                          rng=np.random.default_rng(settings.seed), length=n_samples, progress=progress)
-    sc = spectral_convergence_db(y, mag, hop=settings.spectral.hop)
-    peak = float(np.max(np.abs(y)))
-    if peak > 0.99:
-        y = y * (0.99 / peak)
-    return y.astype(np.float32), sc
+    return y, spectral_convergence_db(y, mag, hop=settings.spectral.hop)
 
 
 def synthesize(styles: list[np.ndarray], *, seconds: float, blend_weights: list[float] | None = None,
-               settings: OfflineSettings = OfflineSettings(),
+               settings: OfflineSettings = OfflineSettings(), channels: int = STEREO, width: float = 1.0,
                progress: Callable[[int, float], None] | None = None,
                phase_progress: Callable[[int], None] | None = None) -> OfflineResult:
-    """Offline texture of ``seconds`` from one or more styles (mono audio at the engine rate).
+    """Offline texture of ``seconds`` from one or more styles (audio at the engine rate, each mono ``(n,)`` or
+    stereo ``(n, 2)``): ``channels`` 2 gives two channels with the blended styles' stereo image at ``width`` in
+    [0, 1] (0 = mono, 1 = the styles' image, independent channels for a mono style), 1 the mono texture.
 
     ``progress(iterations_done, loss)`` is called after every loss evaluation and ``phase_progress(i)``
     after every Griffin-Lim iteration; an exception either raises (KeyboardInterrupt, say) ends the
@@ -164,10 +188,16 @@ def synthesize(styles: list[np.ndarray], *, seconds: float, blend_weights: list[
     torch.manual_seed(settings.seed)
     network = settings.build_network()
     fmap = settings.spectral.feature_map()
-    logs = [_analyse(y, settings.spectral) for y in styles]
-    targets = [compute_target(s, network, fmap, lags=settings.lags) for s in logs]
+    if channels not in (1, STEREO) or not 0.0 <= width <= 1.0:
+        raise ParameterError(f"channels must be 1 or 2 and width in [0, 1]. Found: {channels!r}, {width!r}")
+    analysed = [_analyse(y, settings.spectral) for y in styles]
+    targets = [compute_target(s, network, fmap, lags=settings.lags) for s, _ in analysed]
     weights = blend_weights if blend_weights is not None else [1.0] * len(styles)
     target = blend(targets, weights)
+    bands = settings.spectral.envelope_map().shape[0]
+    share = np.asarray(weights, dtype=np.float64) / max(float(np.sum(weights)), 1e-12)
+    image = blend_images([independent_image(bands) if im is None else im for _, im in analysed], share) \
+        if channels == STEREO else None
     n_samples = int(round(seconds * settings.spectral.sample_rate))
     frames = n_samples // settings.spectral.hop + 1
     if frames < network.max_span + settings.lags + 1:
@@ -177,20 +207,22 @@ def synthesize(styles: list[np.ndarray], *, seconds: float, blend_weights: list[
     init = np.abs(mean + 0.5 * mean.std() * rng.standard_normal((len(mean), frames))).astype(np.float32)
     log_mag, loss, terms = _optimise(init, target, network, settings, settings.weights, None, progress)
     audio, sc = _reconstruct(log_mag, settings, n_samples, phase_progress)
-    return OfflineResult(audio, np.expm1(log_mag), loss, terms, sc)
+    return OfflineResult(_channels(audio, image, width, settings), np.expm1(log_mag), loss, terms, sc)
 
 
 def transfer(content: np.ndarray, style: np.ndarray, *, settings: OfflineSettings = OfflineSettings(weights=TRANSFER_WEIGHTS),
              progress: Callable[[int, float], None] | None = None,
              phase_progress: Callable[[int], None] | None = None) -> OfflineResult:
-    """Style transfer: the content sound's structure with the style sound's statistics (same length as content)."""
+    """Style transfer: the content sound's structure with the style sound's statistics, as long as the content
+    and with its channels (each sound mono ``(n,)`` or stereo ``(n, 2)``; a stereo content's image is kept, a
+    stereo style's mid is its statistics' source)."""
     torch.manual_seed(settings.seed)
     network = settings.build_network()
     fmap = settings.spectral.feature_map()
-    content_log = _analyse(content, settings.spectral)
-    target = compute_target(_analyse(style, settings.spectral), network, fmap, lags=settings.lags)
+    content_log, image = _analyse(content, settings.spectral)
+    target = compute_target(_analyse(style, settings.spectral)[0], network, fmap, lags=settings.lags)
     with torch.no_grad():
         content_feats = network(feature_input(torch.from_numpy(content_log), torch.from_numpy(fmap)))
     log_mag, loss, terms = _optimise(content_log, target, network, settings, settings.weights, content_feats, progress)
     audio, sc = _reconstruct(log_mag, settings, len(content), phase_progress)
-    return OfflineResult(audio, np.expm1(log_mag), loss, terms, sc)
+    return OfflineResult(_channels(audio, image, 1.0, settings), np.expm1(log_mag), loss, terms, sc)

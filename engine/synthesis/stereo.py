@@ -42,7 +42,7 @@ import numpy as np
 
 from engine.analysis.one_pole import one_pole
 from engine.analysis.overlap_add import OverlapAdd
-from engine.analysis.spectral import hann_window
+from engine.analysis.spectral import hann_window, stft
 from engine.analysis.stereo import StereoImage, wander_pole
 from engine.errors import ParameterError
 
@@ -62,6 +62,8 @@ STEREO = 2
 QUADRATURE_SECONDS = 0.1
 #: Largest gain that brings the decorrelated part back to its power (+12 dB).
 MAX_QUADRATURE_GAIN = 4.0
+#: Frames :func:`upmix` hands :meth:`StereoUpmix.process` at once (bounded memory on a long signal).
+UPMIX_CHUNK_FRAMES = 512
 #: Largest gain :meth:`StereoUpmix.relevel` gives the delay line (a bin the old blend left near silent
 #: stays near silent rather than its residue being raised to the new level).
 MAX_RELEVEL_GAIN = 4.0
@@ -235,3 +237,23 @@ class StereoUpmix:
         moved = share * 10.0 ** (walks @ wander.T / 10.0)
         share = moved / (moved + 1.0 - share)
         return np.sqrt(power * share), np.sqrt(power * (1.0 - share))
+
+
+def upmix(audio: np.ndarray, image: StereoImage, width: float, *, n_fft: int, hop: int, sample_rate: int,
+          envelope_map: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The two channels ``(n, 2)`` float64 of a whole mono signal ``audio`` ``(n,)`` with ``image`` at ``width``
+    in [0, 1]: :class:`StereoUpmix` run over the signal's centred STFT (``n_fft``, ``hop``, Hann), so an offline
+    render gets the stream's channels. ``envelope_map`` is the ``(bands, bins)`` map of ``image``'s bands
+    (:meth:`engine.analysis.spectral.SpectralConfig.envelope_map`). As in the stream, the first
+    ``DELAY_FRAMES[1]`` frames' decorrelated part is silent (nothing before them to delay). Raises
+    ParameterError for audio that is not 1-D, float and finite."""
+    up = StereoUpmix(n_fft=n_fft, hop=hop, sample_rate=sample_rate, seed=seed)
+    up.prepare()
+    bin_map = bins_from_bands(envelope_map)
+    mix, wander = channel_mix(image, width, bin_map), wander_map(image, width, bin_map)
+    # n_fft zeros after the end: the frames that reach the last samples are all there
+    padded = np.concatenate([np.asarray(audio, dtype=np.float64), np.zeros(n_fft)])
+    spectra = stft(padded, n_fft=n_fft, hop=hop).T
+    out = [up.process(spectra[i:i + UPMIX_CHUNK_FRAMES], mix, wander) for i in range(0, len(spectra), UPMIX_CHUNK_FRAMES)]
+    up.release()
+    return np.concatenate(out)[:len(audio)]
