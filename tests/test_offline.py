@@ -116,3 +116,24 @@ def test_cli_offline_work_is_full_band_and_keeps_the_channels(tmp_path):
     assert rate == FULL_BAND and audio.shape == (3 * FULL_BAND, 2)
     left_over_right = 10 * np.log10(np.mean(audio[:, 0] ** 2) / np.mean(audio[:, 1] ** 2))
     assert 3.0 < left_over_right < 9.0, left_over_right
+
+
+def test_a_transfer_of_a_source_moving_across_moves_it_across():
+    """A stereo content's image is its level difference frame by frame (over 0.25 s), not its mean: a noise panned
+    from the left to the right over 4 s gives a transfer loud on the left at the start and on the right at the end
+    (the content's mean image alone would put it in the middle all along)."""
+    rng = np.random.default_rng(4)
+    n = 4 * FULL_BAND
+    angle = np.linspace(0.0, np.pi / 2, n)
+    source = 0.2 * rng.standard_normal(n)
+    content = np.stack([np.cos(angle) * source, np.sin(angle) * source], axis=1).astype(np.float32)
+    settings = OfflineSettings(lbfgs_iterations=5, griffin_lim_iterations=16, weights=TRANSFER_WEIGHTS,
+                               spectral=SpectralConfig(sample_rate=FULL_BAND))
+    out = transfer(content, bursts_and_drone(4.0, seed=2, sample_rate=FULL_BAND), settings=settings).audio
+    assert out.shape == content.shape
+
+    def left_over_right_db(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(x[:, 0] ** 2) / np.mean(x[:, 1] ** 2)))
+    start, end = left_over_right_db(out[:FULL_BAND // 2]), left_over_right_db(out[-FULL_BAND // 2:])
+    print("left over right, first / last 0.5 s:", start, end)
+    assert start > 6.0 and end < -6.0

@@ -57,6 +57,8 @@ WANDER_WINDOWS_SECONDS = (0.1, 0.4)
 #: Time constant of the level difference's wander, s (the 0.4 s means of the corpus' birds and insects hold
 #: 0.2-0.4 of their movement from one to the next).
 WANDER_SECONDS = 0.5
+#: Seconds over which :func:`level_difference_track` follows a content's level difference (a transfer's).
+TRACK_SECONDS = 0.25
 #: Largest wander, dB.
 MAX_WANDER_DB = 6.0
 #: Bands that wander less than this (dB) take no part in the walk the bands share.
@@ -124,6 +126,28 @@ def stereo_image(audio: np.ndarray, spectral: SpectralConfig,
                                   frame_rate=spectral.sample_rate / spectral.hop)
     image = StereoImage(coherence, difference, np.clip(0.5 * (bl + br) / bm, 0.0, MAX_MID_RATIO), wander, shared)
     return image, 0.5 * (p_left + p_right) / n_frames, alignment
+
+
+def level_difference_track(audio: np.ndarray, spectral: SpectralConfig, envelope_map: np.ndarray, *,
+                           seconds: float = TRACK_SECONDS) -> np.ndarray:
+    """Each band's level difference ``10 log10(P_L / P_R)`` in dB, frame by frame ``(bands, frames)``, of ``audio``
+    ``(samples, 2)`` at ``spectral``'s STFT (the frames of :func:`engine.analysis.spectral.stft`): the channels' band
+    powers averaged over ``seconds`` around each frame, within ±:data:`MAX_LEVEL_DIFFERENCE_DB`. A source that moves
+    from one side to the other moves it; a still image gives its :func:`stereo_image` difference, give or take the
+    noise of ``seconds`` of material. Computed :data:`CHUNK_FRAMES` frames at a time. Raises ParameterError for audio
+    that is not two channels."""
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim != 2 or audio.shape[1] != 2:
+        raise ParameterError(f"a level difference needs audio of shape (samples, 2). Found shape {audio.shape}")
+    e = np.asarray(envelope_map, dtype=np.float64)
+    n_frames = 1 + len(audio) // spectral.hop
+    powers = [np.concatenate([e @ np.abs(stft_frames(audio[:, c], start, start + CHUNK_FRAMES, n_fft=spectral.n_fft,
+                                                     hop=spectral.hop)) ** 2
+                              for start in range(0, n_frames, CHUNK_FRAMES)], axis=1) for c in range(2)]
+    width = max(1, int(round(seconds * spectral.sample_rate / spectral.hop)))
+    left, right = (scipy.ndimage.uniform_filter1d(p, width, axis=1, mode="nearest") for p in powers)
+    return np.clip(10.0 * np.log10((left + POWER_FLOOR) / (right + POWER_FLOOR)), -MAX_LEVEL_DIFFERENCE_DB,
+                   MAX_LEVEL_DIFFERENCE_DB)
 
 
 def aligned_mid(left: np.ndarray, right: np.ndarray, alignment: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ L-BFGS so that its statistics under the chosen network match the blended target.
 Stereo as in the stream (:mod:`engine.synthesis.stereo`): one texture is synthesised of the styles' mids (a stereo
 style's aligned channel mean, :func:`engine.analysis.stereo.aligned_mid`), and its two channels are made after the
 phase with the blended styles' stereo image at a ``width`` (:func:`engine.synthesis.stereo.upmix`). A transfer keeps
-its content's channels: a stereo content gives two with the content's image, a mono content one.
+its content's channels: a stereo content gives two with the content's image, each band's level difference following
+the content's over :data:`engine.analysis.stereo.TRACK_SECONDS` (a source that moves across moves), a mono content one.
 
 Networks: ``random1d`` (separate random 1D banks, :data:`OFFLINE_BANKS`), ``random2d`` (image-style
 3x3 CNN), ``trained2d`` / ``trained1d`` (classifiers trained on General MIDI notes, models/trained.py). Frequency axis: linear bins or pseudo-CQT (``SpectralConfig.frequency_axis``).
@@ -27,7 +28,8 @@ from engine.synthesis import losses
 from engine.errors import ParameterError
 from engine.synthesis.phase import fast_griffin_lim
 from engine.analysis.spectral import SpectralConfig, log_magnitude, spectral_convergence_db, stft
-from engine.analysis.stereo import StereoImage, aligned_mid, blend_images, independent_image, stereo_image
+from engine.analysis.stereo import (StereoImage, aligned_mid, blend_images, independent_image, level_difference_track,
+                                    stereo_image)
 from engine.synthesis.stereo import STEREO, upmix
 from engine.synthesis.step_graph import receptive_field_weights
 from engine.analysis.targets import StyleTarget, blend, compute_target, feature_input
@@ -117,13 +119,15 @@ def _analyse(audio: np.ndarray, spectral: SpectralConfig) -> tuple[np.ndarray, S
     return log_magnitude(stft(audio, n_fft=spectral.n_fft, hop=spectral.hop)), None
 
 
-def _channels(audio: np.ndarray, image: StereoImage | None, width: float, settings: OfflineSettings) -> np.ndarray:
-    """The mono phase output ``audio`` as it is (``image`` None) or its two channels with ``image`` at ``width``,
+def _channels(audio: np.ndarray, image: StereoImage | None, width: float, settings: OfflineSettings,
+              level_difference_db: np.ndarray | None = None) -> np.ndarray:
+    """The mono phase output ``audio`` as it is (``image`` None) or its two channels with ``image`` at ``width``
+    (and its level difference following ``level_difference_db``, see :func:`engine.synthesis.stereo.upmix`),
     scaled to peak at 0.99 at most."""
     if image is not None:
         spec = settings.spectral
         audio = upmix(audio, image, width, n_fft=spec.n_fft, hop=spec.hop, sample_rate=spec.sample_rate,
-                      envelope_map=spec.envelope_map(), seed=settings.seed)
+                      envelope_map=spec.envelope_map(), seed=settings.seed, level_difference_db=level_difference_db)
     peak = float(np.max(np.abs(audio)))
     return (audio * (0.99 / peak) if peak > 0.99 else audio).astype(np.float32)
 
@@ -214,8 +218,8 @@ def transfer(content: np.ndarray, style: np.ndarray, *, settings: OfflineSetting
              progress: Callable[[int, float], None] | None = None,
              phase_progress: Callable[[int], None] | None = None) -> OfflineResult:
     """Style transfer: the content sound's structure with the style sound's statistics, as long as the content
-    and with its channels (each sound mono ``(n,)`` or stereo ``(n, 2)``; a stereo content's image is kept, a
-    stereo style's mid is its statistics' source)."""
+    and with its channels (each sound mono ``(n,)`` or stereo ``(n, 2)``; a stereo content's image is kept, its level
+    differences moving as the content's, a stereo style's mid is its statistics' source)."""
     torch.manual_seed(settings.seed)
     network = settings.build_network()
     fmap = settings.spectral.feature_map()
@@ -225,4 +229,5 @@ def transfer(content: np.ndarray, style: np.ndarray, *, settings: OfflineSetting
         content_feats = network(feature_input(torch.from_numpy(content_log), torch.from_numpy(fmap)))
     log_mag, loss, terms = _optimise(content_log, target, network, settings, settings.weights, content_feats, progress)
     audio, sc = _reconstruct(log_mag, settings, len(content), phase_progress)
-    return OfflineResult(_channels(audio, image, 1.0, settings), np.expm1(log_mag), loss, terms, sc)
+    track = None if image is None else level_difference_track(content, settings.spectral, settings.spectral.envelope_map())
+    return OfflineResult(_channels(audio, image, 1.0, settings, track), np.expm1(log_mag), loss, terms, sc)
